@@ -1,0 +1,484 @@
+"""Typed, validated settings: the one source of defaults.
+
+A :class:`DenoiserConfig` holds everything needed to rebuild, train and apply a model. It
+round-trips through plain JSON (:meth:`DenoiserConfig.to_dict` / :meth:`DenoiserConfig.from_dict`)
+so that model files never need pickle.
+
+Per-method defaults (network shape, masking) are applied by :func:`make_config`; explicit
+user settings always win over them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ._errors import SelfDenoiseError
+
+METHODS = ("noise2same", "n2v", "n2v2", "noise2self", "supervised")
+"""Training objectives, in the order the front ends list them."""
+
+METHOD_SUMMARIES = {
+    "noise2same": "Noise2Same: reconstruct every pixel + stay invariant to masking; no blind spot.",
+    "n2v": "Noise2Void: predict masked pixels from their neighbours (blind spot).",
+    "n2v2": "N2V2: Noise2Void with median fill and BlurPool, fewer checkerboard artefacts.",
+    "noise2self": "Noise2Self: random or grid masking, score only masked pixels (J-invariance).",
+    "supervised": "Supervised (Noise2Noise / CARE): needs a second noisy or a clean target.",
+}
+
+MASK_MODES = ("stratified", "bernoulli", "grid")
+FILLS = ("gaussian", "donut", "uniform", "median", "zero")
+SCHEDULES = ("cosine", "onecycle", "step", "plateau", "constant")
+NORMALISATIONS = ("meanstd", "percentile")
+BLENDS = ("crop", "hann")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SelfDenoiseError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+
+
+def _check_positive(name: str, value: float | int | None, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise SelfDenoiseError(f"{name} must be a positive number; got {value!r}.")
+
+
+def _check_shape(name: str, value: tuple[int, ...] | None) -> None:
+    if value is None:
+        return
+    if not all(isinstance(v, int) and v > 0 for v in value):
+        raise SelfDenoiseError(f"{name} must be positive integers, e.g. 64,64; got {value!r}.")
+
+
+@dataclass
+class NetworkConfig:
+    """Shape of the N-dimensional U-Net (:mod:`selfdenoise.nets`).
+
+    Parameters
+    ----------
+    depth : int
+        Number of down-sampling levels; inputs are padded to a multiple of ``2**depth``.
+    base_channels : int
+        Feature channels at the top level, doubled at each level down.
+    batch_norm : bool
+        BatchNorm after each convolution.
+    residual_blocks : bool
+        Pre-activation residual blocks (Noise2Same) instead of plain double convolutions.
+    blurpool : bool
+        N2V2's max-pool at stride 1 followed by a [1, 2, 1] blur at stride 2.
+    top_skip : bool
+        Keep the skip connection at the top level (N2V2 removes it).
+    kernel_size : int
+        Convolution kernel side.
+    """
+
+    depth: int = 2
+    base_channels: int = 32
+    batch_norm: bool = False
+    residual_blocks: bool = False
+    blurpool: bool = False
+    top_skip: bool = True
+    kernel_size: int = 3
+
+    def validate(self) -> None:
+        if not 1 <= self.depth <= 6:
+            raise SelfDenoiseError(f"network depth must be between 1 and 6; got {self.depth}.")
+        _check_positive("base_channels", self.base_channels)
+        if self.kernel_size not in (3, 5):
+            raise SelfDenoiseError(f"kernel_size must be 3 or 5; got {self.kernel_size}.")
+
+
+@dataclass
+class MaskingConfig:
+    """Which pixels are hidden from the network in a training step, and what replaces them.
+
+    Parameters
+    ----------
+    mode : {'stratified', 'bernoulli', 'grid'}
+        ``stratified``: one random pixel per box, box chosen so that the masked fraction is
+        ``fraction`` in any number of dimensions. ``bernoulli``: each pixel masked with
+        probability ``fraction``. ``grid``: Noise2Self phase cycling with period ``grid_period``.
+    fraction : float
+        Fraction of pixels masked per step (0.005 = 0.5 %).
+    fill : {'gaussian', 'donut', 'uniform', 'median', 'zero'}
+        Replacement: N(0, ``fill_sigma``) noise, mean of the neighbours, a uniform random
+        neighbour (N2V), the neighbourhood median without the centre (N2V2), or zero.
+    fill_sigma : float
+        Standard deviation of the gaussian fill, in normalised units.
+    window : int
+        Side of the neighbourhood that uniform/median fills draw from (centre excluded).
+    grid_period : int
+        Period of the grid mask.
+    struct_axis : int or None
+        structN2V: also mask a line through each masked pixel along this spatial axis
+        (-1 = X, -2 = Y, -3 = Z) for noise correlated along that direction.
+    struct_span : int
+        Length of that line, centred on the masked pixel.
+    """
+
+    mode: str = "stratified"
+    fraction: float = 0.005
+    fill: str = "gaussian"
+    fill_sigma: float = 0.2
+    window: int = 5
+    grid_period: int = 4
+    struct_axis: int | None = None
+    struct_span: int = 5
+
+    def validate(self) -> None:
+        _check_choice("masking mode", self.mode, MASK_MODES)
+        _check_choice("mask fill", self.fill, FILLS)
+        if not 0.0 < self.fraction <= 0.5:
+            raise SelfDenoiseError(
+                f"masked fraction must be in (0, 0.5]; got {self.fraction} (use 0.005 for 0.5 %)."
+            )
+        if self.window < 3 or self.window % 2 == 0:
+            raise SelfDenoiseError(f"mask window must be an odd number >= 3; got {self.window}.")
+        if self.struct_axis is not None and self.struct_axis not in (-1, -2, -3):
+            raise SelfDenoiseError("struct_axis must be -1 (X), -2 (Y) or -3 (Z), or None.")
+        if self.grid_period < 2:
+            raise SelfDenoiseError(f"grid_period must be >= 2; got {self.grid_period}.")
+
+
+@dataclass
+class TrainingConfig:
+    """How long and how a model is trained (:mod:`selfdenoise.train`).
+
+    Parameters
+    ----------
+    patch_shape : tuple of int or None
+        Spatial patch shape; ``None`` picks 64x64 in 2D and 16x64x64 in 3D.
+    batch_size : int
+        Patches per step.
+    steps : int or None
+        Total optimiser steps. ``None`` = ``epochs * steps_per_epoch``.
+    epochs, steps_per_epoch : int
+        Budget in epochs; an epoch is ``steps_per_epoch`` steps (validation runs once per epoch).
+    max_minutes : float or None
+        Wall-clock budget; training stops when it is spent. The learning-rate schedule is
+        stretched over this budget when no step budget is given.
+    learning_rate, weight_decay : float
+        AdamW settings.
+    schedule : {'cosine', 'onecycle', 'step', 'plateau', 'constant'}
+        Learning-rate schedule over the budget.
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    early_stopping : int or None
+        Stop after this many validations without improvement.
+    validation_fraction : float
+        Fraction of patches held out for the validation loss.
+    checkpoint_every : int or None
+        Save a resumable checkpoint every N steps into ``checkpoint_dir``.
+    seed : int
+        Seed for sampling, masking and initialisation; same seed, same result on CPU.
+    device : {'auto', 'cpu', 'cuda', 'mps'}
+        ``auto`` picks CUDA, then MPS, then CPU.
+    amp : {'auto', 'off', 'bf16', 'fp16'}
+        Mixed precision; ``auto`` = bf16 on CUDA where supported, else fp16 on CUDA, off elsewhere.
+    augment : bool
+        Random rot90/flips in YX.
+    skip_background : float
+        Reject patches whose standard deviation is below this quantile of all patches (0 = off).
+    num_threads : int or None
+        CPU threads for torch (``None``: torch's default).
+    """
+
+    patch_shape: tuple[int, ...] | None = None
+    batch_size: int = 16
+    steps: int | None = None
+    epochs: int = 10
+    steps_per_epoch: int = 50
+    max_minutes: float | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    grad_clip: float | None = 1.0
+    early_stopping: int | None = None
+    validation_fraction: float = 0.1
+    checkpoint_every: int | None = None
+    checkpoint_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    augment: bool = True
+    skip_background: float = 0.0
+    num_threads: int | None = None
+
+    def validate(self) -> None:
+        _check_shape("patch_shape", self.patch_shape)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("steps", self.steps, allow_none=True)
+        _check_positive("epochs", self.epochs)
+        _check_positive("steps_per_epoch", self.steps_per_epoch)
+        _check_positive("max_minutes", self.max_minutes, allow_none=True)
+        _check_positive("learning_rate", self.learning_rate)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("amp", self.amp, AMP_MODES)
+        if not 0.0 <= self.validation_fraction < 0.9:
+            raise SelfDenoiseError("validation_fraction must be in [0, 0.9).")
+        if not 0.0 <= self.skip_background < 1.0:
+            raise SelfDenoiseError("skip_background must be a quantile in [0, 1).")
+
+    @property
+    def total_steps(self) -> int:
+        """Step budget (``steps`` or ``epochs * steps_per_epoch``)."""
+        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch
+
+
+@dataclass
+class NormalisationConfig:
+    """How intensities are scaled before the network and restored after.
+
+    Parameters
+    ----------
+    kind : {'meanstd', 'percentile'}
+        Subtract the mean and divide by the standard deviation, or map the low/high
+        percentiles to 0/1.
+    low_percentile, high_percentile : float
+        Percentiles for ``percentile`` normalisation.
+    """
+
+    kind: str = "meanstd"
+    low_percentile: float = 1.0
+    high_percentile: float = 99.8
+
+    def validate(self) -> None:
+        _check_choice("normalisation", self.kind, NORMALISATIONS)
+        if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
+            raise SelfDenoiseError("normalisation percentiles must satisfy 0 <= low < high <= 100.")
+
+
+@dataclass
+class TilingConfig:
+    """Tiled prediction (:mod:`selfdenoise.tiling`).
+
+    Parameters
+    ----------
+    tile_shape : tuple of int or None
+        Spatial tile shape; ``None`` chooses from the receptive field and free memory.
+    overlap : tuple of int or None
+        Halo on each side of a tile; ``None`` = the network's receptive-field radius.
+    tile_batch_size : int or None
+        Tiles per forward pass; ``None`` chooses from memory.
+    blend : {'crop', 'hann'}
+        ``crop`` keeps each tile's valid core (equal to whole-image prediction when the overlap
+        covers the receptive field); ``hann`` blends overlapping tiles with a smooth window.
+    tta : bool
+        Average the 8 flips/rotations in YX (8x the cost).
+    half : {'auto', 'off', 'bf16', 'fp16'}
+        Reduced precision on CUDA; ``auto`` uses bf16/fp16 on CUDA only.
+    """
+
+    tile_shape: tuple[int, ...] | None = None
+    overlap: tuple[int, ...] | None = None
+    tile_batch_size: int | None = None
+    blend: str = "crop"
+    tta: bool = False
+    half: str = "auto"
+
+    def validate(self) -> None:
+        _check_shape("tile_shape", self.tile_shape)
+        if self.overlap is not None and not all(int(v) >= 0 for v in self.overlap):
+            raise SelfDenoiseError(f"overlap must be non-negative integers; got {self.overlap!r}.")
+        _check_positive("tile_batch_size", self.tile_batch_size, allow_none=True)
+        _check_choice("blend", self.blend, BLENDS)
+        _check_choice("half", self.half, AMP_MODES)
+
+
+@dataclass
+class DenoiserConfig:
+    """All settings of a :class:`selfdenoise.Denoiser`.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    axes : str
+        Axes of the training data, e.g. ``'YX'``, ``'ZYX'``, ``'TYX'``, ``'CZYX'``.
+    lambda_inv : float or 'auto'
+        Noise2Same invariance weight; ``'auto'`` = 2 * estimated noise sigma of the normalised
+        input (the paper's rule), 2.0 with per-image standardisation.
+    channels_jointly : bool
+        With a C axis: one network sees all channels (True) or each channel is denoised
+        on its own by a shared single-channel network (False).
+    """
+
+    method: str = "noise2same"
+    axes: str = "YX"
+    lambda_inv: float | str = 2.0
+    channels_jointly: bool = True
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    normalisation: NormalisationConfig = field(default_factory=NormalisationConfig)
+    tiling: TilingConfig = field(default_factory=TilingConfig)
+
+    def validate(self) -> DenoiserConfig:
+        """Check every setting; raise :class:`SelfDenoiseError` with a one-line message."""
+        _check_choice("method", self.method, METHODS)
+        from .axes import validate_axes
+
+        validate_axes(self.axes)
+        if isinstance(self.lambda_inv, str):
+            if self.lambda_inv != "auto":
+                raise SelfDenoiseError("lambda_inv must be a number or 'auto'.")
+        elif self.lambda_inv < 0:
+            raise SelfDenoiseError(f"lambda_inv must be >= 0; got {self.lambda_inv}.")
+        for section in (self.network, self.masking, self.training, self.normalisation, self.tiling):
+            section.validate()
+        return self
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial dimensions (3 when the axes contain Z)."""
+        return 3 if "Z" in self.axes.upper() else 2
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DenoiserConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error."""
+        sections = {
+            "network": NetworkConfig,
+            "masking": MaskingConfig,
+            "training": TrainingConfig,
+            "normalisation": NormalisationConfig,
+            "tiling": TilingConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in sections:
+                kwargs[key] = _section_from_dict(sections[key], value)
+            elif key in {f.name for f in fields(cls)}:
+                kwargs[key] = value
+            else:
+                raise SelfDenoiseError(f"unknown setting {key!r} in model configuration.")
+        return cls(**kwargs).validate()
+
+
+_TUPLE_FIELDS = {"patch_shape", "tile_shape", "overlap"}
+
+
+def _section_from_dict(section_cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(section_cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise SelfDenoiseError(f"unknown setting(s) {sorted(unknown)} for {section_cls.__name__}.")
+    values = {
+        k: (tuple(int(x) for x in v) if k in _TUPLE_FIELDS and v is not None else v)
+        for k, v in data.items()
+    }
+    return section_cls(**values)
+
+
+METHOD_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "noise2same": {
+        "network": {"residual_blocks": True, "batch_norm": True},
+        "masking": {"mode": "stratified", "fraction": 0.005, "fill": "gaussian"},
+    },
+    "n2v": {
+        "network": {},
+        "masking": {"mode": "stratified", "fraction": 0.02, "fill": "uniform", "window": 5},
+    },
+    "n2v2": {
+        "network": {"blurpool": True, "top_skip": False},
+        "masking": {"mode": "stratified", "fraction": 0.02, "fill": "median", "window": 5},
+    },
+    "noise2self": {
+        "network": {},
+        "masking": {"mode": "bernoulli", "fraction": 0.05, "fill": "donut"},
+    },
+    "supervised": {"network": {}, "masking": {}},
+}
+"""Per-method overrides of the section defaults, applied by :func:`make_config`."""
+
+
+_SECTION_NAMES = ("network", "masking", "training", "normalisation", "tiling")
+
+
+def make_config(method: str = "noise2same", axes: str = "YX", **settings: Any) -> DenoiserConfig:
+    """Build a validated configuration from flat or nested keyword settings.
+
+    Settings may be given flat (``patch_shape=(64, 64)``, ``depth=3``) or as whole sections
+    (``training={'steps': 100}``). Flat names are looked up in every section; a name that is
+    unknown or ambiguous is an error.
+
+    Parameters
+    ----------
+    method : str
+        Training objective, one of :data:`METHODS`.
+    axes : str
+        Axes of the data, e.g. ``'YX'`` or ``'ZYX'``.
+    **settings
+        Overrides of any field of :class:`DenoiserConfig` or its sections.
+
+    Returns
+    -------
+    DenoiserConfig
+        Validated settings, with the method's defaults where the user said nothing.
+
+    Examples
+    --------
+    >>> cfg = make_config("n2v2", "ZYX", patch_shape=(16, 64, 64), steps=200)
+    >>> cfg.network.blurpool, cfg.training.steps
+    (True, 200)
+    """
+    _check_choice("method", method, METHODS)
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_NAMES}
+    for name, values in METHOD_DEFAULTS[method].items():
+        sections[name].update(values)
+    top: dict[str, Any] = {}
+    owners = _field_owners()
+    for key, value in settings.items():
+        if key in sections:
+            if isinstance(value, dict):
+                sections[key].update(value)
+                continue
+            raise SelfDenoiseError(f"setting {key!r} must be a dictionary of {key} options.")
+        if key in {"lambda_inv", "channels_jointly"}:
+            top[key] = value
+            continue
+        owner = owners.get(key)
+        if owner is None:
+            raise SelfDenoiseError(f"unknown setting {key!r}; see DenoiserConfig for valid names.")
+        if isinstance(owner, tuple):
+            raise SelfDenoiseError(
+                f"setting {key!r} is ambiguous; pass it as {owner[0]}={{'{key}': ...}}."
+            )
+        if key in _TUPLE_FIELDS and value is not None:
+            value = tuple(int(v) for v in value)
+        sections[owner][key] = value
+    config = DenoiserConfig(
+        method=method,
+        axes=axes.upper(),
+        **top,
+        network=NetworkConfig(**sections["network"]),
+        masking=MaskingConfig(**sections["masking"]),
+        training=TrainingConfig(**sections["training"]),
+        normalisation=NormalisationConfig(**sections["normalisation"]),
+        tiling=TilingConfig(**sections["tiling"]),
+    )
+    return config.validate()
+
+
+def _field_owners() -> dict[str, str | tuple[str, ...]]:
+    classes = {
+        "network": NetworkConfig,
+        "masking": MaskingConfig,
+        "training": TrainingConfig,
+        "normalisation": NormalisationConfig,
+        "tiling": TilingConfig,
+    }
+    owners: dict[str, list[str]] = {}
+    for section, cls in classes.items():
+        for f in fields(cls):
+            owners.setdefault(f.name, []).append(section)
+    return {k: (v[0] if len(v) == 1 else tuple(v)) for k, v in owners.items()}

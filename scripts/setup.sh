@@ -17,5 +17,5 @@ TORCH_SPEC=()
 if ! command -v nvidia-smi >/dev/null 2>&1 && [ "$(uname -s)" = "Linux" ]; then
   TORCH_SPEC=("torch==${SELFDENOISE_CPU_TORCH:-2.13.0}")
 fi
-"$VENV/bin/python" -m pip install -q "${TORCH_SPEC[@]}" -e ".[$EXTRAS]"
+"$VENV/bin/python" -m pip install -q "${TORCH_SPEC[@]}" -e ".[$EXTRAS]" 2> >(grep -v "is ignored: it is neither" >&2)
 touch "$STAMP"

@@ -1,0 +1,200 @@
+"""Building blocks shared by the dock widgets: form layout, field parsing, worker handling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from .._errors import SelfDenoiseError
+from ._feedback import Outcome, notify_error, outcome_from_exception, wait_until
+from ._layers import unwrap_viewer, watch_layers
+
+
+def parse_shape(text: str, ndim: int, name: str) -> tuple[int, ...] | None:
+    """Parse ``'auto'``, ``'64'`` or ``'16,64,64'`` into a spatial shape (or None for auto).
+
+    Parameters
+    ----------
+    text : str
+        What the user typed; one number is repeated for every spatial dimension.
+    ndim : int
+        Number of spatial dimensions (2 or 3).
+    name : str
+        Field name for the error message.
+    """
+    cleaned = text.strip().lower().replace("x", ",").replace(" ", ",")
+    if cleaned in ("", "auto", "none"):
+        return None
+    try:
+        values = tuple(int(part) for part in cleaned.split(",") if part)
+    except ValueError:
+        raise SelfDenoiseError(
+            f"{name} must be 'auto' or whole numbers such as 64 or 16,64,64; got {text!r}."
+        ) from None
+    if len(values) == 1:
+        values = values * ndim
+    if len(values) != ndim or any(v < 0 for v in values):
+        raise SelfDenoiseError(
+            f"{name} needs {ndim} non-negative numbers for {ndim}D data; got {text!r}."
+        )
+    return values
+
+
+def hint_label(text: str = "") -> QLabel:
+    """A small, word-wrapped, dimmed label for explanations under a field."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setStyleSheet("QLabel { font-style: italic; }")
+    return label
+
+
+def form_layout() -> QFormLayout:
+    """A form whose fields grow with the dock and whose labels never get cut off."""
+    form = QFormLayout()
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    form.setContentsMargins(0, 0, 0, 0)
+    return form
+
+
+def add_row(form: QFormLayout, label: str, widget: Any, tooltip: str = "") -> None:
+    """Add a labelled row; ``widget`` may be a magicgui widget or a QWidget."""
+    native = getattr(widget, "native", widget)
+    if tooltip:
+        native.setToolTip(tooltip)
+    row_label = QLabel(label)
+    row_label.setToolTip(tooltip)
+    form.addRow(row_label, native)
+
+
+def _disconnector(connections: list[tuple[Any, Callable]]) -> Callable[..., None]:
+    """A function that disconnects every ``(emitter, callback)`` pair (when a widget dies)."""
+
+    def disconnect(*_: Any) -> None:
+        for emitter, callback in connections:
+            try:
+                emitter.disconnect(callback)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+        connections.clear()
+
+    return disconnect
+
+
+class ProgressRelay(QObject):
+    """Carries ``(done, total, eta_seconds)`` from a worker thread to the GUI thread."""
+
+    progressed = Signal(int, int, object)
+
+    def __call__(self, done: int, total: int, eta: float | None = None) -> None:
+        self.progressed.emit(int(done), int(total), eta)
+
+
+class WorkerWidget(QWidget):
+    """Base of the dock widgets: holds the viewer, runs jobs in napari thread workers.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer or napari.components.ViewerModel
+        The viewer (napari passes it when docking the widget).
+    """
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = unwrap_viewer(napari_viewer)
+        self.worker: Any = None
+        self.last_error = ""
+        self.content = QWidget()
+        self.content_layout = QVBoxLayout(self.content)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self._connections = watch_layers(self.viewer, self.reset_choices)
+        self.destroyed.connect(_disconnector(self._connections))
+
+    def connect_while_alive(self, emitter: Any, callback: Callable[..., Any]) -> None:
+        """Connect ``callback`` to ``emitter`` until this widget is destroyed."""
+        emitter.connect(callback)
+        self._connections.append((emitter, callback))
+
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh layer pickers (napari also calls this when layers change)."""
+
+    @property
+    def is_running(self) -> bool:
+        """True while a job of this widget runs in its thread."""
+        return self.worker is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Process events until the running job ends (for scripts); False on timeout."""
+        return wait_until(lambda: not self.is_running, timeout)
+
+    def fail(self, message: str) -> None:
+        """Show a one-line error notification and remember it in :attr:`last_error`."""
+        self.last_error = message
+        notify_error(message)
+
+    def guarded(self, action: Callable[[], Any]) -> Any:
+        """Run a GUI-thread action; expected errors become notifications (returns None)."""
+        try:
+            return action()
+        except Exception as exc:
+            outcome = outcome_from_exception(exc)
+            if outcome.error:
+                self.fail(outcome.error)
+            return None
+
+    def start_job(
+        self,
+        function: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Outcome], None],
+        on_yield: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run ``function(*args)`` in a napari thread worker.
+
+        ``function`` returns an :class:`Outcome` (a generator function may yield updates
+        first, delivered to ``on_yield``); ``on_done`` gets the outcome in the GUI thread.
+        """
+        from napari.qt.threading import create_worker
+
+        connections: dict[str, Any] = {
+            "returned": lambda outcome: self._job_returned(outcome, on_done),
+            "errored": self._job_errored,
+            "finished": self._job_finished,
+        }
+        if on_yield is not None:
+            connections["yielded"] = on_yield
+        self.last_error = ""
+        worker = create_worker(function, *args, _connect=connections, _start_thread=False)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _job_returned(self, outcome: Any, on_done: Callable[[Outcome], None]) -> None:
+        if not isinstance(outcome, Outcome):
+            outcome = Outcome(value=outcome)
+        if outcome.error:
+            self.fail(outcome.error)
+        on_done(outcome)
+
+    def _job_errored(self, exc: BaseException) -> None:
+        outcome = outcome_from_exception(exc)
+        if outcome.error:
+            self.fail(outcome.error)
+
+    def _job_finished(self) -> None:
+        self.worker = None
+        self.job_finished()
+
+    def job_finished(self) -> None:
+        """Hook: a job ended (after ``on_done``); restore buttons here."""

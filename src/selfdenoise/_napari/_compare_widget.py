@@ -1,0 +1,375 @@
+"""Compare widget: metrics of denoised layers against a reference and the noisy input.
+
+Shows one column per candidate (PSNR/SSIM with a reference; edge preservation; no-reference
+noise readouts), over the whole image or the current slice; copies or exports the table as
+CSV; optionally adds SSIM-map and residual layers; plots line profiles across an edge.
+
+Scripted use::
+
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-selfdenoise", "Compare")
+    widget.reference.value = viewer.layers["clean camera"]
+    widget.noisy.value = viewer.layers["noisy camera"]
+    widget.candidates.value = [viewer.layers["noisy camera denoised (Noise2Same)"]]
+    widget.run()
+    widget.wait()
+    print(widget.to_csv())
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Select, SpinBox
+from napari.layers import Shapes
+from qtpy.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from .._errors import SelfDenoiseError
+from ._base import WorkerWidget, add_row, form_layout
+from ._feedback import Outcome
+from ._jobs import CompareRequest, CompareResult, compare_job
+from ._layers import (
+    add_derived_image,
+    base_data,
+    check_same_shape,
+    current_slice_index,
+    layer_choices,
+)
+from ._plot import PALETTE, LinePlot, Series
+from ._profile import line_profile, line_world_endpoints
+
+WHOLE, CURRENT_SLICE = "whole image", "current slice"
+
+METRIC_LABELS = {
+    "psnr": "PSNR (dB)",
+    "psnr_scale_invariant": "PSNR, fitted (dB)",
+    "ssim": "SSIM",
+    "epi": "EPI",
+    "gradient_correlation": "Gradient corr.",
+    "canny_preservation": "Canny kept",
+    "canny_f1": "Canny F1",
+    "noise_sigma_noisy": "\u03c3 noise (input)",
+    "noise_sigma_output": "\u03c3 noise (output)",
+    "residual_std": "Residual std",
+    "residual_std_ratio": "Residual / noise",
+    "residual_output_correlation": "Residual corr.",
+    "residual_autocorrelation_spread": "Residual autocorr.",
+    "epi_vs_noisy": "EPI vs noisy",
+}
+"""Display name and explanation of each metric column."""
+
+
+def format_value(value: Any) -> str:
+    """Four significant digits for numbers, 'n/a' for missing values."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float | int | np.floating | np.integer):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
+class CompareWidget(WorkerWidget):
+    """Dock widget comparing denoised layers with a reference and the noisy input.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        Passed by napari when the widget is docked.
+    """
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.result: CompareResult | None = None
+        self.added_layers: list = []
+        self._build_inputs()
+        self._build_table()
+        self._build_profile()
+        self.content_layout.addStretch(1)
+        self.reset_choices()
+
+    # ------------------------------------------------------------------ layout
+    def _build_inputs(self) -> None:
+        self.reference = ComboBox(choices=lambda _: layer_choices(self.viewer, optional=True))
+        self.noisy = ComboBox(choices=lambda _: layer_choices(self.viewer, optional=True))
+        self.candidates = Select(choices=lambda _: layer_choices(self.viewer))
+        self.candidates.native.setMaximumHeight(90)
+        self.scope = ComboBox(choices=[WHOLE, CURRENT_SLICE], value=WHOLE)
+        self.edge_tolerance = SpinBox(value=1, min=0, max=10)
+        self.baseline = CheckBox(value=True, text="score the noisy layer too")
+        self.ssim_maps = CheckBox(value=False, text="SSIM maps (needs a reference)")
+        self.residuals = CheckBox(value=False, text="residuals (noisy - denoised)")
+        self.run_button = QPushButton("Compare")
+        self.run_button.clicked.connect(lambda: self.run())
+        form = form_layout()
+        add_row(
+            form, "Reference", self.reference, "Optional clean ground truth; enables PSNR and SSIM."
+        )
+        add_row(
+            form, "Noisy", self.noisy, "The noisy input; enables the noise readouts and residuals."
+        )
+        add_row(
+            form,
+            "Candidates",
+            self.candidates,
+            "Denoised layers to score (Ctrl-click for several); same shape as the others.",
+        )
+        add_row(
+            form, "Region", self.scope, "Whole image/volume, or only the slice shown in the viewer."
+        )
+        add_row(
+            form,
+            "Edge tolerance (px)",
+            self.edge_tolerance,
+            "Canny edges closer than this count as matched (Canny F1).",
+        )
+        add_row(
+            form,
+            "Baseline",
+            self.baseline,
+            "Add the noisy layer as a column, to see what denoising gained.",
+        )
+        add_row(form, "Add layers", self.ssim_maps, "Add an SSIM map per candidate as a new layer.")
+        add_row(form, "", self.residuals, "Add noisy - denoised per candidate as a new layer.")
+        self.content_layout.addLayout(form)
+        self.content_layout.addWidget(self.run_button)
+
+    def _build_table(self) -> None:
+        self.table = QTableWidget(0, 0)
+        self.table.setMinimumHeight(150)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.copy_button = QPushButton("Copy CSV")
+        self.copy_button.clicked.connect(self.copy_csv)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self._ask_csv_path)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.export_button)
+        self.status = QLabel("Choose layers and press Compare.")
+        self.status.setWordWrap(True)
+        for widget in (self.status, self.table):
+            self.content_layout.addWidget(widget)
+        self.content_layout.addLayout(buttons)
+
+    def _build_profile(self) -> None:
+        self.profile_shapes = ComboBox(
+            choices=lambda _: layer_choices(self.viewer, Shapes, optional=True)
+        )
+        self.new_line_button = QPushButton("New line")
+        self.new_line_button.setToolTip(
+            "Add a Shapes layer and switch to the line tool; draw across an edge."
+        )
+        self.new_line_button.clicked.connect(self.add_line_layer)
+        self.profile_button = QPushButton("Plot profile")
+        self.profile_button.clicked.connect(lambda: self.plot_profile())
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.profile_shapes.native, 1)
+        row.addWidget(self.new_line_button)
+        holder = QWidget()
+        holder.setLayout(row)
+        form = form_layout()
+        add_row(form, "Profile line", holder, "Shapes layer whose first line gives the profile.")
+        self.content_layout.addLayout(form)
+        self.content_layout.addWidget(self.profile_button)
+        self.profile_plot = LinePlot(
+            x_label="distance along the line (pixels)",
+            y_label="intensity",
+            placeholder="draw a line across an edge, then 'Plot profile'",
+        )
+        self.content_layout.addWidget(self.profile_plot)
+
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh all layer pickers."""
+        for picker in (self.reference, self.noisy, self.candidates, self.profile_shapes):
+            picker.reset_choices()
+
+    # ------------------------------------------------------------------ metrics
+    def build_request(self) -> CompareRequest:
+        """Check the chosen layers and read (and slice) their data."""
+        candidates = list(self.candidates.value)
+        reference, noisy = self.reference.value, self.noisy.value
+        if not candidates:
+            raise SelfDenoiseError("choose at least one candidate (denoised) layer to compare.")
+        if reference is None and noisy is None:
+            raise SelfDenoiseError("choose a reference (clean) layer, a noisy layer, or both.")
+        roles = {"reference": reference, "noisy": noisy}
+        roles.update({f"candidate {i}": layer for i, layer in enumerate(candidates)})
+        check_same_shape(roles)
+        index = self._region_index(reference or noisy)
+
+        def read(layer: Any) -> np.ndarray | None:
+            return None if layer is None else np.asarray(base_data(layer)[index], dtype=np.float32)
+
+        whole = self.scope.value == WHOLE
+        arrays = {layer.name: read(layer) for layer in candidates}
+        scored = dict(arrays)
+        if self.baseline.value and noisy is not None and noisy.name not in arrays:
+            scored = {noisy.name: read(noisy), **arrays}
+        return CompareRequest(
+            candidates=scored,
+            reference=read(reference),
+            noisy=read(noisy),
+            options={"edge_tolerance": int(self.edge_tolerance.value)},
+            ssim_maps=bool(self.ssim_maps.value) and whole,
+            residuals=bool(self.residuals.value) and whole,
+            map_names=list(arrays),
+        )
+
+    def _region_index(self, layer: Any) -> tuple:
+        if self.scope.value == CURRENT_SLICE and layer.ndim > 2:
+            return current_slice_index(self.viewer, layer)
+        return (slice(None),) * layer.ndim
+
+    def run(self) -> Any:
+        """Compute the table in a worker; returns the worker (None on bad input)."""
+        if self.is_running:
+            self.fail("a comparison is already running.")
+            return None
+        request = self.guarded(self.build_request)
+        if request is None:
+            return None
+        self._sources = {layer.name: layer for layer in self.candidates.value}
+        self._reference_layer = self.reference.value or self.noisy.value
+        self._scope = self.scope.value
+        self.status.setText("Computing metrics…")
+        self.run_button.setEnabled(False)
+        return self.start_job(compare_job, request, on_done=self._compared)
+
+    def job_finished(self) -> None:
+        self.run_button.setEnabled(True)
+
+    def _compared(self, outcome: Outcome) -> None:
+        if not outcome.ok:
+            self.status.setText("Comparison failed; see the notification.")
+            return
+        self.result = outcome.value
+        self.show_table(self.result.table)
+        self.added_layers = self._add_result_layers(self.result)
+        region = "current slice" if self._scope == CURRENT_SLICE else "whole image"
+        note = ""
+        if self._scope == CURRENT_SLICE and (self.ssim_maps.value or self.residuals.value):
+            note = " Map layers are only added for the whole image."
+        self.status.setText(f"Metrics over the {region}; hover a row name for its meaning.{note}")
+
+    def show_table(self, table: Any) -> None:
+        """Fill the Qt table: one row per metric, one column per candidate."""
+        from ..metrics import COLUMN_DESCRIPTIONS
+
+        metrics = [c for c in table.columns if c != "name"]
+        self.table.clear()
+        self.table.setRowCount(len(metrics))
+        self.table.setColumnCount(len(table.rows))
+        self.table.setHorizontalHeaderLabels([str(row["name"]) for row in table.rows])
+        for r, metric in enumerate(metrics):
+            header = QTableWidgetItem(METRIC_LABELS.get(metric, metric))
+            header.setToolTip(COLUMN_DESCRIPTIONS.get(metric, metric))
+            self.table.setVerticalHeaderItem(r, header)
+            for c, row in enumerate(table.rows):
+                self.table.setItem(r, c, QTableWidgetItem(format_value(row.get(metric))))
+        self.table.resizeColumnsToContents()
+
+    def table_value(self, candidate: str, metric: str) -> Any:
+        """A value of the last table (for scripts and tests)."""
+        if self.result is None:
+            raise SelfDenoiseError("no comparison yet; press Compare first.")
+        row = next(r for r in self.result.table.rows if r["name"] == candidate)
+        return row.get(metric)
+
+    def _add_result_layers(self, result: CompareResult) -> list:
+        """Add SSIM maps and residuals as new layers aligned with their candidates."""
+        added = []
+        for name, image in result.ssim_maps.items():
+            source = self._sources.get(name) or self._reference_layer
+            added.append(
+                add_derived_image(
+                    self.viewer,
+                    source,
+                    image,
+                    f"SSIM map {name}",
+                    colormap="viridis",
+                    contrast_limits=(0.0, 1.0),
+                )
+            )
+        for name, image in result.residuals.items():
+            source = self._sources.get(name) or self._reference_layer
+            added.append(
+                add_derived_image(self.viewer, source, image, f"residual {name}", colormap="gray")
+            )
+        return added
+
+    # ------------------------------------------------------------------ CSV
+    def to_csv(self) -> str:
+        """The last table as CSV text (one row per candidate)."""
+        if self.result is None:
+            raise SelfDenoiseError("no comparison yet; press Compare first.")
+        return self.result.table.to_csv()
+
+    def copy_csv(self) -> None:
+        """Put the table on the clipboard as CSV."""
+        text = self.guarded(self.to_csv)
+        if text is not None:
+            QApplication.clipboard().setText(text)
+            self.status.setText("Table copied to the clipboard as CSV.")
+
+    def export_csv(self, path: str | Path) -> Path | None:
+        """Write the table to a CSV file; returns the path."""
+        text = self.guarded(self.to_csv)
+        if text is None:
+            return None
+        path = Path(path)
+        if self.guarded(lambda: path.write_text(text, encoding="utf-8")) is None:
+            return None
+        self.status.setText(f"Table saved to {path}.")
+        return path
+
+    def _ask_csv_path(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    # ------------------------------------------------------------------ line profile
+    def add_line_layer(self) -> Any:
+        """Add an empty Shapes layer in line-drawing mode and select it for profiles."""
+        ndim = max(2, self.viewer.dims.ndim)
+        layer = self.viewer.add_shapes(
+            ndim=ndim, name="profile line", edge_color="yellow", edge_width=1.5
+        )
+        layer.mode = "add_line"
+        self.profile_shapes.value = layer
+        return layer
+
+    def plot_profile(self) -> list[Series] | None:
+        """Plot noisy, reference and candidates along the first line of the chosen Shapes layer."""
+        return self.guarded(self._plot_profile)
+
+    def _plot_profile(self) -> list[Series]:
+        shapes = self.profile_shapes.value
+        if shapes is None:
+            raise SelfDenoiseError("choose a Shapes layer with a line ('New line' adds one).")
+        layers = [("noisy", self.noisy.value), ("reference", self.reference.value)]
+        layers += [(layer.name, layer) for layer in self.candidates.value]
+        layers = [(label, layer) for label, layer in layers if layer is not None]
+        if not layers:
+            raise SelfDenoiseError("choose a noisy, reference or candidate layer to profile.")
+        start, end = line_world_endpoints(self.viewer, shapes)
+        colours = {"noisy": "#9a9a9a", "reference": "#f2f2f2"}
+        series = []
+        for index, (label, layer) in enumerate(layers):
+            distance, values = line_profile(layer, start, end)
+            colour = colours.get(label, PALETTE[index % len(PALETTE)])
+            width = 1.0 if label == "noisy" else 1.8
+            series.append(Series(label, distance, values, colour, width=width))
+        self.profile_plot.set_series(series)
+        return series

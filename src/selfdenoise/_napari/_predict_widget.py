@@ -1,0 +1,336 @@
+"""Denoise widget: apply a model of this session (or a file) to a layer, tile by tile.
+
+The result is always a NEW layer, named after the input and the method, with the input's
+scale, translate and metadata; the input layer is never modified.
+
+Scripted use::
+
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-selfdenoise", "Denoise")
+    widget.load_model("denoiser.safetensors")
+    widget.wait()
+    widget.image.value = viewer.layers["noisy nuclei 3D"]
+    widget.run()
+    widget.wait()
+    denoised = widget.last_layers[0]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from magicgui.widgets import CheckBox, ComboBox, LineEdit
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from .._errors import SelfDenoiseError
+from ..axes import validate_axes
+from ._base import ProgressRelay, WorkerWidget, add_row, form_layout, hint_label, parse_shape
+from ._feedback import Outcome, format_duration, notify_info
+from ._jobs import load_job, predict_job
+from ._layers import add_derived_image, base_data, guess_layer_axes, layer_choices
+from ._session import SESSION_MODELS, method_label
+
+
+def denoised_name(layer_name: str, method: str) -> str:
+    """Name of the output layer, e.g. ``'noisy camera denoised (Noise2Same)'``."""
+    return f"{layer_name} denoised ({method_label(method)})"
+
+
+def add_denoised_layer(viewer: Any, source: Any, data: Any, denoiser: Any, options: dict) -> Any:
+    """Add the prediction as a new layer on top of ``source`` (same scale/translate/metadata)."""
+    entry = SESSION_MODELS.find(denoiser)
+    provenance = {
+        "method": denoiser.method,
+        "source_layer": source.name,
+        "model": entry.name if entry else "",
+        "model_path": entry.path if entry else None,
+        **{k: v for k, v in options.items() if v is not None},
+    }
+    return add_derived_image(
+        viewer,
+        source,
+        data,
+        denoised_name(source.name, denoiser.method),
+        selfdenoise_metadata=provenance,
+    )
+
+
+def denoise_into_new_layers(
+    owner: WorkerWidget,
+    denoiser: Any,
+    layers: list,
+    on_added: Callable[[list], None],
+    axes: str | None = None,
+    options: dict | None = None,
+    progress: Callable[[int, int, float | None], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Any:
+    """Denoise ``layers`` one after the other in ``owner``'s worker; add the results as layers.
+
+    Parameters
+    ----------
+    owner : WorkerWidget
+        Widget that runs the job and reports errors.
+    denoiser : selfdenoise.Denoiser
+        A trained model.
+    layers : list of napari.layers.Image
+        Inputs (read, never modified).
+    on_added : callable
+        Gets the list of new layers in the GUI thread.
+    axes : str, optional
+        Axes of every layer; guessed per layer by default.
+    options : dict, optional
+        ``tile_shape``, ``overlap``, ``tta`` for :meth:`~selfdenoise.Denoiser.predict`.
+    progress : callable, optional
+        ``progress(done_tiles, total_tiles, eta)``, called from the worker thread.
+    cancel : threading.Event, optional
+        Set it to stop between tile batches.
+    """
+    options = dict(options or {})
+    cancel = cancel or threading.Event()
+    inputs = [
+        (layer, base_data(layer), axes or guess_layer_axes(layer, denoiser.config.ndim))
+        for layer in layers
+    ]
+
+    def work() -> Outcome:
+        results = []
+        for _, data, layer_axes in inputs:
+            outcome = predict_job(denoiser, data, layer_axes, options, progress, cancel)
+            if not outcome.ok:
+                return outcome
+            results.append(outcome.value)
+        return Outcome(value=results)
+
+    def done(outcome: Outcome) -> None:
+        if outcome.cancelled:
+            notify_info("Denoising cancelled; no layer was added.")
+        if not outcome.ok:
+            on_added([])
+            return
+        new_layers = [
+            add_denoised_layer(owner.viewer, layer, result, denoiser, options)
+            for (layer, _, _), result in zip(inputs, outcome.value, strict=True)
+        ]
+        on_added(new_layers)
+
+    return owner.start_job(work, on_done=done)
+
+
+class PredictWidget(WorkerWidget):
+    """Dock widget that denoises an image layer with a trained model.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        Passed by napari when the widget is docked.
+    """
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.last_layers: list = []
+        self._cancel = threading.Event()
+        self._relay = ProgressRelay(self)
+        self._relay.progressed.connect(self._show_progress)
+        self._build_model_section()
+        self._build_image_section()
+        self._build_run_section()
+        self.content_layout.addStretch(1)
+        self.connect_while_alive(SESSION_MODELS.changed, self._refresh_models)
+        self.reset_choices()
+        self._model_changed()
+
+    # ------------------------------------------------------------------ layout
+    def _build_model_section(self) -> None:
+        self.model = ComboBox(choices=lambda _: SESSION_MODELS.names())
+        self.model.changed.connect(self._model_changed)
+        self.load_button = QPushButton("Load…")
+        self.load_button.setToolTip("Load a model saved with 'Save model…' (.safetensors).")
+        self.load_button.clicked.connect(self._ask_model_file)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.model.native, 1)
+        row.addWidget(self.load_button)
+        holder = QWidget()
+        holder.setLayout(row)
+        self.model_info = hint_label("Train a model or load one from a file.")
+        form = form_layout()
+        add_row(
+            form, "Model", holder, "A model trained in this session, or one loaded from a file."
+        )
+        form.addRow(self.model_info)
+        self.content_layout.addLayout(form)
+
+    def _build_image_section(self) -> None:
+        self.image = ComboBox(choices=lambda _: layer_choices(self.viewer))
+        self.image.changed.connect(self._image_changed)
+        self.axes = LineEdit(value="YX")
+        self.tile_shape = LineEdit(value="auto")
+        self.overlap = LineEdit(value="auto")
+        self.tta = CheckBox(value=False, text="average 8 flips/rotations (8x slower)")
+        form = form_layout()
+        add_row(form, "Image", self.image, "Layer to denoise; it is never modified.")
+        add_row(
+            form,
+            "Axes",
+            self.axes,
+            "One letter per dimension (Y, X, Z, T/S, C). A 2D model denoises stacks plane by plane.",
+        )
+        add_row(
+            form,
+            "Tile size",
+            self.tile_shape,
+            "'auto' chooses from memory; or e.g. 256 or 32,256,256.",
+        )
+        add_row(
+            form,
+            "Overlap",
+            self.overlap,
+            "Halo around each tile; 'auto' = the network's receptive field (seamless).",
+        )
+        add_row(form, "TTA", self.tta, "Test-time augmentation: a little better, 8x slower.")
+        self.content_layout.addLayout(form)
+
+    def _build_run_section(self) -> None:
+        self.run_button = QPushButton("Denoise")
+        self.run_button.clicked.connect(self._run_or_cancel)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        self.status = QLabel("Ready.")
+        self.status.setWordWrap(True)
+        for widget in (self.run_button, self.progress_bar, self.status):
+            self.content_layout.addWidget(widget)
+
+    # ------------------------------------------------------------------ reactions
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh the layer and model pickers."""
+        self.image.reset_choices()
+        self.model.reset_choices()
+
+    def _refresh_models(self) -> None:
+        self.model.reset_choices()
+        names = SESSION_MODELS.names()
+        if names and self.model.value is None:
+            self.model.value = names[-1]
+        self._model_changed()
+
+    @property
+    def denoiser(self) -> Any:
+        """The selected model (None when there is none)."""
+        name = self.model.value
+        return SESSION_MODELS.get(name).denoiser if name in SESSION_MODELS.names() else None
+
+    def _model_changed(self, *_: Any) -> None:
+        name = self.model.value
+        if name in SESSION_MODELS.names():
+            self.model_info.setText(SESSION_MODELS.get(name).describe())
+        else:
+            self.model_info.setText("Train a model or load one from a file.")
+        self._image_changed()
+
+    def _image_changed(self, *_: Any) -> None:
+        layer = self.image.value
+        if layer is not None:
+            model = self.denoiser
+            self.axes.value = guess_layer_axes(layer, model.config.ndim if model else None)
+
+    # ------------------------------------------------------------------ running
+    def prediction_options(self, axes: str) -> dict[str, Any]:
+        """``tile_shape``, ``overlap`` and ``tta`` from the fields (raises on bad text)."""
+        ndim = self.denoiser.config.ndim
+        return {
+            "tile_shape": parse_shape(self.tile_shape.value, ndim, "tile size"),
+            "overlap": parse_shape(self.overlap.value, ndim, "overlap"),
+            "tta": bool(self.tta.value),
+        }
+
+    def _check_inputs(self) -> tuple[Any, str, dict]:
+        if self.denoiser is None:
+            raise SelfDenoiseError("choose a model: train one, or load a file with 'Load…'.")
+        layer = self.image.value
+        if layer is None:
+            raise SelfDenoiseError("choose the image layer to denoise.")
+        axes = validate_axes(self.axes.value.strip())
+        if len(axes) != len(base_data(layer).shape):
+            raise SelfDenoiseError(
+                f"axes {axes!r} do not fit layer {layer.name!r} ({len(base_data(layer).shape)}D); "
+                "give one letter per dimension."
+            )
+        return layer, axes, self.prediction_options(axes)
+
+    def _run_or_cancel(self) -> None:
+        if self.is_running:
+            self.cancel()
+        else:
+            self.run()
+
+    def run(self) -> Any:
+        """Denoise the chosen layer into a new layer; returns the worker (None on bad input)."""
+        if self.is_running:
+            self.fail("denoising is already running; press Cancel first.")
+            return None
+        checked = self.guarded(self._check_inputs)
+        if checked is None:
+            return None
+        layer, axes, options = checked
+        self._cancel = threading.Event()
+        self.last_layers = []
+        self.progress_bar.setValue(0)
+        self.status.setText(f"Denoising {layer.name!r}…")
+        self.run_button.setText("Cancel")
+        return denoise_into_new_layers(
+            self,
+            self.denoiser,
+            [layer],
+            self._added,
+            axes=axes,
+            options=options,
+            progress=self._relay,
+            cancel=self._cancel,
+        )
+
+    def cancel(self) -> None:
+        """Stop the running prediction between tile batches; no layer is added."""
+        self._cancel.set()
+        self.status.setText("Cancelling…")
+
+    def _show_progress(self, done: int, total: int, eta: float | None) -> None:
+        self.progress_bar.setValue(round(100 * done / max(total, 1)))
+        self.status.setText(f"tile {done}/{total} · ETA {format_duration(eta)}")
+
+    def _added(self, layers: list) -> None:
+        self.last_layers = layers
+        if layers:
+            self.progress_bar.setValue(100)
+            self.status.setText(f"Added {layers[0].name!r}.")
+        elif self._cancel.is_set():
+            self.status.setText("Cancelled.")
+        else:
+            self.status.setText("Failed; see the notification.")
+
+    def job_finished(self) -> None:
+        self.run_button.setText("Denoise")
+
+    # ------------------------------------------------------------------ models
+    def load_model(self, path: str) -> Any:
+        """Load a model file in a worker, add it to the session and select it."""
+        self.status.setText(f"Loading {Path(path).name}…")
+        return self.start_job(
+            load_job, str(path), on_done=lambda outcome: self._loaded(outcome, str(path))
+        )
+
+    def _loaded(self, outcome: Outcome, path: str) -> None:
+        if not outcome.ok:
+            self.status.setText("Loading failed; see the notification.")
+            return
+        label = f"{method_label(outcome.value.method)} from {Path(path).name}"
+        name = SESSION_MODELS.add(outcome.value, label, source=path, path=path)
+        self.model.value = name
+        self.status.setText(f"Loaded '{name}'.")
+
+    def _ask_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "Models (*.safetensors)")
+        if path:
+            self.load_model(path)

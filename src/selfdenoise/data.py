@@ -1,0 +1,375 @@
+"""Input checks, normalisation, patch sampling, augmentation and the validation split.
+
+Everything here is numpy: training batches are assembled on the CPU and moved to the device
+by :mod:`selfdenoise.train`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._errors import SelfDenoiseError
+from .axes import Layout, to_canonical
+from .config import NormalisationConfig
+
+MIN_SPATIAL_SIZE = 8
+"""Smallest side (pixels) an image may have along Y and X to be trained on or denoised."""
+
+
+def check_image(array, axes: str, name: str = "image") -> Layout:
+    """Check that an array can be denoised and return its :class:`~selfdenoise.axes.Layout`.
+
+    Only cheap checks run here (shape, dtype, size); :func:`check_finite` scans values.
+
+    Raises
+    ------
+    SelfDenoiseError
+        Wrong number of dimensions, unsupported dtype, an empty or too small image.
+    """
+    shape = tuple(np.shape(array))
+    dtype = np.dtype(getattr(array, "dtype", np.asarray(array).dtype))
+    if dtype.kind not in "uif":
+        raise SelfDenoiseError(
+            f"{name} has data type {dtype}; convert it to integers or floating point first."
+        )
+    if len(shape) < 2:
+        raise SelfDenoiseError(f"{name} has {len(shape)} dimension(s); an image needs Y and X.")
+    layout = Layout(axes, shape)
+    if 0 in shape:
+        raise SelfDenoiseError(f"{name} is empty (shape {shape}).")
+    too_small = [s for s in layout.spatial_shape[-2:] if s < MIN_SPATIAL_SIZE]
+    if too_small:
+        raise SelfDenoiseError(
+            f"{name} is too small ({'x'.join(map(str, layout.spatial_shape))}); "
+            f"Y and X must be at least {MIN_SPATIAL_SIZE} pixels."
+        )
+    return layout
+
+
+def check_finite(array: np.ndarray, name: str = "image") -> None:
+    """Raise a one-line :class:`SelfDenoiseError` if ``array`` holds NaN or infinity."""
+    if np.asarray(array).dtype.kind == "f" and not np.isfinite(array).all():
+        raise SelfDenoiseError(
+            f"{name} contains NaN or infinite values; replace them (e.g. with 0 or the median) first."
+        )
+
+
+@dataclass
+class Normaliser:
+    """Per-channel affine intensity normalisation stored with a model.
+
+    ``normalised = (raw - offset[c]) / scale[c]`` and back. With ``kind='meanstd'`` offset and
+    scale are the mean and standard deviation of the training data; with ``'percentile'`` they
+    are the low percentile and the distance to the high one.
+
+    Parameters
+    ----------
+    kind : str
+        ``'meanstd'`` or ``'percentile'``.
+    offset, scale : list of float
+        One entry per channel (a single entry applies to all channels).
+    channels_jointly : bool
+        If False, the channel of a canonical sample is read from the layout bound with
+        :meth:`bind`, because channels are folded into samples.
+    """
+
+    kind: str
+    offset: list[float]
+    scale: list[float]
+    channels_jointly: bool = True
+    _layout: Layout | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def fit(
+        cls,
+        arrays: Sequence[np.ndarray],
+        layouts: Sequence[Layout],
+        config: NormalisationConfig,
+    ) -> Normaliser:
+        """Compute statistics over all training arrays, per channel of the user's data."""
+        channels_jointly = layouts[0].channels_jointly
+        per_channel: list[list[np.ndarray]] = []
+        for array, layout in zip(arrays, layouts, strict=True):
+            canonical, _ = to_canonical(np.asarray(array), layout.axes, channels_jointly=True)
+            for c in range(canonical.shape[1]):
+                if len(per_channel) <= c:
+                    per_channel.append([])
+                per_channel[c].append(_subsample(canonical[:, c]))
+        offsets, scales = [], []
+        for values in per_channel:
+            flat = np.concatenate([v.ravel() for v in values]).astype(np.float64)
+            if config.kind == "meanstd":
+                offset, scale = float(flat.mean()), float(flat.std())
+            else:
+                low, high = np.percentile(flat, [config.low_percentile, config.high_percentile])
+                offset, scale = float(low), float(high - low)
+            if not scale > 0:
+                raise SelfDenoiseError(
+                    "the training image is constant; there is nothing to denoise in it."
+                )
+            offsets.append(offset)
+            scales.append(scale)
+        return cls(config.kind, offsets, scales, channels_jointly)
+
+    def bind(self, layout: Layout) -> Normaliser:
+        """Return a copy that knows how canonical samples of ``layout`` map to channels."""
+        return Normaliser(self.kind, self.offset, self.scale, self.channels_jointly, layout)
+
+    def _stats(self, sample: int) -> tuple[np.ndarray, np.ndarray]:
+        offset = np.asarray(self.offset, np.float32)
+        scale = np.asarray(self.scale, np.float32)
+        if not self.channels_jointly and len(offset) > 1:
+            if self._layout is None:
+                raise RuntimeError("bind() the normaliser to a layout first")
+            channel = self._layout.sample_position(sample).get("C", 0)
+            return offset[channel : channel + 1], scale[channel : channel + 1]
+        return offset, scale
+
+    def forward(self, block: np.ndarray, sample: int = 0) -> np.ndarray:
+        """Normalise a ``(C, *spatial)`` block of canonical sample ``sample`` (float32)."""
+        offset, scale = self._stats(sample)
+        shape = (-1,) + (1,) * (block.ndim - 1)
+        return (np.asarray(block, np.float32) - offset.reshape(shape)) / scale.reshape(shape)
+
+    def inverse(self, block: np.ndarray, sample: int = 0) -> np.ndarray:
+        """Undo :meth:`forward`."""
+        offset, scale = self._stats(sample)
+        shape = (-1,) + (1,) * (block.ndim - 1)
+        return np.asarray(block, np.float32) * scale.reshape(shape) + offset.reshape(shape)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        return {
+            "kind": self.kind,
+            "offset": list(self.offset),
+            "scale": list(self.scale),
+            "channels_jointly": self.channels_jointly,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Normaliser:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            data["kind"],
+            [float(v) for v in data["offset"]],
+            [float(v) for v in data["scale"]],
+            bool(data.get("channels_jointly", True)),
+        )
+
+
+def _subsample(array: np.ndarray, max_values: int = 4_000_000) -> np.ndarray:
+    """A strided subset of at most about ``max_values`` values (statistics of huge stacks)."""
+    step = max(1, int(math.ceil(array.size / max_values)))
+    return array.ravel()[::step] if step > 1 else array
+
+
+def default_patch_shape(ndim: int) -> tuple[int, ...]:
+    """64x64 in 2D, 16x64x64 in 3D."""
+    return (64, 64) if ndim == 2 else (16, 64, 64)
+
+
+def fit_patch_shape(
+    requested: tuple[int, ...] | None,
+    spatial_shapes: Sequence[tuple[int, ...]],
+    size_multiple: int,
+) -> tuple[int, ...]:
+    """Patch shape that fits every training image, a multiple of ``size_multiple``.
+
+    A patch shape the user asked for must fit (error otherwise); the default shrinks to the
+    smallest image.
+    """
+    ndim = len(spatial_shapes[0])
+    smallest = tuple(min(s[d] for s in spatial_shapes) for d in range(ndim))
+    if requested is not None:
+        if len(requested) != ndim:
+            raise SelfDenoiseError(
+                f"patch shape {requested} has {len(requested)} sides but the data is {ndim}D."
+            )
+        if any(p > s for p, s in zip(requested, smallest, strict=True)):
+            raise SelfDenoiseError(
+                f"image ({'x'.join(map(str, smallest))}) is too small for the patch "
+                f"({'x'.join(map(str, requested))}); choose a smaller patch shape."
+            )
+        bad = [p for p in requested if p % size_multiple]
+        if bad:
+            raise SelfDenoiseError(
+                f"patch sides must be multiples of {size_multiple} for this network; "
+                f"got {'x'.join(map(str, requested))}."
+            )
+        return tuple(requested)
+    patch = []
+    for want, have in zip(default_patch_shape(ndim), smallest, strict=True):
+        side = min(want, have) // size_multiple * size_multiple
+        if side < size_multiple:
+            raise SelfDenoiseError(
+                f"image ({'x'.join(map(str, smallest))}) is too small for this network; "
+                f"each side must be at least {size_multiple} pixels (use a shallower network)."
+            )
+        patch.append(side)
+    return tuple(patch)
+
+
+@dataclass
+class _Region:
+    """A spatial box of one canonical sample of one training array."""
+
+    array_index: int
+    sample: int
+    start: tuple[int, ...]
+    stop: tuple[int, ...]
+
+    def positions(self, patch_shape: tuple[int, ...]) -> int:
+        return math.prod(
+            max(0, b - a - p + 1) for a, b, p in zip(self.start, self.stop, patch_shape, strict=True)
+        )
+
+
+class PatchSampler:
+    """Random training patches and a fixed set of validation patches.
+
+    Parameters
+    ----------
+    arrays : sequence of ndarray
+        Normalised canonical arrays ``(N, C, *spatial)``, possibly of different shapes.
+    patch_shape : tuple of int
+        Spatial patch shape.
+    validation_fraction : float
+        Share of each array held out for validation: a slab at the end of the longest
+        spatial axis when it is at least twice the patch, else whole samples when there are
+        several, else nothing (then validation patches overlap training, and
+        :attr:`validation_is_held_out` is False).
+    augment : bool
+        Random flips in YX and, for square patches, rot90.
+    skip_background : float
+        Drop patches whose standard deviation is below this quantile of sampled patches.
+    seed : int
+        Seed of the sampler's random generator.
+    max_validation_patches : int
+        Cap on the number of validation patches.
+    """
+
+    def __init__(
+        self,
+        arrays: Sequence[np.ndarray],
+        patch_shape: tuple[int, ...],
+        validation_fraction: float = 0.1,
+        augment: bool = True,
+        skip_background: float = 0.0,
+        seed: int = 0,
+        max_validation_patches: int = 64,
+        targets: Sequence[np.ndarray] | None = None,
+    ) -> None:
+        self.arrays = list(arrays)
+        self.targets = list(targets) if targets is not None else None
+        self.patch_shape = tuple(patch_shape)
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+        self.train_regions, self.validation_regions = self._split(validation_fraction)
+        self.validation_is_held_out = bool(self.validation_regions) and validation_fraction > 0
+        if not self.validation_regions:
+            self.validation_regions = self.train_regions
+        self._weights = np.array([r.positions(self.patch_shape) for r in self.train_regions], float)
+        self._weights /= self._weights.sum()
+        self.background_threshold = self._background_threshold(skip_background)
+        self.validation_patches = self._validation_patches(max_validation_patches, seed)
+
+    @property
+    def n_channels(self) -> int:
+        return self.arrays[0].shape[1]
+
+    def _split(self, fraction: float) -> tuple[list[_Region], list[_Region]]:
+        train: list[_Region] = []
+        validation: list[_Region] = []
+        for index, array in enumerate(self.arrays):
+            n_samples, spatial = array.shape[0], array.shape[2:]
+            full = (0,) * len(spatial)
+            axis = int(np.argmax([s / p for s, p in zip(spatial, self.patch_shape, strict=True)]))
+            held = max(self.patch_shape[axis], int(round(fraction * spatial[axis])))
+            if fraction <= 0:
+                train += [_Region(index, n, full, spatial) for n in range(n_samples)]
+            elif spatial[axis] >= self.patch_shape[axis] + held:
+                cut = spatial[axis] - held
+                for n in range(n_samples):
+                    stop = list(spatial)
+                    stop[axis] = cut
+                    start = [0] * len(spatial)
+                    start[axis] = cut
+                    train.append(_Region(index, n, full, tuple(stop)))
+                    validation.append(_Region(index, n, tuple(start), spatial))
+            elif n_samples > 1:
+                n_val = max(1, int(round(fraction * n_samples)))
+                train += [_Region(index, n, full, spatial) for n in range(n_samples - n_val)]
+                validation += [
+                    _Region(index, n, full, spatial) for n in range(n_samples - n_val, n_samples)
+                ]
+            else:
+                train.append(_Region(index, 0, full, spatial))
+        return train, validation
+
+    def _crop(self, region: _Region, corner: Sequence[int], source: list[np.ndarray]):
+        slices = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_shape, strict=True))
+        return source[region.array_index][(region.sample, slice(None), *slices)]
+
+    def _random_corner(self, region: _Region, rng: np.random.Generator) -> tuple[int, ...]:
+        return tuple(
+            int(rng.integers(a, b - p + 1))
+            for a, b, p in zip(region.start, region.stop, self.patch_shape, strict=True)
+        )
+
+    def _background_threshold(self, quantile: float) -> float:
+        if quantile <= 0:
+            return -np.inf
+        rng = np.random.default_rng(12345)
+        stds = []
+        for _ in range(256):
+            region = self.train_regions[rng.choice(len(self.train_regions), p=self._weights)]
+            stds.append(self._crop(region, self._random_corner(region, rng), self.arrays).std())
+        return float(np.quantile(stds, quantile))
+
+    def _validation_patches(self, limit: int, seed: int) -> np.ndarray | tuple:
+        rng = np.random.default_rng(seed + 1)
+        inputs, targets = [], []
+        for k in range(limit):
+            region = self.validation_regions[k % len(self.validation_regions)]
+            corner = self._random_corner(region, rng)
+            inputs.append(self._crop(region, corner, self.arrays))
+            if self.targets is not None:
+                targets.append(self._crop(region, corner, self.targets))
+        stacked = np.ascontiguousarray(np.stack(inputs), np.float32)
+        if self.targets is None:
+            return stacked
+        return stacked, np.ascontiguousarray(np.stack(targets), np.float32)
+
+    def sample(self, batch_size: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """A random batch ``(B, C, *patch_shape)`` (and its targets in supervised mode)."""
+        inputs, targets = [], []
+        while len(inputs) < batch_size:
+            region = self.train_regions[self.rng.choice(len(self.train_regions), p=self._weights)]
+            corner = self._random_corner(region, self.rng)
+            patch = self._crop(region, corner, self.arrays)
+            if patch.std() < self.background_threshold:
+                continue
+            target = self._crop(region, corner, self.targets) if self.targets is not None else None
+            if self.augment:
+                patch, target = self._augment(patch, target)
+            inputs.append(patch)
+            targets.append(target)
+        batch = np.ascontiguousarray(np.stack(inputs), np.float32)
+        if self.targets is None:
+            return batch
+        return batch, np.ascontiguousarray(np.stack(targets), np.float32)
+
+    def _augment(self, patch: np.ndarray, target: np.ndarray | None):
+        flips = [axis for axis in (-1, -2) if self.rng.random() < 0.5]
+        turns = int(self.rng.integers(4)) if patch.shape[-1] == patch.shape[-2] else 0
+
+        def transform(x: np.ndarray) -> np.ndarray:
+            if flips:
+                x = np.flip(x, axis=flips)
+            return np.rot90(x, turns, axes=(-2, -1)) if turns else x
+
+        return transform(patch), (transform(target) if target is not None else None)

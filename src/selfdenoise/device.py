@@ -1,0 +1,243 @@
+"""Where models run: device choice, mixed precision, memory and out-of-memory detection.
+
+``auto`` means the fastest device present: a CUDA GPU, then an Apple GPU (MPS), then the CPU.
+Mixed precision (``amp``) is used on CUDA only unless asked for: bf16 where the GPU supports
+it (Ampere and newer), fp16 otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ._errors import SelfDenoiseError
+from .config import AMP_MODES, DEVICES
+
+__all__ = [
+    "autocast_dtype",
+    "configure_backends",
+    "describe_device",
+    "free_memory_bytes",
+    "is_out_of_memory",
+    "select_device",
+]
+
+_OOM_MESSAGES = (
+    "out of memory",  # CUDA and MPS ("MPS backend out of memory")
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "can't allocate memory",  # CPU allocator
+)
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """Pick the device to train or predict on.
+
+    Parameters
+    ----------
+    preference : {'auto', 'cpu', 'cuda', 'mps'} or 'cuda:N'
+        ``auto`` picks CUDA if available, then MPS, else the CPU.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    SelfDenoiseError
+        If the preference is unknown or names a device that is not present.
+    """
+    choice = str(preference).strip().lower()
+    kind, _, index = choice.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise SelfDenoiseError(
+            f"device must be one of {', '.join(DEVICES)} (or cuda:N); got {preference!r}."
+        )
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if kind == "cuda":
+        return _cuda_device(int(index) if index else None)
+    if kind == "mps" and not _mps_available():
+        raise SelfDenoiseError(
+            "MPS was requested but no Apple GPU is available; use --device cpu or auto."
+        )
+    return torch.device(kind)
+
+
+def _cuda_device(index: int | None) -> torch.device:
+    if not torch.cuda.is_available():
+        raise SelfDenoiseError(
+            "CUDA was requested but no CUDA GPU is available; use --device cpu or auto."
+        )
+    if index is None:
+        return torch.device("cuda")
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise SelfDenoiseError(
+            f"GPU cuda:{index} was requested but only {count} CUDA GPU(s) exist; "
+            f"use cuda:0 to cuda:{count - 1}."
+        )
+    return torch.device("cuda", index)
+
+
+def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
+    """Reduced-precision dtype for :func:`torch.autocast`, or ``None`` for full precision.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        Device the model runs on.
+    mode : {'auto', 'off', 'bf16', 'fp16'}
+        ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA, full precision on
+        CPU and MPS. ``bf16`` is allowed everywhere except on CUDA GPUs without bf16; ``fp16``
+        needs a GPU (CUDA or MPS).
+
+    Returns
+    -------
+    torch.dtype or None
+
+    Raises
+    ------
+    SelfDenoiseError
+        If the mode is unknown or not supported on ``device``.
+    """
+    if mode not in AMP_MODES:
+        raise SelfDenoiseError(f"amp must be one of {', '.join(AMP_MODES)}; got {mode!r}.")
+    kind = torch.device(device).type
+    if mode == "off":
+        return None
+    if mode == "auto":
+        if kind != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if mode == "fp16":
+        if kind == "cpu":
+            raise SelfDenoiseError(
+                "fp16 mixed precision needs a GPU and is slow or unsupported on the CPU; "
+                "use --amp bf16 or off."
+            )
+        return torch.float16
+    if kind == "cuda" and not torch.cuda.is_bf16_supported():
+        raise SelfDenoiseError(
+            "bf16 was requested but this GPU does not support it; use --amp fp16 or auto."
+        )
+    return torch.bfloat16
+
+
+def _cuda_index(device: torch.device) -> int:
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def describe_device(device: torch.device | str) -> str:
+    """Short human-readable name, e.g. ``'NVIDIA H100 80GB HBM3 (CUDA, 79 GiB)'``.
+
+    Parameters
+    ----------
+    device : torch.device or str
+
+    Returns
+    -------
+    str
+        ``'<GPU name> (CUDA, <memory> GiB)'``, ``'Apple GPU (MPS)'`` or ``'CPU (<n> threads)'``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(_cuda_index(device))
+        return f"{properties.name} (CUDA, {properties.total_memory / 2**30:.0f} GiB)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    if device.type == "cpu":
+        return f"CPU ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the device ran out of memory (so a smaller batch or tile may work).
+
+    True for :class:`torch.cuda.OutOfMemoryError`, :class:`MemoryError`, and runtime errors
+    whose message says so (CUDA, MPS, cuBLAS allocation and CPU allocator failures).
+    """
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, RuntimeError):
+        message = str(exc)
+        return any(pattern in message for pattern in _OOM_MESSAGES)
+    return False
+
+
+def free_memory_bytes(device: torch.device | str) -> int | None:
+    """Memory, in bytes, that new tensors on ``device`` could use, or ``None`` if unknown.
+
+    On CUDA: free device memory plus what torch's caching allocator holds but does not use.
+    On MPS: torch's recommended working-set limit minus what the driver already allocated.
+    On the CPU: available RAM (``psutil``, else ``/proc/meminfo``).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = _cuda_index(device)
+        free, _total = torch.cuda.mem_get_info(index)
+        cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+        return int(free + max(cached, 0))
+    if device.type == "mps":
+        return _mps_free_memory()
+    if device.type == "cpu":
+        return _cpu_available_memory()
+    return None
+
+
+def _mps_free_memory() -> int | None:
+    mps = getattr(torch, "mps", None)
+    try:
+        limit = mps.recommended_max_memory()
+        used = mps.driver_allocated_memory()
+    except (AttributeError, RuntimeError):
+        return None
+    return max(int(limit - used), 0)
+
+
+def _cpu_available_memory() -> int | None:
+    try:
+        import psutil
+    except ImportError:
+        return _meminfo_available()
+    return int(psutil.virtual_memory().available)
+
+
+def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="ascii", errors="replace") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    return None
+
+
+def configure_backends(device: torch.device | str) -> None:
+    """Set fast backend options for ``device``.
+
+    On CUDA: cuDNN picks the fastest convolution algorithms for the shapes it sees
+    (``cudnn.benchmark``) and float32 matrix products and convolutions may use TF32.
+    Nothing changes on other devices.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9 API
+        matmul.fp32_precision = "tf32"
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
+    else:
+        matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

@@ -1,0 +1,65 @@
+"""Comparison metrics: fidelity, edge preservation and no-reference readouts.
+
+:func:`compare` builds the table that the compare widget, the CLI ``compare`` command
+(``--json`` prints :meth:`MetricsTable.to_json`) and the benchmarks show. The functions it
+uses are public too.
+
+Inputs
+------
+2D (YX) or 3D (ZYX) arrays of any real dtype (bool, uint8, uint16, int, float). Values are
+compared as the numbers they hold, with no dtype rescaling: a float32 output in the units of
+a uint16 reference compares directly. Shape mismatches, NaN/inf values and other
+dimensionalities raise :class:`selfdenoise.SelfDenoiseError`. Arrays of up to 2**24
+elements are processed in float64, larger ones in float32 with sums accumulated in float64.
+
+Data range ``L`` (PSNR, SSIM): ``data_range`` if given; otherwise the reference's dtype
+range for integer dtypes (``iinfo.max - iinfo.min``: 255 for uint8, 65535 for uint16), 1 for
+bool and ``max(S) - min(S)`` for float references (:func:`resolve_data_range`). For 12-bit
+data stored as uint16 pass ``data_range=4095``.
+
+This module uses numpy, scipy and scikit-image only (no torch, no napari).
+"""
+
+from ._checks import resolve_data_range
+from ._compare import compare
+from ._edges import (
+    EdgeScores,
+    canny_edges,
+    canny_edges_f1,
+    canny_thresholds,
+    epi,
+    gradient_correlation,
+)
+from ._fidelity import psnr, psnr_scale_invariant, ssim, ssim_map
+from ._noise import MethodNoiseStats, estimate_noise_sigma, method_noise_stats, residual
+from ._table import (
+    COLUMN_DESCRIPTIONS,
+    NOISY_COLUMNS,
+    OUTPUT_COLUMNS,
+    REFERENCE_COLUMNS,
+    MetricsTable,
+)
+
+__all__ = [
+    "COLUMN_DESCRIPTIONS",
+    "NOISY_COLUMNS",
+    "OUTPUT_COLUMNS",
+    "REFERENCE_COLUMNS",
+    "EdgeScores",
+    "MethodNoiseStats",
+    "MetricsTable",
+    "canny_edges",
+    "canny_edges_f1",
+    "canny_thresholds",
+    "compare",
+    "epi",
+    "estimate_noise_sigma",
+    "gradient_correlation",
+    "method_noise_stats",
+    "psnr",
+    "psnr_scale_invariant",
+    "residual",
+    "resolve_data_range",
+    "ssim",
+    "ssim_map",
+]

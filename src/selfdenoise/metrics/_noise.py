@@ -1,0 +1,217 @@
+"""No-reference readouts: noise level and method-noise statistics."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import fft
+from scipy.special import ndtri
+
+from .._errors import SelfDenoiseError
+from ._checks import as_image, centred_sums, pearson, prepare_pair, to_float
+
+_SQRT3 = math.sqrt(3.0)
+DB2_HIGHPASS = np.array([-(1 + _SQRT3), 3 + _SQRT3, -(3 - _SQRT3), 1 - _SQRT3]) / (
+    4 * math.sqrt(2.0)
+)
+"""Daubechies-2 decomposition high-pass filter (PyWavelets' ``Wavelet('db2').dec_hi``)."""
+
+AUTOCORRELATION_BLOCK = 64
+"""Side of the blocks the residual autocorrelation is estimated on."""
+
+AUTOCORRELATION_MAX_ELEMENTS = 2**22
+"""At most this many residual pixels (evenly spaced whole blocks) enter the autocorrelation."""
+
+
+class MethodNoiseStats(NamedTuple):
+    """Statistics of the method noise ``r = x - f(x)`` (see :func:`method_noise_stats`)."""
+
+    noise_sigma_noisy: float
+    residual_std: float
+    residual_std_ratio: float
+    residual_output_correlation: float
+    residual_autocorrelation_spread: float
+
+
+def _highpass_downsample(image: np.ndarray, axis: int) -> np.ndarray:
+    """One DWT level along ``axis``: ``d[o] = sum_j h[j] x[2o + 1 - j]``, symmetric extension."""
+    pad = DB2_HIGHPASS.size - 1
+    widths = [(0, 0)] * image.ndim
+    widths[axis] = (pad, pad)
+    extended = np.pad(image, widths, mode="symmetric")
+    n_out = (image.shape[axis] + pad) // 2
+    shape = list(image.shape)
+    shape[axis] = n_out
+    detail = np.zeros(shape, dtype=image.dtype)
+    for tap, weight in enumerate(DB2_HIGHPASS):
+        start = 1 + pad - tap
+        index = [slice(None)] * image.ndim
+        index[axis] = slice(start, start + 2 * n_out - 1, 2)
+        detail += weight * extended[tuple(index)]
+    return detail
+
+
+def estimate_noise_sigma(image: ArrayLike) -> float:
+    """Gaussian noise standard deviation from the finest wavelet details (Donoho & Johnstone).
+
+    ``sigma = median(|d|) / Phi^-1(0.75)``, ``Phi^-1(0.75) = 0.6745``, where ``d`` are the
+    non-zero finest-scale db2 detail coefficients that are high-pass along every axis (HH in
+    2D, HHH in 3D), symmetric boundary extension. This is the estimator of
+    ``skimage.restoration.estimate_sigma`` (which needs PyWavelets), written with numpy; it
+    uses the whole image (no sub-sampling: the one needed sub-band costs a few array passes).
+
+    Parameters
+    ----------
+    image : array_like
+        2D image or 3D volume, in its own intensity units.
+
+    Returns
+    -------
+    float
+        Estimated noise sigma in the image's units (0 for an image with no detail).
+    """
+    detail = to_float(as_image(image, "image"))
+    for axis in range(detail.ndim):
+        detail = _highpass_downsample(detail, axis)
+    magnitudes = np.abs(detail[detail != 0])
+    if magnitudes.size == 0:
+        return 0.0
+    return float(np.median(magnitudes) / ndtri(0.75))
+
+
+def residual(noisy: ArrayLike, denoised: ArrayLike) -> np.ndarray:
+    """Method noise ``r = x - f(x)``: what the denoiser removed.
+
+    Parameters
+    ----------
+    noisy : array_like
+        Noisy input ``x`` (2D or 3D).
+    denoised : array_like
+        Denoiser output ``f(x)``, same shape and intensity units.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x - f(x)`` as floats (float64, float32 for very large arrays).
+    """
+    noisy_float, denoised_float, _ = prepare_pair(noisy, denoised, names=("noisy", "denoised"))
+    return noisy_float - denoised_float
+
+
+def _sample_blocks(values: np.ndarray, block: int, max_elements: int) -> np.ndarray:
+    """Evenly spaced whole blocks of ``values`` (side ``block``), at most ``max_elements``."""
+    sizes = [min(n, block) for n in values.shape]
+    grid = list(
+        itertools.product(*(range(n // b) for n, b in zip(values.shape, sizes, strict=True)))
+    )
+    count = max(1, min(len(grid), max_elements // math.prod(sizes)))
+    chosen = np.unique(np.linspace(0, len(grid) - 1, count).round().astype(int))
+    return np.stack(
+        [
+            values[tuple(slice(i * b, (i + 1) * b) for i, b in zip(grid[k], sizes, strict=True))]
+            for k in chosen
+        ]
+    )
+
+
+def autocorrelation(values: np.ndarray, max_lag: int) -> np.ndarray:
+    """Normalised autocorrelation ``rho(k)`` for lags ``|k_i| <= max_lag`` (centre: ``k = 0``).
+
+    ``rho(k) = sum_p r(p) r(p + k) / sum_p r(p)^2`` with ``r`` centred, summed within blocks
+    of ``AUTOCORRELATION_BLOCK`` pixels per axis (evenly spaced blocks when the array holds
+    more than ``AUTOCORRELATION_MAX_ELEMENTS`` pixels), computed by zero-padded FFTs.
+    """
+    centred = values - np.mean(values, dtype=np.float64)
+    blocks = _sample_blocks(centred, AUTOCORRELATION_BLOCK, AUTOCORRELATION_MAX_ELEMENTS)
+    axes = tuple(range(1, blocks.ndim))
+    padded = [fft.next_fast_len(n + max_lag) for n in blocks.shape[1:]]
+    spectrum = fft.rfftn(blocks, s=padded, axes=axes)
+    power = np.sum(spectrum.real**2 + spectrum.imag**2, axis=0)
+    correlation = fft.irfftn(power, s=padded)
+    lags = np.arange(-max_lag, max_lag + 1)
+    window = correlation[np.ix_(*[lags % n for n in padded])]
+    centre = window[(max_lag,) * window.ndim]
+    return window / centre if centre > 0 else np.full_like(window, np.nan)
+
+
+def autocorrelation_spread(values: np.ndarray, max_lag: int = 3) -> float:
+    """RMS autocorrelation off the zero lag: ``sqrt(mean_{0 < |k|_inf <= K} rho(k)^2)``.
+
+    0 for white residuals (the autocorrelation is a spike); towards 1 when the residual
+    holds structure, i.e. the denoiser removed signal.
+    """
+    if int(max_lag) != max_lag or max_lag < 1:
+        raise SelfDenoiseError(f"max_lag must be a whole number >= 1, got {max_lag}.")
+    rho = autocorrelation(values, int(max_lag))
+    off_centre = np.ones(rho.shape, dtype=bool)
+    off_centre[(int(max_lag),) * rho.ndim] = False
+    return float(np.sqrt(np.mean(rho[off_centre] ** 2)))
+
+
+def method_noise_stats(
+    noisy: ArrayLike,
+    denoised: ArrayLike,
+    *,
+    mask: ArrayLike | None = None,
+    noise_sigma: float | None = None,
+    max_lag: int = 3,
+) -> MethodNoiseStats:
+    """Method-noise readouts that need no clean image.
+
+    With ``r = x - f(x)``:
+
+    - ``residual_std = sqrt(mean_R (r - mean_R r)^2)``, which should match the input noise
+      ``sigma_x`` (``noise_sigma_noisy``, :func:`estimate_noise_sigma` of ``x``);
+    - ``residual_std_ratio = residual_std / sigma_x``: below 1 noise was left, above 1
+      signal was removed too;
+    - ``residual_output_correlation = corr_R(r, f(x))``: about 0 for a good denoiser,
+      positive when ``f`` blurs (its residual holds the image's high frequencies);
+    - ``residual_autocorrelation_spread = sqrt(mean_{0 < |k|_inf <= K} rho_r(k)^2)``: 0 when
+      the autocorrelation of ``r`` is a spike (white residual), larger when structure is
+      left in ``r`` (see :func:`autocorrelation`; whole image, the mask is not used).
+
+    Parameters
+    ----------
+    noisy : array_like
+        Noisy input ``x`` (2D or 3D).
+    denoised : array_like
+        Output ``f(x)``, same shape and intensity units.
+    mask : array_like of bool, optional
+        Region ``R`` for the std and the correlation.
+    noise_sigma : float, optional
+        ``sigma_x`` if already known; default: estimated from ``x``.
+    max_lag : int
+        ``K``, largest lag (pixels) of the autocorrelation window.
+
+    Returns
+    -------
+    MethodNoiseStats
+        The readouts; NaN where undefined (e.g. a zero residual).
+    """
+    noisy_float, output, region = prepare_pair(noisy, denoised, mask, ("noisy", "denoised"))
+    if noise_sigma is None:
+        noise_sigma = estimate_noise_sigma(noisy_float)
+    return _method_noise(noisy_float - output, output, region, float(noise_sigma), max_lag)
+
+
+def _method_noise(
+    method_noise: np.ndarray,
+    output: np.ndarray,
+    mask: np.ndarray | None,
+    noise_sigma: float,
+    max_lag: int,
+) -> MethodNoiseStats:
+    s_rr, _, _, count = centred_sums(method_noise, method_noise, mask)
+    residual_std = math.sqrt(s_rr / count)
+    ratio = residual_std / noise_sigma if noise_sigma > 0 else float("nan")
+    return MethodNoiseStats(
+        noise_sigma_noisy=noise_sigma,
+        residual_std=residual_std,
+        residual_std_ratio=ratio,
+        residual_output_correlation=pearson(method_noise, output, mask),
+        residual_autocorrelation_spread=autocorrelation_spread(method_noise, max_lag),
+    )

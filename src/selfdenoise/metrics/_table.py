@@ -1,0 +1,168 @@
+"""The comparison table shown by the compare widget, the CLI and the benchmarks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .._errors import SelfDenoiseError
+
+REFERENCE_COLUMNS = (
+    "psnr",
+    "psnr_scale_invariant",
+    "ssim",
+    "epi",
+    "gradient_correlation",
+    "canny_preservation",
+    "canny_f1",
+)
+"""Columns that need a clean reference (absent from the table without one)."""
+
+OUTPUT_COLUMNS = ("noise_sigma_output",)
+"""Columns computed from the candidate alone (always present)."""
+
+NOISY_COLUMNS = (
+    "noise_sigma_noisy",
+    "residual_std",
+    "residual_std_ratio",
+    "residual_output_correlation",
+    "residual_autocorrelation_spread",
+    "epi_vs_noisy",
+)
+"""Columns that need the noisy input (absent from the table without one)."""
+
+COLUMN_DESCRIPTIONS = {
+    "name": "candidate name",
+    "psnr": "PSNR vs reference, dB: 10 log10(L^2 / MSE)",
+    "psnr_scale_invariant": "PSNR after least-squares fit a*D+b to the reference, dB",
+    "ssim": "mean SSIM vs reference (3D windows for volumes unless per slice)",
+    "epi": "edge preservation index: correlation of Laplacians vs reference",
+    "gradient_correlation": "correlation of gradient magnitudes vs reference",
+    "canny_preservation": "fraction of reference Canny edges found within the tolerance (recall)",
+    "canny_f1": "Canny edge F1 vs reference, edges matched within the tolerance",
+    "noise_sigma_output": "estimated noise sigma left in the output (image units)",
+    "noise_sigma_noisy": "estimated noise sigma of the noisy input (image units)",
+    "residual_std": "std of the method noise r = noisy - output (image units)",
+    "residual_std_ratio": "residual_std / noise_sigma_noisy: ~1 good, >1 signal removed",
+    "residual_output_correlation": "corr(r, output): ~0 good, >0 the output is blurred",
+    "residual_autocorrelation_spread": "RMS autocorrelation of r off lag 0: ~0 good",
+    "epi_vs_noisy": "EPI against the NOISY input (no clean image): agreement, not quality",
+}
+"""One line per column, for tooltips, legends and docs."""
+
+
+def _plain(value: Any) -> Any:
+    """JSON/CSV-friendly value: NaN -> None, numpy scalars -> Python numbers."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    value = _plain(value)
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4f}"
+    return str(value)
+
+
+@dataclass
+class MetricsTable:
+    """Metrics per candidate: one row per candidate, ``'name'`` first, stable column names.
+
+    Parameters
+    ----------
+    columns : list of str
+        Column names, ``'name'`` first; see :data:`COLUMN_DESCRIPTIONS`.
+    rows : list of dict
+        One dict per candidate, keyed by column (NaN where a value is undefined).
+    settings : dict
+        How the table was computed (data range, mode, Canny settings, ...).
+    """
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def column(self, name: str) -> list[Any]:
+        """Values of column ``name``, one per row."""
+        if name not in self.columns:
+            raise SelfDenoiseError(
+                f"no column {name!r} in this table; available: {', '.join(self.columns)}."
+            )
+        return [row[name] for row in self.rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{'columns': [...], 'rows': [...], 'settings': {...}}`` with NaN as None."""
+        return {
+            "columns": list(self.columns),
+            "rows": [{key: _plain(row[key]) for key in self.columns} for row in self.rows],
+            "settings": {key: _plain(value) for key, value in self.settings.items()},
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Strict JSON of :meth:`to_dict` (NaN becomes ``null``; ``inf`` becomes ``"inf"``)."""
+
+        def finite(value: Any) -> Any:
+            if isinstance(value, float) and math.isinf(value):
+                return "inf" if value > 0 else "-inf"
+            return value
+
+        data = self.to_dict()
+        data["rows"] = [{key: finite(value) for key, value in row.items()} for row in data["rows"]]
+        return json.dumps(data, indent=indent, allow_nan=False)
+
+    def to_csv(self, path_or_buffer: str | os.PathLike | TextIO | None = None) -> str:
+        """CSV text (header = columns, empty cell for NaN); also written if a target is given."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.columns)
+        for row in self.rows:
+            cells = [_plain(row[key]) for key in self.columns]
+            writer.writerow(["" if cell is None else cell for cell in cells])
+        text = buffer.getvalue()
+        if hasattr(path_or_buffer, "write"):
+            path_or_buffer.write(text)
+        elif path_or_buffer is not None:
+            with open(path_or_buffer, "w", newline="", encoding="utf-8") as handle:
+                handle.write(text)
+        return text
+
+    def to_text(self, transpose: bool = True) -> str:
+        """Aligned text table (for the CLI and ``print``).
+
+        By default one line per metric and one text column per candidate, which stays
+        readable with many metrics; ``transpose=False`` gives one line per candidate.
+        """
+        cells = [list(self.columns)]
+        cells += [[_format(row[key]) for key in self.columns] for row in self.rows]
+        if transpose:
+            cells = [list(line) for line in zip(*cells, strict=True)]
+        return _align(cells)
+
+    def __str__(self) -> str:
+        """:meth:`to_text`: one line per metric, one column per candidate."""
+        return self.to_text()
+
+
+def _align(cells: list[list[str]]) -> str:
+    """First text column left-aligned, the others right-aligned, two spaces apart."""
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
+    lines = []
+    for line in cells:
+        padded = [line[0].ljust(widths[0])]
+        padded += [value.rjust(width) for value, width in zip(line[1:], widths[1:], strict=True)]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,22 @@
+"""Networks (torch): one N-dimensional U-Net for 2D and 3D images.
+
+See :mod:`selfdenoise.nets.unet` for the architecture and its options.
+"""
+
+from .unet import (
+    UNet,
+    build_network,
+    count_parameters,
+    flops_per_pixel,
+    receptive_radius,
+    size_multiple,
+)
+
+__all__ = [
+    "UNet",
+    "build_network",
+    "count_parameters",
+    "flops_per_pixel",
+    "receptive_radius",
+    "size_multiple",
+]

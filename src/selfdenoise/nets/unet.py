@@ -1,0 +1,403 @@
+"""One N-dimensional U-Net for 2D and 3D images.
+
+Layout (channels at level ``l`` are ``base_channels * 2**l``, level ``depth`` is the bottleneck)::
+
+    input -> [stem] -> block_0 ---------------------- skip ---------------- concat -> block_0 -> 1x1
+                          down                                               up
+                          block_1 ----- skip ---- concat -> block_1 -------> ...
+                             down                   up
+                             bottleneck ------------'
+
+Design choices, all driven by :class:`selfdenoise.config.NetworkConfig`:
+
+- **Blocks**: two ``kernel_size`` convolutions with ReLU (``conv-[BN]-ReLU`` twice), or with
+  ``residual_blocks`` a pre-activation residual block as in Noise2Same's official network
+  (``[BN]-ReLU-conv`` twice plus a shortcut, 1x1 conv where the channel count changes). The
+  residual variant starts with a plain "stem" convolution so that the first pre-activation acts
+  on features, not on the raw image, and ends with ``[BN]-ReLU`` before the output layer.
+- **Down-sampling**: 2x max-pooling. It has no weights and no multiply-adds, which makes it the
+  fastest choice on CPU (Noise2Same's stride-2 convolution costs as much as a full convolution
+  at the lower resolution). With ``blurpool`` (N2V2) it is max-pooling at stride 1 followed by
+  a fixed ``[1, 2, 1]`` blur (outer product over all axes, sum 1) at stride 2, which reduces
+  aliasing and the checkerboard artefacts of blind-spot training.
+- **Up-sampling**: a 1x1 convolution that halves the channels at the coarse level, then
+  nearest-neighbour 2x up-sampling. A 1x1 convolution commutes with nearest up-sampling, so
+  this equals "upsample + 1x1 conv" at a quarter (2D) or an eighth (3D) of the cost. Every
+  output pixel then goes through the level's ``kernel_size`` convolutions, so no pixel phase is
+  privileged: unlike transposed convolutions this cannot create checkerboard patterns.
+- **Top skip**: the full-resolution skip connection can be dropped (``top_skip=False``, N2V2).
+- **Output**: a final 1x1 convolution with a linear output (no activation).
+
+Per-method defaults live in :data:`selfdenoise.config.METHOD_DEFAULTS`: Noise2Same uses
+residual blocks with batch norm; N2V2 uses blurpool without the top skip; N2V and Noise2Self
+use the plain network (depth 2, 32 base channels, no batch norm).
+
+Convolutions zero-pad, so every output pixel depends only on input pixels within
+:func:`receptive_radius` of it (with batch norm in eval mode; in training mode batch statistics
+couple all pixels of a batch). Tiled prediction uses that radius as its default overlap.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import NetworkConfig
+
+__all__ = [
+    "UNet",
+    "build_network",
+    "count_parameters",
+    "flops_per_pixel",
+    "receptive_radius",
+    "size_multiple",
+]
+
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def _check_ndim(ndim: int) -> None:
+    if ndim not in (2, 3):
+        raise ValueError(f"the U-Net supports 2 or 3 spatial dimensions; got ndim={ndim}.")
+
+
+def _level_channels(config: NetworkConfig) -> list[int]:
+    return [config.base_channels * 2**level for level in range(config.depth + 1)]
+
+
+def _conv(ndim: int, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True):
+    return _CONV[ndim](in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+class ConvBlock(nn.Module):
+    """Two convolutions, each followed by optional batch norm and ReLU."""
+
+    def __init__(self, ndim: int, in_channels: int, out_channels: int, config: NetworkConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for channels_in in (in_channels, out_channels):
+            layers.append(
+                _conv(ndim, channels_in, out_channels, config.kernel_size, not config.batch_norm)
+            )
+            if config.batch_norm:
+                layers.append(_NORM[ndim](out_channels))
+            layers.append(nn.ReLU(inplace=True))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def _pre_activation(ndim: int, channels: int, batch_norm: bool) -> nn.Module:
+    if batch_norm:
+        return nn.Sequential(_NORM[ndim](channels), nn.ReLU())
+    return nn.ReLU()
+
+
+class ResidualBlock(nn.Module):
+    """Pre-activation residual block: ``([BN]-ReLU-conv) x 2`` plus a shortcut."""
+
+    def __init__(self, ndim: int, in_channels: int, out_channels: int, config: NetworkConfig):
+        super().__init__()
+        k, bn = config.kernel_size, config.batch_norm
+        self.residual = nn.Sequential(
+            _pre_activation(ndim, in_channels, bn),
+            _conv(ndim, in_channels, out_channels, k, bias=not bn),
+            _pre_activation(ndim, out_channels, bn),
+            _conv(ndim, out_channels, out_channels, k),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if in_channels != out_channels:
+            self.shortcut = _conv(ndim, in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+class MaxPool(nn.Module):
+    """2x max-pooling in 2D or 3D."""
+
+    def __init__(self, ndim: int):
+        super().__init__()
+        self.ndim = ndim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool = F.max_pool2d if self.ndim == 2 else F.max_pool3d
+        return pool(x, kernel_size=2, stride=2)
+
+
+class BlurPool(nn.Module):
+    """N2V2's down-sampling: max-pool at stride 1, then a [1, 2, 1] blur at stride 2.
+
+    Borders are replicated so the output is exactly half the (even) input size.
+    """
+
+    def __init__(self, ndim: int, channels: int):
+        super().__init__()
+        self.ndim = ndim
+        self.channels = channels
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = taps
+        for _ in range(ndim - 1):
+            kernel = kernel[..., None] * taps
+        kernel = kernel / kernel.sum()
+        weight = kernel.expand(channels, 1, *kernel.shape).contiguous()
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ndim == 2:
+            x = F.max_pool2d(x, kernel_size=2, stride=1)
+        else:
+            x = F.max_pool3d(x, kernel_size=2, stride=1)
+        x = F.pad(x, (1, 1) * self.ndim, mode="replicate")
+        conv = F.conv2d if self.ndim == 2 else F.conv3d
+        return conv(x, self.weight.to(x.dtype), stride=2, groups=self.channels)
+
+
+class Upsample(nn.Module):
+    """1x1 convolution at the coarse level, then nearest-neighbour 2x up-sampling."""
+
+    def __init__(self, ndim: int, in_channels: int, out_channels: int):
+        super().__init__()
+        self.reduce = _conv(ndim, in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.reduce(x), scale_factor=2, mode="nearest")
+
+
+class UNet(nn.Module):
+    """N-dimensional U-Net mapping ``(B, in_channels, *spatial)`` to ``(B, out_channels, *spatial)``.
+
+    Build it with :func:`build_network`. Spatial sizes must be multiples of
+    :attr:`size_multiple` (``2**depth``); callers reflect-pad.
+    """
+
+    def __init__(self, config: NetworkConfig, ndim: int, in_channels: int, out_channels: int):
+        super().__init__()
+        self.config = config
+        self.ndim = ndim
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.size_multiple = size_multiple(config)
+        channels = _level_channels(config)
+        block = ResidualBlock if config.residual_blocks else ConvBlock
+
+        self.stem: nn.Module = nn.Identity()
+        block_in = in_channels
+        if config.residual_blocks:
+            self.stem = _conv(ndim, in_channels, channels[0], config.kernel_size)
+            block_in = channels[0]
+
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        for level in range(config.depth):
+            self.encoders.append(block(ndim, block_in, channels[level], config))
+            if config.blurpool:
+                self.downs.append(BlurPool(ndim, channels[level]))
+            else:
+                self.downs.append(MaxPool(ndim))
+            block_in = channels[level]
+        self.bottleneck = block(ndim, block_in, channels[-1], config)
+
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in range(config.depth):
+            merged = channels[level] * (2 if self._has_skip(level) else 1)
+            self.ups.append(Upsample(ndim, channels[level + 1], channels[level]))
+            self.decoders.append(block(ndim, merged, channels[level], config))
+
+        self.final_activation: nn.Module = nn.Identity()
+        if config.residual_blocks:
+            self.final_activation = _pre_activation(ndim, channels[0], config.batch_norm)
+        self.head = _conv(ndim, channels[0], out_channels, 1)
+        _initialise(self)
+
+    def _has_skip(self, level: int) -> bool:
+        return level > 0 or self.config.top_skip
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != self.ndim + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected a (B, {self.in_channels}, {', '.join('ZYX'[-self.ndim :])}) tensor; "
+                f"got shape {tuple(x.shape)}."
+            )
+        spatial = tuple(x.shape[2:])
+        if any(size % self.size_multiple for size in spatial):
+            raise ValueError(
+                f"spatial shape {spatial} is not a multiple of {self.size_multiple} "
+                f"(2**depth); reflect-pad the input to a multiple first."
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        x = self.stem(x)
+        skips: list[torch.Tensor | None] = []
+        for level, (encoder, down) in enumerate(zip(self.encoders, self.downs, strict=True)):
+            x = encoder(x)
+            skips.append(x if self._has_skip(level) else None)
+            x = down(x)
+        x = self.bottleneck(x)
+        for level in reversed(range(self.config.depth)):
+            x = self.ups[level](x)
+            skip = skips[level]
+            if skip is not None:
+                x = torch.cat([x, skip], dim=1)
+            x = self.decoders[level](x)
+        return self.head(self.final_activation(x))
+
+
+def _initialise(network: nn.Module) -> None:
+    """He-normal weights for convolutions followed by ReLU, zero biases (uses torch's RNG)."""
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def build_network(
+    config: NetworkConfig, ndim: int, in_channels: int, out_channels: int | None = None
+) -> UNet:
+    """Build the U-Net described by ``config``.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+        Depth, channels and options (see :class:`selfdenoise.config.NetworkConfig`).
+    ndim : int
+        Number of spatial dimensions, 2 or 3.
+    in_channels : int
+        Channels of the input tensor.
+    out_channels : int, optional
+        Channels of the output; defaults to ``in_channels``.
+
+    Returns
+    -------
+    UNet
+        A module in training mode on the CPU, initialised from torch's global RNG (so
+        ``torch.manual_seed`` makes it reproducible).
+
+    Examples
+    --------
+    >>> from selfdenoise.config import NetworkConfig
+    >>> net = build_network(NetworkConfig(depth=2, base_channels=8), ndim=2, in_channels=1)
+    >>> net(torch.zeros(1, 1, 32, 32)).shape
+    torch.Size([1, 1, 32, 32])
+    """
+    config.validate()
+    _check_ndim(ndim)
+    if in_channels < 1 or (out_channels is not None and out_channels < 1):
+        raise ValueError("in_channels and out_channels must be positive.")
+    return UNet(config, ndim, in_channels, in_channels if out_channels is None else out_channels)
+
+
+def size_multiple(config: NetworkConfig) -> int:
+    """Spatial multiple the network input must have: ``2**depth``."""
+    return 2**config.depth
+
+
+def receptive_radius(config: NetworkConfig, ndim: int) -> int:
+    """Halo, in pixels on each side, beyond which the input cannot change an output pixel.
+
+    Follows the support of one output pixel through the network: each ``k``-convolution at
+    level ``l`` widens it by ``(k - 1) / 2 * 2**l`` on both sides, max-pooling adds ``2**l``
+    on one side, blurpool ``2**l`` and ``2 * 2**l``, and nearest up-sampling ``2**l`` on the
+    other side. The result is exact for the worst-placed pixel and an upper bound for all
+    (the same in every spatial axis, so ``ndim`` does not change it).
+
+    Parameters
+    ----------
+    config : NetworkConfig
+        Network settings.
+    ndim : int
+        Number of spatial dimensions, 2 or 3.
+
+    Returns
+    -------
+    int
+        Radius in pixels; use it as the overlap of tiled prediction.
+    """
+    _check_ndim(ndim)
+    half = config.kernel_size // 2
+    block_halo = 2 * half  # two convolutions per block; shortcuts are 1x1
+    low = high = half if config.residual_blocks else 0  # stem convolution
+    for level in range(config.depth):
+        step = 2**level
+        low, high = low + block_halo * step, high + block_halo * step
+        if config.blurpool:
+            low, high = low + step, high + 2 * step
+        else:
+            high += step
+    bottom = 2**config.depth
+    low, high = low + block_halo * bottom, high + block_halo * bottom
+    for level in reversed(range(config.depth)):
+        step = 2**level
+        low += step  # nearest up-sampling: a pixel reads the coarse pixel at or before it
+        low, high = low + block_halo * step, high + block_halo * step
+    return int(max(low, high))
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (weights and biases, trainable or not) of ``module``."""
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+def _block_macs(config: NetworkConfig, ndim: int, in_channels: int, out_channels: int) -> int:
+    taps = config.kernel_size**ndim
+    macs = taps * in_channels * out_channels + taps * out_channels * out_channels
+    if config.residual_blocks and in_channels != out_channels:
+        macs += in_channels * out_channels
+    return macs
+
+
+def flops_per_pixel(
+    config: NetworkConfig, ndim: int, in_channels: int, out_channels: int | None = None
+) -> float:
+    """Approximate multiply-accumulates per input pixel of one forward pass.
+
+    Counts convolutions (including the blurpool filter); pooling, activations, batch norm and
+    up-sampling are negligible and left out. Multiply by 2 for floating-point operations.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+        Network settings.
+    ndim : int
+        Number of spatial dimensions, 2 or 3.
+    in_channels : int
+        Input channels.
+    out_channels : int, optional
+        Output channels; defaults to ``in_channels``.
+
+    Returns
+    -------
+    float
+        Multiply-accumulates per pixel (voxel in 3D).
+    """
+    _check_ndim(ndim)
+    out_channels = in_channels if out_channels is None else out_channels
+    channels = _level_channels(config)
+
+    def fraction(level: int) -> float:
+        return 2.0 ** (-level * ndim)
+
+    macs = 0.0
+    block_in = in_channels
+    if config.residual_blocks:
+        macs += config.kernel_size**ndim * in_channels * channels[0]
+        block_in = channels[0]
+    for level in range(config.depth):
+        macs += _block_macs(config, ndim, block_in, channels[level]) * fraction(level)
+        if config.blurpool:
+            macs += 3**ndim * channels[level] * fraction(level + 1)
+        block_in = channels[level]
+    depth = config.depth
+    macs += _block_macs(config, ndim, block_in, channels[depth]) * fraction(depth)
+    for level in range(depth):
+        merged = channels[level] * (2 if (level > 0 or config.top_skip) else 1)
+        macs += channels[level + 1] * channels[level] * fraction(level + 1)
+        macs += _block_macs(config, ndim, merged, channels[level]) * fraction(level)
+    macs += channels[0] * out_channels
+    return macs

@@ -1,0 +1,39 @@
+"""Tiled prediction for images of any size: 2D/3D, in memory, on disk or in dask.
+
+- :func:`predict_tiled` predicts an array (numpy, memory-mapped TIFF, zarr, dask) tile by
+  tile into a numpy, memmap or zarr output, with bounded memory.
+- :func:`predict_dask` builds the same prediction lazily as a dask array (scale-out path).
+- :func:`choose_tiling` picks tile shape, overlap and batch size.
+
+Tiles are stitched by keeping each tile's core (``blend='crop'``, the default: with the
+overlap at least the network's receptive radius the result equals whole-image prediction)
+or by blending with raised-cosine weights (``blend='hann'``). See :mod:`._grid` for the
+geometry. The planning part is importable without torch; the rest imports it on first use.
+"""
+
+from ._cancel import PredictionCancelled
+from ._plan import TilePlan, choose_tiling
+
+__all__ = [
+    "NetworkFactory",
+    "PredictionCancelled",
+    "TilePlan",
+    "choose_tiling",
+    "predict_dask",
+    "predict_tiled",
+]
+
+_TORCH_PARTS = {
+    "predict_tiled": "._predict",
+    "predict_dask": "._dask",
+    "NetworkFactory": "._dask",
+}
+
+
+def __getattr__(name: str):
+    if name in _TORCH_PARTS:
+        import importlib
+
+        module = importlib.import_module(_TORCH_PARTS[name], __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,126 @@
+"""Running the network on batches of tiles: device transfer, reduced precision, test-time
+augmentation and recovery from out-of-memory errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .._errors import SelfDenoiseError
+from ..device import is_out_of_memory
+
+DIHEDRAL = tuple((turns, flip) for flip in (False, True) for turns in range(4))
+"""The 8 symmetries of a square in YX: 0-3 quarter turns, with or without an X flip."""
+
+
+class TileTooLarge(RuntimeError):
+    """One tile alone does not fit in device memory (internal: the caller shrinks the tile)."""
+
+
+def _transform(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    if flip:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, turns, dims=(-2, -1)) if turns else x
+
+
+def _untransform(y: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    if turns:
+        y = torch.rot90(y, -turns, dims=(-2, -1))
+    return torch.flip(y, dims=(-1,)) if flip else y
+
+
+class BatchForward:
+    """Callable that predicts a CPU batch ``(B, C, *tile)`` and returns float32 numpy.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        In eval mode, on ``device``.
+    device : torch.device
+        Where the network runs.
+    amp_dtype : torch.dtype or None
+        Autocast dtype (bf16/fp16 on CUDA), None for float32.
+    tta : bool
+        Average the 8 YX flips/rotations. Rotations by 90 degrees swap the tile's Y and X
+        sides, which the network accepts (both are multiples of its size multiple), so
+        non-square tiles need no padding.
+    batch_size : int
+        Largest sub-batch sent at once; halved on out-of-memory errors.
+    notify : callable
+        Receives one-line messages (precision or batch-size changes).
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        tta: bool,
+        batch_size: int,
+        notify: Callable[[str], None],
+    ):
+        self.network = network
+        self.device = device
+        self.amp_dtype = amp_dtype
+        self.tta = tta
+        self.batch_size = batch_size
+        self.notify = notify
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        outputs = []
+        start = 0
+        while start < len(batch):
+            chunk = batch[start : start + self.batch_size]
+            try:
+                outputs.append(self._predict(chunk))
+                start += len(chunk)
+                continue
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            self._release_memory()
+            if self.batch_size == 1:
+                raise TileTooLarge("one tile does not fit in device memory")
+            self.batch_size //= 2
+            self.notify(f"out of device memory: now {self.batch_size} tile(s) per batch.")
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def _predict(self, chunk: torch.Tensor) -> np.ndarray:
+        x = chunk.to(self.device, non_blocking=True)
+        prediction = self._run(x)
+        if self.amp_dtype == torch.float16 and not bool(torch.isfinite(prediction).all()):
+            self.notify("half precision overflowed; predicting in float32 from now on.")
+            self.amp_dtype = None
+            prediction = self._run(x)
+        return prediction.cpu().numpy()
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            if not self.tta:
+                return self._network(x)
+            total = None
+            for turns, flip in DIHEDRAL:
+                y = _untransform(self._network(_transform(x, turns, flip)), turns, flip)
+                total = y.clone() if total is None else total.add_(y)
+            return total.div_(len(DIHEDRAL))
+
+    def _network(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.network(x).float()
+        if y.shape[2:] != x.shape[2:]:
+            raise SelfDenoiseError(
+                f"the network returned shape {tuple(y.shape)} for input {tuple(x.shape)}; "
+                "it must keep the spatial shape."
+            )
+        return y
+
+    def _release_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

@@ -1,0 +1,61 @@
+"""Shared fixtures for the napari widget tests (napari is imported lazily, inside fixtures)."""
+
+from __future__ import annotations
+
+import pytest
+
+TINY_TRAINING = {
+    "patch_size": "32",
+    "batch_size": 4,
+    "epochs": 2,
+    "steps_per_epoch": 3,
+    "base_channels": 8,
+    "depth": 2,
+    "device": "cpu",
+    "seed": 0,
+}
+"""Train-widget field values that train in about a second on a CPU."""
+
+
+@pytest.fixture
+def clean_session():
+    """Empty the registry of session models before and after a test."""
+    from selfdenoise._napari._session import SESSION_MODELS
+
+    SESSION_MODELS.clear()
+    yield SESSION_MODELS
+    SESSION_MODELS.clear()
+
+
+@pytest.fixture(scope="session")
+def torch_imported():
+    """Import torch once up front so that the first training worker does not pay for it."""
+    import torch
+
+    return torch
+
+
+@pytest.fixture
+def notifications():
+    """Collect napari notifications (message, severity) dispatched during a test."""
+    from napari.utils.notifications import notification_manager
+
+    received: list[tuple[str, str]] = []
+
+    def record(event) -> None:
+        received.append((str(event.message), str(event.severity)))
+
+    notification_manager.notification_ready.connect(record)
+    yield received
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def make_tiny():
+    """A function that gives a Train widget a budget of a few steps on a tiny network."""
+
+    def apply(widget, **overrides) -> None:
+        for name, value in {**TINY_TRAINING, **overrides}.items():
+            getattr(widget, name).value = value
+
+    return apply

@@ -1,0 +1,98 @@
+"""The selfdenoise command: help, train/predict/compare round trip, one-line errors, torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from _synthetic import synthetic_2d
+
+from selfdenoise.cli import main
+
+TRAIN_FAST = ["--steps", "4", "--steps-per-epoch", "2", "--patch", "32,32", "--batch", "2", "--device", "cpu"]
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "selfdenoise.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "compare", "demo"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: selfdenoise " + command in capsys.readouterr().out
+
+
+def test_train_predict_compare_round_trip(tmp_path, capsys):
+    noisy, clean = synthetic_2d()
+    np.save(tmp_path / "noisy.npy", noisy)
+    np.save(tmp_path / "clean.npy", clean)
+    model = tmp_path / "model.safetensors"
+    assert main(["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--method", "n2v2",
+                 "--out", str(model), *TRAIN_FAST]) == 0
+    assert model.exists()
+    for suffix in (".tif", ".npy", ".zarr"):
+        out = tmp_path / f"denoised{suffix}"
+        assert main(["predict", str(model), str(tmp_path / "noisy.npy"), "--out", str(out),
+                     "--tile", "32,32"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "denoised.tif"), str(tmp_path / "denoised.npy"),
+                 "--reference", str(tmp_path / "clean.npy"), "--noisy", str(tmp_path / "noisy.npy"),
+                 "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    rows = table["rows"] if isinstance(table, dict) else table
+    assert len(rows) == 2
+    assert rows[0]["psnr"] == pytest.approx(rows[1]["psnr"], abs=1e-3)
+
+
+def _errors(tmp_path):
+    noisy, _ = synthetic_2d()
+    np.save(tmp_path / "ok.npy", noisy)
+    broken = noisy.copy()
+    broken[0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", broken)
+    np.save(tmp_path / "tiny.npy", noisy[:5, :5])
+    np.save(tmp_path / "empty.npy", np.zeros((0, 10)))
+    (tmp_path / "junk.tif").write_bytes(b"not a tiff at all")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    out = str(tmp_path / "m.safetensors")
+    return [
+        (["train", str(tmp_path / "ok.npy"), "--axes", "ZYX", "--out", out], "dimensions"),
+        (["train", str(tmp_path / "nan.npy"), "--axes", "YX", "--out", out], "NaN"),
+        (["train", str(tmp_path / "tiny.npy"), "--axes", "YX", "--out", out], "too small"),
+        (["train", str(tmp_path / "empty.npy"), "--axes", "YX", "--out", out], "empty"),
+        (["train", str(tmp_path / "ok.npy"), "--axes", "YX", "--patch", "128,128", "--out", out], "too small for the patch"),
+        (["train", str(tmp_path / "junk.tif"), "--axes", "YX", "--out", out], "cannot read"),
+        (["train", str(tmp_path / "missing.tif"), "--axes", "YX", "--out", out], "missing.tif"),
+        (["predict", str(tmp_path / "junk.safetensors"), str(tmp_path / "ok.npy"), "--out", out], "model"),
+    ]
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    for argv, fragment in _errors(tmp_path):
+        capsys.readouterr()
+        assert main([*argv, "--help"] if False else argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and fragment in err, (argv, err)
+        assert len(err.splitlines()) == 1, err
+
+
+def test_torchrun_trains_with_two_gloo_processes(tmp_path):
+    noisy, _ = synthetic_2d()
+    np.save(tmp_path / "noisy.npy", noisy)
+    model = tmp_path / "ddp.safetensors"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "selfdenoise.cli", "train", str(tmp_path / "noisy.npy"), "--axes", "YX",
+         "--out", str(model), *TRAIN_FAST],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert model.exists()
+    assert result.stdout.count("saved") == 1

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from selfdenoise import SelfDenoiseError
+from selfdenoise.config import METHODS, DenoiserConfig, make_config
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_has_valid_defaults_that_round_trip_through_json(method):
+    config = make_config(method, "ZYX")
+    restored = DenoiserConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config
+    assert restored.ndim == 3
+
+
+def test_method_defaults_follow_the_papers():
+    n2v2 = make_config("n2v2")
+    assert n2v2.network.blurpool and not n2v2.network.top_skip
+    assert n2v2.masking.fill == "median"
+    assert make_config("n2v").masking.fill == "uniform"
+    n2s = make_config("noise2same")
+    assert n2s.masking.fill == "gaussian" and n2s.lambda_inv == 2.0
+    assert make_config("noise2self").masking.mode == "bernoulli"
+
+
+def test_user_settings_override_method_defaults_flat_and_nested():
+    config = make_config("n2v2", blurpool=False, training={"steps": 7}, batch_size=3)
+    assert config.network.blurpool is False
+    assert config.training.steps == 7 and config.training.batch_size == 3
+    assert config.training.total_steps == 7
+    assert make_config(epochs=3, steps_per_epoch=5).training.total_steps == 15
+
+
+@pytest.mark.parametrize(
+    ("settings", "fragment"),
+    [
+        ({"method": "n3v"}, "method must be one of"),
+        ({"colour": 1}, "unknown setting 'colour'"),
+        ({"fraction": 0.9}, "masked fraction"),
+        ({"patch_shape": (64, -1)}, "patch_shape"),
+        ({"depth": 9}, "depth"),
+        ({"device": "tpu"}, "device must be one of"),
+        ({"lambda_inv": "big"}, "lambda_inv"),
+        ({"axes": "YXY"}, "repeats"),
+        ({"axes": "ZY"}, "must contain Y and X"),
+    ],
+)
+def test_bad_settings_give_one_line_errors(settings, fragment):
+    kwargs = dict(settings)
+    method = kwargs.pop("method", "noise2same")
+    axes = kwargs.pop("axes", "YX")
+    with pytest.raises(SelfDenoiseError, match=fragment) as info:
+        make_config(method, axes, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_from_dict_rejects_unknown_keys():
+    data = make_config().to_dict()
+    data["network"]["wings"] = 2
+    with pytest.raises(SelfDenoiseError, match="wings"):
+        DenoiserConfig.from_dict(data)

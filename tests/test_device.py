@@ -1,0 +1,247 @@
+"""Tests for selfdenoise.device: the CPU for real, CUDA and MPS through mocks."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+import torch
+
+from selfdenoise import SelfDenoiseError
+from selfdenoise import device as dev
+
+
+@pytest.fixture
+def no_gpu():
+    with (
+        mock.patch("torch.cuda.is_available", return_value=False),
+        mock.patch("torch.backends.mps.is_available", return_value=False),
+    ):
+        yield
+
+
+@pytest.fixture
+def cuda(request):
+    """A pretend CUDA machine with two GPUs; ``bf16`` support set by indirect parameter."""
+    bf16 = getattr(request, "param", True)
+    properties = SimpleNamespace(name="NVIDIA H100 80GB HBM3", total_memory=85_000_000_000)
+    with (
+        mock.patch("torch.cuda.is_available", return_value=True),
+        mock.patch("torch.cuda.device_count", return_value=2),
+        mock.patch("torch.cuda.current_device", return_value=0),
+        mock.patch("torch.cuda.is_bf16_supported", return_value=bf16),
+        mock.patch("torch.cuda.get_device_properties", return_value=properties) as props,
+        mock.patch("torch.cuda.mem_get_info", return_value=(10_000, 80_000)) as info,
+        mock.patch("torch.cuda.memory_reserved", return_value=3_000),
+        mock.patch("torch.cuda.memory_allocated", return_value=1_000),
+    ):
+        yield SimpleNamespace(properties=props, mem_get_info=info)
+
+
+@pytest.fixture
+def mps_only():
+    with (
+        mock.patch("torch.cuda.is_available", return_value=False),
+        mock.patch("torch.backends.mps.is_available", return_value=True),
+    ):
+        yield
+
+
+# --- select_device -------------------------------------------------------------------------
+
+
+def test_cpu_is_always_available():
+    assert dev.select_device("cpu") == torch.device("cpu")
+    assert dev.select_device(" CPU ") == torch.device("cpu")
+
+
+def test_auto_falls_back_to_cpu(no_gpu):
+    assert dev.select_device() == torch.device("cpu")
+
+
+def test_auto_prefers_cuda(cuda):
+    with mock.patch("torch.backends.mps.is_available", return_value=True):
+        assert dev.select_device("auto") == torch.device("cuda")
+
+
+def test_auto_uses_mps_without_cuda(mps_only):
+    assert dev.select_device("auto") == torch.device("mps")
+    assert dev.select_device("mps") == torch.device("mps")
+
+
+def test_cuda_index(cuda):
+    assert dev.select_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(SelfDenoiseError, match="only 2 CUDA GPU"):
+        dev.select_device("cuda:2")
+
+
+@pytest.mark.parametrize(
+    ("preference", "message"), [("cuda", "CUDA was requested"), ("mps", "MPS")]
+)
+def test_missing_gpu_is_a_one_line_error(no_gpu, preference, message):
+    with pytest.raises(SelfDenoiseError, match=message) as info:
+        dev.select_device(preference)
+    assert "\n" not in str(info.value)
+    assert "--device cpu or auto" in str(info.value)
+
+
+@pytest.mark.parametrize("preference", ["gpu", "cpu:0", "cuda:x", ""])
+def test_unknown_preference(preference):
+    with pytest.raises(SelfDenoiseError, match="device must be one of"):
+        dev.select_device(preference)
+
+
+# --- autocast_dtype ------------------------------------------------------------------------
+
+
+def test_autocast_on_cpu():
+    cpu = torch.device("cpu")
+    assert dev.autocast_dtype(cpu, "off") is None
+    assert dev.autocast_dtype(cpu, "auto") is None
+    assert dev.autocast_dtype("cpu", "bf16") is torch.bfloat16
+    with pytest.raises(SelfDenoiseError, match="fp16"):
+        dev.autocast_dtype(cpu, "fp16")
+    with pytest.raises(SelfDenoiseError, match="amp must be one of"):
+        dev.autocast_dtype(cpu, "half")
+
+
+def test_bf16_on_cpu_really_runs():
+    dtype = dev.autocast_dtype("cpu", "bf16")
+    conv = torch.nn.Conv2d(1, 2, 3)
+    with torch.autocast("cpu", dtype=dtype):
+        assert conv(torch.ones(1, 1, 5, 5)).dtype is torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("cuda", "expected"), [(True, torch.bfloat16), (False, torch.float16)], indirect=["cuda"]
+)
+def test_autocast_auto_on_cuda(cuda, expected):
+    assert dev.autocast_dtype(torch.device("cuda"), "auto") is expected
+    assert dev.autocast_dtype("cuda", "fp16") is torch.float16
+    assert dev.autocast_dtype("cuda", "off") is None
+
+
+@pytest.mark.parametrize("cuda", [False], indirect=True)
+def test_explicit_bf16_on_old_gpu(cuda):
+    with pytest.raises(SelfDenoiseError, match="does not support"):
+        dev.autocast_dtype("cuda", "bf16")
+
+
+def test_autocast_on_mps():
+    assert dev.autocast_dtype("mps", "auto") is None
+    assert dev.autocast_dtype("mps", "fp16") is torch.float16
+    assert dev.autocast_dtype("mps", "bf16") is torch.bfloat16
+
+
+# --- describe_device -----------------------------------------------------------------------
+
+
+def test_describe_cpu():
+    assert dev.describe_device("cpu") == f"CPU ({torch.get_num_threads()} threads)"
+
+
+def test_describe_cuda(cuda):
+    assert dev.describe_device(torch.device("cuda", 1)) == "NVIDIA H100 80GB HBM3 (CUDA, 79 GiB)"
+    cuda.properties.assert_called_with(1)
+    dev.describe_device("cuda")
+    cuda.properties.assert_called_with(0)
+
+
+def test_describe_mps():
+    assert dev.describe_device("mps") == "Apple GPU (MPS)"
+
+
+# --- is_out_of_memory ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"),
+        RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 4 GB"),
+        MemoryError(),
+    ],
+)
+def test_out_of_memory_recognised(exc):
+    assert dev.is_out_of_memory(exc)
+
+
+@pytest.mark.parametrize(
+    "exc", [RuntimeError("size mismatch"), ValueError("out of memory"), KeyboardInterrupt()]
+)
+def test_other_errors_are_not_out_of_memory(exc):
+    assert not dev.is_out_of_memory(exc)
+
+
+def test_real_cpu_allocation_failure_is_out_of_memory():
+    try:
+        torch.empty(2**62, dtype=torch.uint8)
+    except RuntimeError as exc:
+        assert dev.is_out_of_memory(exc)
+
+
+# --- free_memory_bytes ---------------------------------------------------------------------
+
+
+def test_free_memory_cpu():
+    free = dev.free_memory_bytes("cpu")
+    assert free is None or free > 0
+
+
+def test_free_memory_cpu_without_psutil(tmp_path):
+    with mock.patch.dict("sys.modules", {"psutil": None}):
+        free = dev.free_memory_bytes(torch.device("cpu"))
+    assert free is None or free > 0
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  100 kB\nMemAvailable:   2048 kB\n")
+    assert dev._meminfo_available(str(meminfo)) == 2048 * 1024
+    assert dev._meminfo_available(str(tmp_path / "missing")) is None
+
+
+def test_free_memory_cuda(cuda):
+    assert dev.free_memory_bytes("cuda:1") == 10_000 + 2_000
+    cuda.mem_get_info.assert_called_with(1)
+
+
+def test_free_memory_mps():
+    with (
+        mock.patch("torch.mps.recommended_max_memory", return_value=8_000, create=True),
+        mock.patch("torch.mps.driver_allocated_memory", return_value=3_000, create=True),
+    ):
+        assert dev.free_memory_bytes("mps") == 5_000
+    with mock.patch("torch.mps.recommended_max_memory", side_effect=RuntimeError, create=True):
+        assert dev.free_memory_bytes("mps") is None
+
+
+# --- configure_backends --------------------------------------------------------------------
+
+
+def test_configure_backends():
+    cudnn = torch.backends.cudnn
+    matmul = torch.backends.cuda.matmul
+    new_api = hasattr(matmul, "fp32_precision")
+    names = ("fp32_precision",) if new_api else ("allow_tf32",)
+    saved_matmul = {name: getattr(matmul, name) for name in names}
+    saved_cudnn = (cudnn.benchmark, cudnn.conv.fp32_precision if new_api else cudnn.allow_tf32)
+    try:
+        cudnn.benchmark = False
+        dev.configure_backends("cpu")
+        assert cudnn.benchmark is False
+        dev.configure_backends(torch.device("cuda"))
+        assert cudnn.benchmark is True
+        if new_api:
+            assert matmul.fp32_precision == "tf32"
+            assert cudnn.conv.fp32_precision == "tf32"
+        else:
+            assert matmul.allow_tf32 and cudnn.allow_tf32
+    finally:
+        for name, value in saved_matmul.items():
+            setattr(matmul, name, value)
+        cudnn.benchmark = saved_cudnn[0]
+        if new_api:
+            cudnn.conv.fp32_precision = saved_cudnn[1]
+        else:
+            cudnn.allow_tf32 = saved_cudnn[1]

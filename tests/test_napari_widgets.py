@@ -1,0 +1,243 @@
+"""Widget tests against napari's ViewerModel (no canvas): fields, guesses and error messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.usefixtures("clean_session")
+
+
+@pytest.fixture
+def viewer():
+    from napari.components import ViewerModel
+
+    return ViewerModel()
+
+
+@pytest.fixture
+def train_widget(viewer, qtbot):
+    from selfdenoise._napari._train_widget import TrainWidget
+
+    widget = TrainWidget(viewer)
+    qtbot.addWidget(widget)
+    return widget
+
+
+@pytest.fixture
+def predict_widget(viewer, qtbot):
+    from selfdenoise._napari._predict_widget import PredictWidget
+
+    widget = PredictWidget(viewer)
+    qtbot.addWidget(widget)
+    return widget
+
+
+@pytest.fixture
+def compare_widget(viewer, qtbot):
+    from selfdenoise._napari._compare_widget import CompareWidget
+
+    widget = CompareWidget(viewer)
+    qtbot.addWidget(widget)
+    return widget
+
+
+def errors(notifications):
+    return [message for message, severity in notifications if severity.lower() == "error"]
+
+
+def assert_one_line_error(notifications, fragment):
+    messages = errors(notifications)
+    assert messages, "expected an error notification"
+    assert all("\n" not in m and "Traceback" not in m for m in messages)
+    assert any(fragment.lower() in m.lower() for m in messages), messages
+
+
+def test_importing_widgets_does_not_import_torch():
+    code = (
+        "import sys; import selfdenoise._napari._train_widget, selfdenoise._napari._predict_widget, "
+        "selfdenoise._napari._compare_widget, selfdenoise._napari._sample_data; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_layer_pickers_follow_the_viewer(viewer, train_widget, compare_widget):
+    viewer.add_image(np.zeros((16, 16), np.float32), name="a")
+    viewer.add_image(np.zeros((4, 16, 16), np.float32), name="b")
+    assert [c for c in train_widget.images.choices] == [viewer.layers["a"], viewer.layers["b"]]
+    assert compare_widget.reference.choices[0] is None
+    viewer.layers["a"].name = "renamed"
+    names = [train_widget.images.native.item(i).text() for i in range(2)]
+    assert "renamed" in names
+    viewer.layers.remove("b")
+    assert len(train_widget.images.choices) == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "metadata", "expected"),
+    [
+        ((32, 32), {}, "YX"),
+        ((8, 32, 32), {}, "ZYX"),
+        ((3, 8, 32, 32), {}, "CZYX"),
+        ((10, 8, 32, 32), {}, "TZYX"),
+        ((5, 32, 32), {"axes": "TYX"}, "TYX"),
+    ],
+)
+def test_axes_are_guessed_from_the_layer(viewer, train_widget, shape, metadata, expected):
+    layer = viewer.add_image(np.zeros(shape, np.float32), metadata=metadata)
+    train_widget.images.value = [layer]
+    assert train_widget.axes.value == expected
+
+
+def test_method_choice_updates_explanation_and_fields(train_widget):
+    from selfdenoise.config import METHOD_SUMMARIES
+
+    for method in ("noise2same", "n2v", "n2v2", "noise2self"):
+        train_widget.method.value = method
+        assert train_widget.method_help.text() == METHOD_SUMMARIES[method]
+    train_widget.method.value = "n2v2"
+    assert train_widget.masked_percent.value == pytest.approx(2.0)
+    assert train_widget.lambda_inv.native.isHidden()
+    train_widget.method.value = "noise2same"
+    assert not train_widget.lambda_inv.native.isHidden()
+    assert train_widget.masked_percent.value == pytest.approx(0.5)
+
+
+def test_settings_are_collected_flat(train_widget):
+    from selfdenoise.config import make_config
+
+    train_widget.axes.value = "ZYX"
+    train_widget.patch_size.value = "16,48,48"
+    train_widget.max_minutes.value = 2.0
+    settings = train_widget.collect_settings()
+    assert settings["patch_shape"] == (16, 48, 48)
+    assert settings["max_minutes"] == 2.0
+    assert settings["fraction"] == pytest.approx(0.005)
+    config = make_config("noise2same", "ZYX", **settings)
+    assert config.training.patch_shape == (16, 48, 48)
+
+
+def test_device_is_shown_before_training(train_widget, qtbot):
+    qtbot.waitUntil(lambda: "detecting" not in train_widget.device_label.text(), timeout=60_000)
+    assert train_widget.device_label.text().startswith("Device: ")
+    assert "CPU" in train_widget.device_label.text() or "GPU" in train_widget.device_label.text()
+
+
+def test_train_without_layers_is_a_notification(train_widget, notifications):
+    assert train_widget.run() is None
+    assert_one_line_error(notifications, "choose at least one image layer")
+
+
+def test_wrong_axes_is_a_notification(viewer, train_widget, notifications):
+    layer = viewer.add_image(np.zeros((8, 32, 32), np.float32))
+    train_widget.images.value = [layer]
+    train_widget.axes.value = "YX"
+    assert train_widget.run() is None
+    assert_one_line_error(notifications, "do not fit layer")
+    train_widget.axes.value = "QYX"
+    train_widget.run()
+    assert_one_line_error(notifications, "unknown letter")
+
+
+def test_bad_patch_size_is_a_notification(viewer, train_widget, notifications):
+    train_widget.images.value = [viewer.add_image(np.zeros((32, 32), np.float32))]
+    train_widget.patch_size.value = "big"
+    assert train_widget.run() is None
+    assert_one_line_error(notifications, "patch size")
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (np.full((32, 32), np.nan, np.float32), "NaN"),
+        (np.zeros((4, 4), np.float32), "too small"),
+    ],
+)
+def test_bad_data_errors_reach_the_user(
+    viewer, train_widget, qtbot, notifications, make_tiny, data, fragment
+):
+    make_tiny(train_widget)
+    train_widget.images.value = [viewer.add_image(data)]
+    train_widget.run()
+    qtbot.waitUntil(lambda: not train_widget.is_running, timeout=60_000)
+    assert_one_line_error(notifications, fragment)
+    assert train_widget.denoiser is None
+    assert train_widget.start_button.text() == "Start training"
+
+
+def test_out_of_memory_becomes_a_hint(
+    viewer, train_widget, qtbot, notifications, monkeypatch, make_tiny
+):
+    from selfdenoise.api import Denoiser
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    def fail(*args, **kwargs):
+        raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(Denoiser, "fit_iter", fail)
+    make_tiny(train_widget)
+    train_widget.images.value = [viewer.add_image(np.zeros((32, 32), np.float32))]
+    train_widget.run()
+    qtbot.waitUntil(lambda: not train_widget.is_running, timeout=60_000)
+    assert_one_line_error(notifications, "out of GPU memory")
+
+
+def test_predict_without_model_is_a_notification(viewer, predict_widget, notifications):
+    viewer.add_image(np.zeros((32, 32), np.float32))
+    assert predict_widget.run() is None
+    assert_one_line_error(notifications, "choose a model")
+
+
+def test_loading_a_missing_model_file_is_a_notification(
+    predict_widget, qtbot, notifications, tmp_path
+):
+    predict_widget.load_model(tmp_path / "missing.safetensors")
+    qtbot.waitUntil(lambda: not predict_widget.is_running, timeout=60_000)
+    assert errors(notifications)
+    assert predict_widget.model.value is None
+
+
+def test_compare_checks_inputs(viewer, compare_widget, notifications):
+    a = viewer.add_image(np.zeros((32, 32), np.float32), name="a")
+    b = viewer.add_image(np.zeros((16, 32), np.float32), name="b")
+    assert compare_widget.run() is None
+    assert_one_line_error(notifications, "candidate")
+    compare_widget.candidates.value = [b]
+    compare_widget.run()
+    assert_one_line_error(notifications, "reference")
+    compare_widget.noisy.value = a
+    compare_widget.run()
+    assert_one_line_error(notifications, "same shape")
+    compare_widget.plot_profile()
+    assert_one_line_error(notifications, "shapes layer")
+
+
+def test_line_profile_samples_each_layer(viewer, compare_widget):
+    ramp = np.tile(np.arange(32, dtype=np.float32), (32, 1))
+    noisy = viewer.add_image(ramp + 1, name="noisy")
+    candidate = viewer.add_image(ramp, name="candidate")
+    shapes = viewer.add_shapes([[[16, 0], [16, 31]]], shape_type="line", name="line")
+    compare_widget.noisy.value = noisy
+    compare_widget.candidates.value = [candidate]
+    compare_widget.profile_shapes.value = shapes
+    series = compare_widget.plot_profile()
+    assert [s.label for s in series] == ["noisy", "candidate"]
+    np.testing.assert_allclose(series[1].y, np.arange(32), atol=1e-4)
+    np.testing.assert_allclose(series[0].y - series[1].y, 1.0, atol=1e-4)
+
+
+def test_new_line_layer_is_ready_to_draw(viewer, compare_widget):
+    viewer.add_image(np.zeros((8, 32, 32), np.float32))
+    layer = compare_widget.add_line_layer()
+    assert layer.mode == "add_line" and layer.ndim == 3
+    assert compare_widget.profile_shapes.value is layer

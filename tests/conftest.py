@@ -36,6 +36,19 @@ def torch_imported():
 
 
 @pytest.fixture
+def torch_single_thread(torch_imported):
+    """Train on one CPU thread during a test (restored after it).
+
+    On a shared machine with few cores, torch's default of one thread per core spins
+    against other processes and trains many times slower than with a single thread.
+    """
+    previous = torch_imported.get_num_threads()
+    torch_imported.set_num_threads(1)
+    yield
+    torch_imported.set_num_threads(previous)
+
+
+@pytest.fixture
 def notifications():
     """Collect napari notifications (message, severity) dispatched during a test."""
     from napari.utils.notifications import notification_manager

@@ -138,7 +138,8 @@ def test_autocast_on_mps():
 
 
 def test_describe_cpu():
-    assert dev.describe_device("cpu") == f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    assert dev.describe_device("cpu") == f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def test_describe_cuda(cuda):

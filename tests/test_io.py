@@ -171,7 +171,7 @@ def test_open_zarr_output_incremental(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(SelfDenoiseError, match="cannot read .*x.tif.*no such file") as error:
+    with pytest.raises(SelfDenoiseError, match=r"cannot read .*x\.tif.*no such file") as error:
         read_image(tmp_path / "x.tif")
     assert "TIFF, .npy and .zarr are supported" in _assert_one_line(error)
 

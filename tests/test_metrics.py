@@ -404,3 +404,14 @@ def test_compare_per_slice_with_mask_skips_empty_slices():
     assert table.column("psnr")[0] == pytest.approx(expected)
     with pytest.raises(SelfDenoiseError, match="slice 0"):
         metrics.compare(noisy, clean, mask=mask, slice_index=0)
+
+
+@pytest.mark.parametrize("per_slice", [False, True])
+def test_compare_threads_do_not_change_results(per_slice):
+    rng = np.random.default_rng(10)
+    clean = phantom((8, 40, 40), seed=10)
+    noisy = clean + 0.1 * rng.standard_normal(clean.shape)
+    output = ndi.gaussian_filter(noisy, (0, 1, 1))
+    serial = metrics.compare(output, clean, noisy, per_slice=per_slice, workers=1)
+    threaded = metrics.compare(output, clean, noisy, per_slice=per_slice, workers=3)
+    assert serial.to_json() == threaded.to_json()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.viewer, pytest.mark.usefixtures("clean_session", "torch_imported")]
+pytestmark = [pytest.mark.viewer, pytest.mark.usefixtures("clean_session", "torch_single_thread")]
 
 PLUGIN = "napari-selfdenoise"
 TRAIN_TIMEOUT_MS = 60_000
@@ -94,8 +96,10 @@ def test_stop_keeps_a_usable_model_and_viewer_stays_responsive(
     qtbot.waitUntil(lambda: len(trainer.loss_plot.train_steps) >= 3, timeout=TRAIN_TIMEOUT_MS)
     qtbot.waitUntil(lambda: sum(ticks) >= 10, timeout=TRAIN_TIMEOUT_MS)
     assert trainer.start_button.text() == "Stop"
+    pressed = time.monotonic()
     trainer.start_button.click()  # Stop
     qtbot.waitUntil(lambda: not trainer.is_running, timeout=15_000)
+    assert time.monotonic() - pressed < 5.0  # ends within a step (plus a last validation)
     timer.stop()
     assert trainer.denoiser is not None and trainer.denoiser.history
     assert trainer.denoiser.history[-1]["step"] < 10_000 * 3

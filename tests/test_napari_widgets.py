@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.usefixtures("clean_session")
+pytestmark = pytest.mark.usefixtures("clean_session", "torch_single_thread")
 
 
 @pytest.fixture
@@ -241,3 +241,96 @@ def test_new_line_layer_is_ready_to_draw(viewer, compare_widget):
     layer = compare_widget.add_line_layer()
     assert layer.mode == "add_line" and layer.ndim == 3
     assert compare_widget.profile_shapes.value is layer
+
+
+class FakeModel:
+    """Stands in for a trained Denoiser: predicts slowly and honours cancel."""
+
+    method = "n2v"
+
+    def __init__(self, ndim=2):
+        from selfdenoise.config import make_config
+
+        self.config = make_config("n2v", "ZYX" if ndim == 3 else "YX")
+        self.history = [{"step": 10, "loss": 1.0, "val_loss": 1.0}]
+        self.calls = []
+
+    def predict(self, image, axes=None, progress=None, cancel=None, **options):
+        import time
+
+        from selfdenoise.tiling import PredictionCancelled
+
+        self.calls.append((axes, options))
+        for tile in range(1, 51):
+            if cancel is not None and cancel.is_set():
+                raise PredictionCancelled("cancelled")
+            time.sleep(0.02)
+            if progress is not None:
+                progress(tile, 50, 0.02 * (50 - tile))
+        return np.asarray(image, dtype=np.float32) * 0.5
+
+
+def test_predict_widget_guesses_time_series_and_reads_options(
+    viewer, predict_widget, qtbot, clean_session
+):
+    model = FakeModel(ndim=2)
+    clean_session.add(model, "fake")
+    assert predict_widget.model.value == "fake"
+    assert "YX" in predict_widget.model_info.text()
+    layer = viewer.add_image(np.ones((3, 32, 32), np.float32), name="movie", scale=(1, 0.5, 0.5))
+    predict_widget.image.value = layer
+    assert predict_widget.axes.value == "TYX"
+    predict_widget.tile_shape.value = "16"
+    predict_widget.overlap.value = "4"
+    predict_widget.tta.value = True
+    predict_widget.run()
+    qtbot.waitUntil(lambda: not predict_widget.is_running, timeout=20_000)
+    assert model.calls == [("TYX", {"tile_shape": (16, 16), "overlap": (4, 4), "tta": True})]
+    (result,) = predict_widget.last_layers
+    assert result.name == "movie denoised (Noise2Void (N2V))"
+    np.testing.assert_allclose(result.scale, layer.scale)
+    np.testing.assert_array_equal(layer.data, 1.0)
+    assert predict_widget.progress_bar.value() == 100
+
+
+def test_predict_can_be_cancelled(viewer, predict_widget, qtbot, clean_session, notifications):
+    clean_session.add(FakeModel(), "fake")
+    predict_widget.image.value = viewer.add_image(np.ones((32, 32), np.float32), name="img")
+    predict_widget.run()
+    qtbot.waitUntil(lambda: predict_widget.progress_bar.value() > 0, timeout=20_000)
+    assert predict_widget.run_button.text() == "Cancel"
+    predict_widget.run_button.click()
+    qtbot.waitUntil(lambda: not predict_widget.is_running, timeout=20_000)
+    assert predict_widget.last_layers == []
+    assert [layer.name for layer in viewer.layers] == ["img"]
+    assert not errors(notifications)
+    assert predict_widget.status.text() == "Cancelled."
+
+
+def test_metrics_table_copy_and_export(viewer, compare_widget, qtbot, tmp_path):
+    from qtpy.QtWidgets import QApplication
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((48, 48)).astype(np.float32)
+    compare_widget.reset_choices()
+    reference = viewer.add_image(clean, name="clean")
+    noisy = viewer.add_image(
+        clean + rng.normal(0, 0.2, clean.shape).astype(np.float32), name="noisy"
+    )
+    better = viewer.add_image(
+        clean + rng.normal(0, 0.05, clean.shape).astype(np.float32), name="better"
+    )
+    compare_widget.reference.value = reference
+    compare_widget.noisy.value = noisy
+    compare_widget.candidates.value = [better]
+    compare_widget.run()
+    qtbot.waitUntil(lambda: not compare_widget.is_running, timeout=30_000)
+    assert compare_widget.table_value("better", "psnr") > compare_widget.table_value(
+        "noisy", "psnr"
+    )
+    assert compare_widget.table.columnCount() == 2
+    compare_widget.copy_csv()
+    assert QApplication.clipboard().text().startswith("name,")
+    path = compare_widget.export_csv(tmp_path / "metrics.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("name,psnr") and len(lines) == 3

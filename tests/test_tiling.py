@@ -140,6 +140,17 @@ def test_tiled_equals_whole_image_3d_anisotropic_tiles(net3d):
     np.testing.assert_allclose(result, expected, atol=TOLERANCE)
 
 
+def test_large_slabs_are_written_tile_by_tile(net3d, monkeypatch):
+    import selfdenoise.tiling._writer as writer
+
+    monkeypatch.setattr(writer, "SLAB_BYTES", 0)
+    network, multiple, radius = net3d
+    image = noise((21, 30, 47))
+    expected = whole_prediction(network, image[None], multiple)[0]
+    result = tiled(network, multiple, radius, image, axes="ZYX", tile_shape=(20, 24, 24))
+    np.testing.assert_allclose(result, expected, atol=TOLERANCE)
+
+
 def test_tile_larger_than_image_and_tiny_images(net2d):
     network, multiple, radius = net2d
     for shape in [(5, 3), (1, 9), (30, 30)]:
@@ -156,9 +167,15 @@ def test_leading_axes_channels_and_normaliser(jointly):
     image = noise((2, 70, 2, 50)) * 3.0 + 20.0  # T Y C X
     normaliser = AffineNormaliser()
     result = tiled(
-        network, multiple, radius, image, "TYCX", normaliser=normaliser,
-        channels_jointly=jointly, tile_shape=(52, 52),
-    )  # fmt: skip
+        network,
+        multiple,
+        radius,
+        image,
+        "TYCX",
+        normaliser=normaliser,
+        channels_jointly=jointly,
+        tile_shape=(52, 52),
+    )
     canonical, layout = to_canonical(image, "TYCX", channels_jointly=jointly)
     for sample in range(layout.n_samples):
         normalised = normaliser.forward(canonical[sample], sample)
@@ -181,9 +198,7 @@ def border_gradient_ratio(output, cuts, multiple):
     phase = np.arange(gradient.size) % multiple
     elsewhere = np.ones(gradient.size, bool)
     elsewhere[borders] = False
-    ratios = [
-        gradient[b] / gradient[elsewhere & (phase == b % multiple)].mean() for b in borders
-    ]
+    ratios = [gradient[b] / gradient[elsewhere & (phase == b % multiple)].mean() for b in borders]
     return float(np.mean(ratios))
 
 
@@ -191,7 +206,9 @@ def border_gradient_ratio(output, cuts, multiple):
 def test_no_seams_on_noise(net2d, blend, overlap):
     network, multiple, radius = net2d
     image = noise((96, 400), seed=1)
-    result = tiled(network, multiple, radius, image, tile_shape=(96, 96), overlap=overlap, blend=blend)  # fmt: skip
+    result = tiled(
+        network, multiple, radius, image, tile_shape=(96, 96), overlap=overlap, blend=blend
+    )
     cuts = tile_axis(400, 96, radius if overlap is None else overlap, multiple).cuts
     assert len(cuts) > 4
     assert border_gradient_ratio(result, cuts, multiple) < 1.1
@@ -203,6 +220,14 @@ def test_hann_with_full_overlap_is_close_to_whole(net2d):
     result = tiled(network, multiple, radius, image, tile_shape=(64, 64), blend="hann")
     expected = whole_prediction(network, image[None], multiple)[0]
     assert np.abs(result - expected).mean() < 0.01 * np.abs(expected).mean()
+
+
+def test_hann_in_3d_is_close_to_whole(net3d):
+    network, multiple, radius = net3d
+    image = noise((26, 33, 40))
+    result = tiled(network, multiple, radius, image, "ZYX", tile_shape=(20, 24, 28), blend="hann")
+    expected = whole_prediction(network, image[None], multiple)[0]
+    assert np.abs(result - expected).mean() < 0.02 * np.abs(expected).mean()
 
 
 def dihedral_average(network, image, multiple):
@@ -260,16 +285,22 @@ def test_dask_zarr_and_tiff_sources_and_outputs(net2d, tmp_path):
     as_dask = da.from_array(image, chunks=(1, 40, 40))
     np.testing.assert_array_equal(tiled(network, multiple, radius, as_dask, **options), expected)
 
-    source = zarr.open_array(tmp_path / "in.zarr", mode="w", shape=image.shape, chunks=(1, 32, 32), dtype=image.dtype)  # fmt: skip
+    source = zarr.open_array(
+        tmp_path / "in.zarr", mode="w", shape=image.shape, chunks=(1, 32, 32), dtype=image.dtype
+    )
     source[:] = image
-    out = zarr.open_array(tmp_path / "out.zarr", mode="w", shape=image.shape, chunks=(1, 32, 32), dtype="f4")  # fmt: skip
+    out = zarr.open_array(
+        tmp_path / "out.zarr", mode="w", shape=image.shape, chunks=(1, 32, 32), dtype="f4"
+    )
     returned = tiled(network, multiple, radius, source, out=out, **options)
     assert returned is out
     np.testing.assert_array_equal(out[:], expected)
 
     tifffile.imwrite(tmp_path / "in.tif", image, photometric="minisblack")
     mapped = tifffile.memmap(tmp_path / "in.tif")
-    target = tifffile.memmap(tmp_path / "out.tif", shape=image.shape, dtype=np.float32, photometric="minisblack")
+    target = tifffile.memmap(
+        tmp_path / "out.tif", shape=image.shape, dtype=np.float32, photometric="minisblack"
+    )
     tiled(network, multiple, radius, mapped, out=target, **options)
     target.flush()
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), expected)
@@ -300,18 +331,22 @@ def test_predict_dask_equals_predict_tiled_and_pickles(net2d):
     da = pytest.importorskip("dask.array")
     cloudpickle = pytest.importorskip("cloudpickle")
     network, multiple, radius = net2d
-    image = noise((2, 150, 2, 131)) * 3 + 20  # T Y C X, channels as samples
+    image = noise((2, 96, 2, 100)) * 3 + 20  # T Y C X, channels as samples
     normaliser = AffineNormaliser()
     layout = Layout("TYCX", image.shape, channels_jointly=False)
     expected = predict_tiled(
         network, image, layout, normaliser, size_multiple=multiple, receptive_radius=radius
     )
     builder = functools.partial(build_network, NetworkConfig(depth=2, base_channels=4), 2, 1)
-    factory = pickle.loads(pickle.dumps(NetworkFactory(
-        builder, {k: v.numpy() for k, v in network.state_dict().items()}, multiple, radius
-    )))  # fmt: skip
+    factory = pickle.loads(
+        pickle.dumps(
+            NetworkFactory(
+                builder, {k: v.numpy() for k, v in network.state_dict().items()}, multiple, radius
+            )
+        )
+    )
     lazy = predict_dask(
-        factory, da.from_array(image, chunks=(1, 50, 1, 60)), layout, normaliser, device="cpu"
+        factory, da.from_array(image, chunks=(2, 48, 1, 52)), layout, normaliser, device="cpu"
     )
     assert lazy.shape == image.shape and lazy.dtype == np.float32
     lazy = cloudpickle.loads(cloudpickle.dumps(lazy))  # what a distributed scheduler ships
@@ -324,16 +359,30 @@ def test_predict_dask_accepts_modules_and_denoiser_like_objects(net2d):
     image = noise((70, 90))
     expected = whole_prediction(network, image[None], multiple)[0]
 
+    lazy = predict_dask(
+        network, da.from_array(image, chunks=(32, 40)), "YX",
+        size_multiple=multiple, receptive_radius=radius,
+    )  # fmt: skip
+    np.testing.assert_allclose(lazy.compute(scheduler="threads"), expected, atol=TOLERANCE)
+    with pytest.raises(SelfDenoiseError, match="size_multiple"):
+        predict_dask(network, da.from_array(image), "YX")
+
+    class BoundNormaliser(AffineNormaliser):
+        def bind(self, layout):
+            return self
+
     class DenoiserLike:
+        normaliser = BoundNormaliser()
+
         def _network_factory(self):
             return NetworkFactory.from_module(network, multiple, radius)
 
-    for model, extra in [(network, dict(size_multiple=multiple, receptive_radius=radius)),
-                         (DenoiserLike(), {})]:  # fmt: skip
-        lazy = predict_dask(model, da.from_array(image, chunks=(32, 40)), "YX", **extra)
-        np.testing.assert_allclose(lazy.compute(scheduler="threads"), expected, atol=TOLERANCE)
-    with pytest.raises(SelfDenoiseError, match="size_multiple"):
-        predict_dask(network, da.from_array(image), "YX")
+        def _prediction_layout(self, array, axes):
+            return Layout(axes or "YX", array.shape)
+
+    raw = image * 3.0  # sample 0: normalised = raw / 3
+    lazy = predict_dask(DenoiserLike(), da.from_array(raw, chunks=(32, 40)))
+    np.testing.assert_allclose(lazy.compute(scheduler="sync"), expected * 3.0, atol=1e-3)
 
 
 # --- control: progress, cancel, out of memory -----------------------------------------------
@@ -370,8 +419,16 @@ def test_progress_and_cancel_within_one_batch(net2d):
 
     image = noise((200, 200))
     with pytest.raises(PredictionCancelled):
-        tiled(counting, multiple, radius, image, tile_shape=(64, 64), batch_size=2,
-              progress=progress, cancel=stop)  # fmt: skip
+        tiled(
+            counting,
+            multiple,
+            radius,
+            image,
+            tile_shape=(64, 64),
+            batch_size=2,
+            progress=progress,
+            cancel=stop,
+        )
     assert counting.calls == 1 and reports == [(2, reports[0][1], reports[0][2])]
     assert reports[0][1] > 2 and reports[0][2] >= 0
 
@@ -390,8 +447,15 @@ def test_out_of_memory_halves_batch_then_tile(net2d):
     counting = CountingNetwork(network, max_voxels=80 * 80)
     messages = []
     with pytest.warns(RuntimeWarning, match="out of device memory"):
-        result = tiled(counting, multiple, radius, image, tile_shape=(128, 128), batch_size=4,
-                       log=messages.append)  # fmt: skip
+        result = tiled(
+            counting,
+            multiple,
+            radius,
+            image,
+            tile_shape=(128, 128),
+            batch_size=4,
+            log=messages.append,
+        )
     np.testing.assert_allclose(result, expected, atol=TOLERANCE)
     batches = [s[0] for s in counting.shapes]
     assert batches[:3] == [4, 2, 1]
@@ -432,13 +496,19 @@ def test_choose_tiling_defaults_and_overrides():
     assert small.tile_shape == (40, 48)
 
     custom = choose_tiling(
-        (128, 1024, 1024), n_channels=1, receptive_radius=9, size_multiple=4,
-        tile_shape=(30, 250, 250), overlap=(4, 16, 16), batch_size=2,
-    )  # fmt: skip
+        (128, 1024, 1024),
+        n_channels=1,
+        receptive_radius=9,
+        size_multiple=4,
+        tile_shape=(30, 250, 250),
+        overlap=(4, 16, 16),
+        batch_size=2,
+    )
     assert custom.tile_shape == (32, 252, 252)
     assert custom.overlap == (4, 16, 16) and custom.batch_size == 2
-    grown = choose_tiling((500, 500), n_channels=1, receptive_radius=23, size_multiple=4,
-                          tile_shape=(16, 16))  # fmt: skip
+    grown = choose_tiling(
+        (500, 500), n_channels=1, receptive_radius=23, size_multiple=4, tile_shape=(16, 16)
+    )
     assert grown.tile_shape == (52, 52)  # room for a core after two halos
     with pytest.raises(SelfDenoiseError):
         choose_tiling((64, 64), n_channels=1, receptive_radius=4, size_multiple=4, overlap=(1,))
@@ -449,8 +519,9 @@ def test_choose_tiling_follows_free_gpu_memory(monkeypatch):
 
     def plan_with(free):
         monkeypatch.setattr(selfdenoise.device, "free_memory_bytes", lambda device: free)
-        return choose_tiling((64, 2048, 2048), n_channels=1, receptive_radius=23,
-                             size_multiple=4, device="cuda")  # fmt: skip
+        return choose_tiling(
+            (64, 2048, 2048), n_channels=1, receptive_radius=23, size_multiple=4, device="cuda"
+        )
 
     small, large = plan_with(2 * 1024**3), plan_with(40 * 1024**3)
     small_voxels = np.prod(small.tile_shape) * small.batch_size

@@ -177,7 +177,6 @@ class Denoiser:
         from .nets import build_network, size_multiple
         from .train import distributed_setup, train, wrap_distributed
 
-        self._stop_event.clear()
         axes = validate_axes(axes or self.config.axes)
         config = self.config
         if config.method == "supervised" and targets is None:
@@ -253,16 +252,69 @@ class Denoiser:
         checkpoint = None
         if training.checkpoint_every and training.checkpoint_dir and rank == 0:
             checkpoint = self._checkpoint_writer(Path(training.checkpoint_dir))
-        result = yield from train(
-            model, objective, sampler, training, device,
-            cancel=stop_requested, resume=self._resume_state, checkpoint=checkpoint,
-        )
+        try:
+            result = yield from train(
+                model, objective, sampler, training, device,
+                cancel=stop_requested, resume=self._resume_state, checkpoint=checkpoint,
+            )
+        finally:
+            self._stop_event.clear()
+        resumed = self._resume_state is not None
         self._resume_state = None
-        self.history = result["history"]
+        # A resumed run carries the earlier history in its state; continued training appends.
+        self.history = result["history"] if resumed else self.history + _offset_history(
+            result["history"], self.history
+        )
         self._last_state = result["state"]
         self._validation_held_out = sampler.validation_is_held_out
         self.network.eval()
         return self.history
+
+    def _network_factory(self):
+        """Picklable recipe that rebuilds this network on dask workers."""
+        import functools
+
+        from .nets import build_network, receptive_radius, size_multiple
+        from .tiling import NetworkFactory
+
+        self._require_trained()
+        build = functools.partial(
+            build_network, self.config.network, self.config.ndim, self.in_channels
+        )
+        weights = {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
+        return NetworkFactory(
+            build,
+            weights,
+            size_multiple(self.config.network),
+            receptive_radius(self.config.network, self.config.ndim),
+        )
+
+    def predict_dask(self, image, axes: str | None = None, **options):
+        """Lazy tiled prediction of a dask array (runs on a dask.distributed cluster if any).
+
+        Parameters
+        ----------
+        image : dask.array.Array
+            The image; chunks are realigned to the network's size multiple.
+        axes : str, optional
+            As in :meth:`predict`.
+        **options
+            ``tile_shape``, ``overlap``, ``batch_size``, ``blend``, ``tta``, ``half``,
+            ``out_dtype`` of :func:`selfdenoise.tiling.predict_dask`.
+
+        Returns
+        -------
+        dask.array.Array
+            The denoised image, computed when asked (``.compute()``, ``.to_zarr()``).
+        """
+        from .tiling import predict_dask
+
+        layout = self._prediction_layout(image, axes)
+        return predict_dask(
+            self._network_factory(), image, layout, self.normaliser.bind(layout),
+            device=self.config.training.device, channels_jointly=self.config.channels_jointly,
+            **options,
+        )
 
     def _normalise(self, array: np.ndarray, layout: Layout) -> np.ndarray:
         canonical, _ = to_canonical(array, layout.axes, layout.channels_jointly)
@@ -274,14 +326,14 @@ class Denoiser:
             return None
         if self.config.lambda_inv != "auto":
             return float(self.config.lambda_inv)
-        from skimage.restoration import estimate_sigma
+        from .metrics import estimate_noise_sigma
 
         sample = normalised[0][0, 0]
         if sample.ndim == 3:
             sample = sample[sample.shape[0] // 2]
         from .methods.noise2same import lambda_inv_from_sigma
 
-        return lambda_inv_from_sigma(float(estimate_sigma(sample)))
+        return lambda_inv_from_sigma(estimate_noise_sigma(sample))
 
     def _checkpoint_writer(self, folder: Path) -> Callable[[dict], None]:
         from .train import save_resumable
@@ -490,6 +542,14 @@ def _prepare_arrays(data, axes: str, channels_jointly: bool, name: str):
         arrays.append(array)
         layouts.append(Layout(layout.axes, layout.shape, channels_jointly))
     return arrays, layouts
+
+
+def _offset_history(new: list[dict], old: list[dict]) -> list[dict]:
+    """Renumber the steps of a continued run so they follow the earlier history."""
+    if not old:
+        return new
+    offset = old[-1]["step"]
+    return [{**row, "step": row["step"] + offset} for row in new]
 
 
 def _cast_output(result, dtype, input_dtype):

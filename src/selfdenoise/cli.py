@@ -156,11 +156,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
                f"loss {progress.loss:.5f} val {val} lr {progress.learning_rate:.2e} "
                f"{progress.steps_per_second:.1f} steps/s eta {eta}")
 
-    history = model.fit([image.data for image in images], validation, callback=report, resume=args.resume)
-    if _is_main_process():
-        path = model.save(args.out)
-        best = min((h["val_loss"] for h in history), default=float("nan"))
-        _print(f"saved {path} ({history[-1]['step'] if history else 0} steps, best validation loss {best:.5f})")
+    try:
+        history = model.fit([image.data for image in images], validation, callback=report, resume=args.resume)
+        if _is_main_process():
+            path = model.save(args.out)
+            best = min((h["val_loss"] for h in history), default=float("nan"))
+            _print(f"saved {path} ({history[-1]['step'] if history else 0} steps, best validation loss {best:.5f})")
+    finally:
+        from .train import distributed_teardown
+
+        distributed_teardown()
     return 0
 
 

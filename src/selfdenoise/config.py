@@ -16,7 +16,7 @@ from typing import Any
 
 from ._errors import SelfDenoiseError
 
-METHODS = ("noise2same", "n2v", "n2v2", "noise2self", "supervised")
+METHODS = ("noise2same", "n2v", "n2v2", "noise2self", "neighbor2neighbor", "supervised")
 """Training objectives, in the order the front ends list them."""
 
 METHOD_SUMMARIES = {
@@ -24,6 +24,9 @@ METHOD_SUMMARIES = {
     "n2v": "Noise2Void: predict masked pixels from their neighbours (blind spot).",
     "n2v2": "N2V2: Noise2Void with median fill and BlurPool, fewer checkerboard artefacts.",
     "noise2self": "Noise2Self: random or grid masking, score only masked pixels (J-invariance).",
+    "neighbor2neighbor": (
+        "Neighbor2Neighbor: train on random neighbour sub-samples; no blind spot, fastest on CPU."
+    ),
     "supervised": "Supervised (Noise2Noise / CARE): needs a second noisy or a clean target.",
 }
 
@@ -395,6 +398,15 @@ METHOD_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "noise2self": {
         "network": {},
         "masking": {"mode": "bernoulli", "fraction": 0.05, "fill": "donut"},
+    },
+    # CPU-first recipe (issue #6, docs/benchmarks.md "cpu-budget"): every half-resolution
+    # pixel is scored and a step costs about half a Noise2Void step, so it converges fastest
+    # per CPU-minute; a higher peak learning rate with one-cycle annealing pays in short runs.
+    # The masking section only drives the masked-pixel validation loss.
+    "neighbor2neighbor": {
+        "network": {"base_channels": 24},
+        "masking": {"mode": "stratified", "fraction": 0.02, "fill": "donut"},
+        "training": {"learning_rate": 3e-3, "schedule": "onecycle"},
     },
     "supervised": {"network": {}, "masking": {}},
 }

@@ -27,11 +27,11 @@ def run_demo(
     dict
         The metrics table as a dictionary.
     """
-    from skimage.restoration import denoise_nl_means, estimate_sigma
+    from skimage.restoration import denoise_nl_means
 
     from .api import Denoiser
     from .io import write_image
-    from .metrics import compare
+    from .metrics import compare, estimate_noise_sigma
     from .samples import noisy_2d
 
     out = Path(out)
@@ -59,7 +59,7 @@ def run_demo(
           f"tiled prediction (128x128 tiles) in {predict_seconds:.2f}s")
 
     started = time.perf_counter()
-    sigma = float(estimate_sigma(noisy))
+    sigma = estimate_noise_sigma(noisy)
     nl_means = denoise_nl_means(noisy, h=0.8 * sigma, sigma=sigma, patch_size=5,
                                 patch_distance=6, fast_mode=True).astype(np.float32)
     nl_seconds = time.perf_counter() - started

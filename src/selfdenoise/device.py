@@ -154,7 +154,8 @@ def describe_device(device: torch.device | str) -> str:
     if device.type == "mps":
         return "Apple GPU (MPS)"
     if device.type == "cpu":
-        return f"CPU ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
     return str(device)
 
 

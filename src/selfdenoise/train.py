@@ -218,18 +218,23 @@ def train(
     window_start, window_steps, rate = time.perf_counter(), 0, 0.0
     while True:
         elapsed = elapsed_before + time.perf_counter() - started
+        local_reason = ""
         if total_steps is not None and step >= total_steps:
-            break
-        if time_budget is not None and elapsed >= time_budget:
-            stop_reason = "time"
-            break
-        if is_cancelled(cancel):
-            stop_reason = "cancelled"
+            local_reason = "budget"
+        elif time_budget is not None and elapsed >= time_budget:
+            local_reason = "time"
+        elif is_cancelled(cancel):
+            local_reason = "cancelled"
+        reason = _agree_stop(local_reason, device)
+        if reason:
+            stop_reason = reason
             break
         fraction = _budget_fraction(step, total_steps, elapsed, time_budget)
         lr = config.learning_rate * learning_rate_factor(config.schedule, fraction) * plateau_factor
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if hasattr(objective, "set_progress"):
+            objective.set_progress(fraction)
         batch = _to_device(sampler.sample(config.batch_size), device)
         with _autocast(device, amp_dtype):
             loss, _ = objective.training_loss(network, batch, generator)
@@ -258,7 +263,7 @@ def train(
                 network, objective, sampler.validation_patches, device,
                 config.batch_size, config.seed + 7, amp_dtype,
             )
-            _all_reduce_mean(val_loss)
+            val_loss = _all_reduce_mean(val_loss, device)
             improved = best_val is None or val_loss < best_val
             if improved:
                 best_val, best_state, since_best = val_loss, _state_copy(network), 0
@@ -373,12 +378,36 @@ def _rank() -> int:
     return 0
 
 
-def _all_reduce_mean(value: float) -> float:
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _all_reduce_mean(value: float, device: torch.device) -> float:
+    """Mean of ``value`` over all processes (every rank then takes the same decisions)."""
+    if not _distributed():
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    tensor = torch.tensor([value], dtype=torch.float32, device=device)
     torch.distributed.all_reduce(tensor)
     return float(tensor.item() / torch.distributed.get_world_size())
+
+
+_STOP_REASONS = ("", "budget", "time", "cancelled")
+
+
+def _agree_stop(reason: str, device: torch.device) -> str:
+    """Under DDP every rank stops at the same step: the strongest reason of any rank wins."""
+    if not _distributed():
+        return reason
+    code = torch.tensor([_STOP_REASONS.index(reason)], dtype=torch.int32, device=device)
+    torch.distributed.all_reduce(code, op=torch.distributed.ReduceOp.MAX)
+    return _STOP_REASONS[int(code.item())]
+
+
+def distributed_teardown() -> None:
+    """Leave the process group at the end of a torchrun job."""
+    if _distributed():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def distributed_setup(device: torch.device) -> tuple[int, int, torch.device]:

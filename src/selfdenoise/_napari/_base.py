@@ -6,11 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from qtpy.QtCore import QObject, Qt, Signal
-from qtpy.QtWidgets import QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from .._errors import SelfDenoiseError
 from ._feedback import Outcome, notify_error, outcome_from_exception, wait_until
 from ._layers import unwrap_viewer, watch_layers
+
+MINIMUM_WIDTH = 380
+"""Dock widgets are at least this wide (pixels), so labels and the plots stay readable."""
 
 
 def parse_shape(text: str, ndim: int, name: str) -> tuple[int, ...] | None:
@@ -65,11 +68,30 @@ def form_layout() -> QFormLayout:
 def add_row(form: QFormLayout, label: str, widget: Any, tooltip: str = "") -> None:
     """Add a labelled row; ``widget`` may be a magicgui widget or a QWidget."""
     native = getattr(widget, "native", widget)
+    if isinstance(native, QComboBox):
+        shrinkable(native)
     if tooltip:
         native.setToolTip(tooltip)
     row_label = QLabel(label)
     row_label.setToolTip(tooltip)
     form.addRow(row_label, native)
+
+
+_RUNNING_WORKERS: set = set()
+"""Workers stay referenced until they finish, even if their widget is closed meanwhile."""
+
+
+def keep_alive(worker: Any) -> Any:
+    """Hold a reference to ``worker`` until it has finished; returns it."""
+    _RUNNING_WORKERS.add(worker)
+    worker.finished.connect(lambda: _RUNNING_WORKERS.discard(worker))
+    return worker
+
+
+def shrinkable(combo: QComboBox, characters: int = 12) -> None:
+    """Let a combo box get narrower than its longest entry (long layer names elide)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
 
 
 def _disconnector(connections: list[tuple[Any, Callable]]) -> Callable[..., None]:
@@ -111,8 +133,10 @@ class WorkerWidget(QWidget):
         self.last_error = ""
         self.content = QWidget()
         self.content_layout = QVBoxLayout(self.content)
-        scroll = QScrollArea()
+        self.setMinimumWidth(MINIMUM_WIDTH)
+        scroll = self.scroll_area = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(self.content)
         outer = QVBoxLayout(self)
@@ -176,7 +200,7 @@ class WorkerWidget(QWidget):
             connections["yielded"] = on_yield
         self.last_error = ""
         worker = create_worker(function, *args, _connect=connections, _start_thread=False)
-        self.worker = worker
+        self.worker = keep_alive(worker)
         worker.start()
         return worker
 

@@ -18,6 +18,7 @@ Scripted use::
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._errors import SelfDenoiseError
-from ._base import WorkerWidget, add_row, form_layout
+from ._base import WorkerWidget, add_row, form_layout, shrinkable
 from ._feedback import Outcome
 from ._jobs import CompareRequest, CompareResult, compare_job
 from ._layers import (
@@ -79,6 +80,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def column_title(name: str, width: int = 14) -> str:
+    """A layer name wrapped onto short lines, so table columns stay narrow."""
+    return "\n".join(textwrap.wrap(str(name), width, break_long_words=True)) or str(name)
+
+
 class CompareWidget(WorkerWidget):
     """Dock widget comparing denoised layers with a reference and the noisy input.
 
@@ -106,9 +112,9 @@ class CompareWidget(WorkerWidget):
         self.candidates.native.setMaximumHeight(90)
         self.scope = ComboBox(choices=[WHOLE, CURRENT_SLICE], value=WHOLE)
         self.edge_tolerance = SpinBox(value=1, min=0, max=10)
-        self.baseline = CheckBox(value=True, text="score the noisy layer too")
-        self.ssim_maps = CheckBox(value=False, text="SSIM maps (needs a reference)")
-        self.residuals = CheckBox(value=False, text="residuals (noisy - denoised)")
+        self.baseline = CheckBox(value=True, text="score the noisy layer")
+        self.ssim_maps = CheckBox(value=False, text="SSIM map layers")
+        self.residuals = CheckBox(value=False, text="residual layers")
         self.run_button = QPushButton("Compare")
         self.run_button.clicked.connect(lambda: self.run())
         form = form_layout()
@@ -139,7 +145,7 @@ class CompareWidget(WorkerWidget):
             self.baseline,
             "Add the noisy layer as a column, to see what denoising gained.",
         )
-        add_row(form, "Add layers", self.ssim_maps, "Add an SSIM map per candidate as a new layer.")
+        add_row(form, "Add", self.ssim_maps, "Add an SSIM map per candidate as a new layer.")
         add_row(form, "", self.residuals, "Add noisy - denoised per candidate as a new layer.")
         self.content_layout.addLayout(form)
         self.content_layout.addWidget(self.run_button)
@@ -173,6 +179,7 @@ class CompareWidget(WorkerWidget):
         self.new_line_button.clicked.connect(self.add_line_layer)
         self.profile_button = QPushButton("Plot profile")
         self.profile_button.clicked.connect(lambda: self.plot_profile())
+        shrinkable(self.profile_shapes.native)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.profile_shapes.native, 1)
@@ -271,7 +278,9 @@ class CompareWidget(WorkerWidget):
         self.table.clear()
         self.table.setRowCount(len(metrics))
         self.table.setColumnCount(len(table.rows))
-        self.table.setHorizontalHeaderLabels([str(row["name"]) for row in table.rows])
+        self.table.setHorizontalHeaderLabels([column_title(row["name"]) for row in table.rows])
+        for column, row in enumerate(table.rows):
+            self.table.horizontalHeaderItem(column).setToolTip(str(row["name"]))
         for r, metric in enumerate(metrics):
             header = QTableWidgetItem(METRIC_LABELS.get(metric, metric))
             header.setToolTip(COLUMN_DESCRIPTIONS.get(metric, metric))
@@ -279,6 +288,10 @@ class CompareWidget(WorkerWidget):
             for c, row in enumerate(table.rows):
                 self.table.setItem(r, c, QTableWidgetItem(format_value(row.get(metric))))
         self.table.resizeColumnsToContents()
+        self.table.resizeRowsToContents()
+        header = self.table.horizontalHeader().sizeHint().height()
+        height = header + self.table.verticalHeader().length() + 2 * self.table.frameWidth()
+        self.table.setMinimumHeight(min(height + 6, 520))
 
     def table_value(self, candidate: str, metric: str) -> Any:
         """A value of the last table (for scripts and tests)."""

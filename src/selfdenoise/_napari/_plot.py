@@ -48,17 +48,27 @@ class Series:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick positions (1, 2, 5 x 10^k steps) covering ``[low, high]``."""
+    """Round tick positions (1, 2, 5 x 10^k steps) covering ``[low, high]``, at least 3."""
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
         return [low] if math.isfinite(low) else []
     raw = (high - low) / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    steps = [m * magnitude for m in (10, 5, 2, 1, 0.5, 0.2, 0.1)]
+    usable = [step for step in steps if step >= raw] or steps[:1]
+    ticks: list[float] = []
+    for step in [usable[-1], *(s for s in steps if s < usable[-1])]:
+        ticks = _ticks_with_step(low, high, step)
+        if len(ticks) >= 3:
+            break
+    return ticks
+
+
+def _ticks_with_step(low: float, high: float, step: float) -> list[float]:
     start = math.ceil(low / step - 1e-9) * step
     ticks = []
     value = start
     while value <= high + 1e-9 * step:
-        ticks.append(0.0 if abs(value) < step * 1e-9 else value)
+        ticks.append(0.0 if abs(value) < step * 1e-9 else round(value, 12))
         value += step
     return ticks
 
@@ -173,7 +183,8 @@ class LinePlot(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
             painter.end()
             return
-        area = self._plot_area(painter)
+        area = self._plot_area(painter, limits)
+        limits = self._with_legend_headroom(painter, area, limits)
         self._draw_axes(painter, area, limits, foreground)
         painter.save()
         painter.setClipRect(area)
@@ -183,10 +194,21 @@ class LinePlot(QWidget):
         self._draw_legend(painter, area, foreground)
         painter.end()
 
-    def _plot_area(self, painter: QPainter) -> QRectF:
+    def _with_legend_headroom(self, painter: QPainter, area: QRectF, limits):
+        """Raise the top of the y range so that the curves pass below the legend."""
+        rows = sum(1 for s in self.series if s.label)
+        if not rows:
+            return limits
+        legend = painter.fontMetrics().height() * rows + 14
+        fraction = min(legend / max(area.height(), 1.0), 0.6)
+        x_min, x_max, y_min, y_max = limits
+        return x_min, x_max, y_min, y_max + fraction / (1 - fraction) * (y_max - y_min)
+
+    def _plot_area(self, painter: QPainter, limits) -> QRectF:
         metrics = painter.fontMetrics()
         height = metrics.height()
-        left = metrics.horizontalAdvance("8.8e-88") + height + 10
+        labels = [format_tick(tick) for tick in self._y_ticks(limits)] or ["0"]
+        left = max(metrics.horizontalAdvance(label) for label in labels) + height + 10
         bottom = 2 * height + 10
         return QRectF(
             left, 8, max(self.width() - left - 12, 10), max(self.height() - bottom - 8, 10)

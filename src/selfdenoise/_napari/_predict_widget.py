@@ -26,7 +26,15 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPush
 
 from .._errors import SelfDenoiseError
 from ..axes import validate_axes
-from ._base import ProgressRelay, WorkerWidget, add_row, form_layout, hint_label, parse_shape
+from ._base import (
+    ProgressRelay,
+    WorkerWidget,
+    add_row,
+    form_layout,
+    hint_label,
+    parse_shape,
+    shrinkable,
+)
 from ._feedback import Outcome, format_duration, notify_info
 from ._jobs import load_job, predict_job
 from ._layers import add_derived_image, base_data, guess_layer_axes, layer_choices
@@ -149,6 +157,7 @@ class PredictWidget(WorkerWidget):
         self.load_button = QPushButton("Load…")
         self.load_button.setToolTip("Load a model saved with 'Save model…' (.safetensors).")
         self.load_button.clicked.connect(self._ask_model_file)
+        shrinkable(self.model.native)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.model.native, 1)
@@ -169,7 +178,7 @@ class PredictWidget(WorkerWidget):
         self.axes = LineEdit(value="YX")
         self.tile_shape = LineEdit(value="auto")
         self.overlap = LineEdit(value="auto")
-        self.tta = CheckBox(value=False, text="average 8 flips/rotations (8x slower)")
+        self.tta = CheckBox(value=False, text="8 flips/rotations (8x slower)")
         form = form_layout()
         add_row(form, "Image", self.image, "Layer to denoise; it is never modified.")
         add_row(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .._errors import SelfDenoiseError
 from ..config import DenoiserConfig
 from .base import Objective, masked_mse, masked_pixel_loss, validation_masking
+from .neighbor2neighbor import Neighbor2Neighbor
 from .noise2same import Noise2Same, lambda_inv_from_sigma, noise2same_loss
 from .noise2self import Noise2Self
 from .noise2void import N2V2, Noise2Void
@@ -15,6 +16,7 @@ from .supervised import Supervised
 
 __all__ = [
     "N2V2",
+    "Neighbor2Neighbor",
     "Noise2Same",
     "Noise2Self",
     "Noise2Void",
@@ -48,8 +50,8 @@ def get_objective(
     Returns
     -------
     Objective
-        :class:`Noise2Same`, :class:`Noise2Void`, :class:`N2V2`, :class:`Noise2Self` or
-        :class:`Supervised`.
+        :class:`Noise2Same`, :class:`Noise2Void`, :class:`N2V2`, :class:`Noise2Self`,
+        :class:`Neighbor2Neighbor` or :class:`Supervised`.
 
     Raises
     ------
@@ -71,6 +73,8 @@ def get_objective(
         return N2V2(config.masking)
     if method == "noise2self":
         return Noise2Self(config.masking)
+    if method == "neighbor2neighbor":
+        return Neighbor2Neighbor(config.masking)
     if method == "supervised":
         return Supervised()
     raise SelfDenoiseError(f"unknown method {method!r}.")

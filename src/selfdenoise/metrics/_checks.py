@@ -8,7 +8,10 @@ float64; larger ones to float32 to bound memory, with every sum accumulated in f
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -19,6 +22,25 @@ FLOAT64_MAX_ELEMENTS = 2**24
 
 _CHUNK = 2**20
 """Elements per chunk when summing products in float64."""
+
+MAX_WORKERS = 8
+"""Default cap on the threads used for slice-by-slice work."""
+
+_T = TypeVar("_T")
+
+
+def map_slices(function: Callable[[int], _T], count: int, workers: int | None = None) -> list[_T]:
+    """``[function(i) for i in range(count)]``, on threads when ``workers`` > 1.
+
+    scipy.ndimage and scikit-image release the GIL in their filters, so slices run in
+    parallel. ``workers=None`` uses the CPU count, at most ``MAX_WORKERS``.
+    """
+    if workers is None:
+        workers = min(MAX_WORKERS, os.cpu_count() or 1)
+    if workers <= 1 or count <= 1:
+        return [function(index) for index in range(count)]
+    with ThreadPoolExecutor(max_workers=min(workers, count)) as pool:
+        return list(pool.map(function, range(count)))
 
 
 def working_dtype(size: int) -> type[np.floating]:

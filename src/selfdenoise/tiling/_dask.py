@@ -21,6 +21,7 @@ import torch
 
 from .._errors import SelfDenoiseError
 from ..axes import SPATIAL_AXES, Layout
+from ._forward import convert_memory_format, fast_memory_format
 from ._grid import round_up
 from ._predict import predict_tiled
 
@@ -76,13 +77,16 @@ class NetworkFactory:
         if self.state_dict is not None:
             weights = {name: torch.as_tensor(value) for name, value in self.state_dict.items()}
             network.load_state_dict(weights)
-        return network.to(device).eval()
+        network = network.to(device).eval()
+        ndim = next((p.ndim - 2 for p in network.parameters() if p.ndim in (4, 5)), 2)
+        convert_memory_format(network, fast_memory_format(device, ndim))
+        return network
 
 
 def predict_dask(
     model,
     array,
-    layout: Layout | str,
+    layout: Layout | str | None = None,
     normaliser=None,
     *,
     size_multiple: int | None = None,
@@ -104,18 +108,22 @@ def predict_dask(
     rounded up to multiples of the network's size multiple and the halo to a multiple too,
     so that, with the default overlap, the result equals :func:`predict_tiled` and
     whole-image prediction. A channel axis is kept in one chunk when channels are
-    denoised jointly.
+    denoised jointly. On CPUs torch already spreads one chunk over every core, so use few
+    dask threads per machine (``num_workers=1`` or one single-threaded worker process).
 
     Parameters
     ----------
     model : NetworkFactory, torch.nn.Module, (builder, state_dict) or object
-        The network: a :class:`NetworkFactory`; any object with a ``_network_factory()``
-        method returning one (such as a trained :class:`selfdenoise.Denoiser`); a pair of a
-        picklable zero-argument builder and its weights; or a module (copied into a factory).
+        The network: a :class:`NetworkFactory`; a pair of a picklable zero-argument builder
+        and its weights; a module (copied into a factory); or a model object such as a
+        trained :class:`selfdenoise.Denoiser`, with a ``_network_factory()`` method returning
+        a factory. Such an object may also provide ``_prediction_layout(array, axes)`` (used
+        when ``layout`` is an axes string or None) and a ``normaliser`` with
+        ``bind(layout)`` (used when ``normaliser`` is None).
     array : dask.array.Array or array-like
         Image in the user's axes order.
-    layout : Layout or str
-        Its layout, or its axes string.
+    layout : Layout, str or None
+        Its layout, or its axes string (None: the model object's default).
     normaliser : object, optional
         As for :func:`predict_tiled`; must be picklable to run on a cluster.
     size_multiple, receptive_radius : int, optional
@@ -133,12 +141,18 @@ def predict_dask(
     import dask.array as da
 
     array = array if isinstance(array, da.Array) else da.from_array(array)
+    if not isinstance(layout, Layout) and hasattr(model, "_prediction_layout"):
+        layout = model._prediction_layout(array, layout)
+    if layout is None:
+        raise SelfDenoiseError("give the array's axes, e.g. predict_dask(model, array, 'ZYX').")
     if isinstance(layout, str):
         layout = Layout(layout, array.shape, channels_jointly)
     if tuple(array.shape) != layout.shape:
         raise SelfDenoiseError(
             f"array shape {array.shape} does not match its layout {layout.shape}."
         )
+    if normaliser is None and getattr(model, "normaliser", None) is not None:
+        normaliser = model.normaliser.bind(layout)
     factory = _as_factory(model, size_multiple, receptive_radius)
     radius = factory.receptive_radius if overlap is None else overlap
     halos = (radius,) * layout.ndim if isinstance(radius, int) else tuple(radius)

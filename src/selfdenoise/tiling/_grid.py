@@ -145,8 +145,9 @@ class Tile:
 class TileGrid:
     """Tiles over every canonical sample of an image.
 
-    Tiles are ordered sample by sample, then in raster order over the spatial axes, so that
-    all tiles of one row (same position along the first spatial axis) come together.
+    Tiles are ordered sample by sample, then by their position along the *slab axis* (the
+    spatial axis cut into the most tiles), then in raster order over the other axes. All
+    tiles of one slab come together, and a slab is the thinnest cut of the image.
     """
 
     axes: tuple[AxisTiles, ...]
@@ -175,11 +176,24 @@ class TileGrid:
     def tiles_per_sample(self) -> int:
         return math.prod(len(axis) for axis in self.axes)
 
+    @property
+    def slab_axis(self) -> int:
+        """Spatial axis with the most tiles (the first one on ties)."""
+        counts = [len(axis) for axis in self.axes]
+        return counts.index(max(counts))
+
     def __len__(self) -> int:
         return self.n_samples * self.tiles_per_sample
 
     def __iter__(self) -> Iterator[Tile]:
-        positions = list(itertools.product(*(range(len(axis)) for axis in self.axes)))
+        order = [self.slab_axis] + [a for a in range(len(self.axes)) if a != self.slab_axis]
+        ranges = [range(len(self.axes[a])) for a in order]
+        positions = []
+        for ordered in itertools.product(*ranges):
+            position = [0] * len(order)
+            for axis, k in zip(order, ordered, strict=True):
+                position[axis] = k
+            positions.append(tuple(position))
         for sample in range(self.n_samples):
             for position in positions:
                 yield Tile(sample, position)

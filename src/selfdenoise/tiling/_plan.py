@@ -61,6 +61,7 @@ def choose_tiling(
     tile_shape: Sequence[int] | None = None,
     overlap: int | Sequence[int] | None = None,
     batch_size: int | None = None,
+    n_samples: int = 1,
 ) -> TilePlan:
     """Pick tile shape, overlap and batch size for an image.
 
@@ -85,6 +86,8 @@ def choose_tiling(
     tile_shape, overlap, batch_size : optional
         Overrides. Tile sides are rounded up to multiples of ``size_multiple``, grown to
         leave a core after the overlap, and shrunk to the (padded) image.
+    n_samples : int
+        Images (canonical samples) predicted together; batches may span them.
 
     Returns
     -------
@@ -108,7 +111,7 @@ def choose_tiling(
         for size, tile, halo in zip(spatial_shape, tiles, halos, strict=True)
     )
     if batch_size is None:
-        batch_size = int(min(MAX_BATCH, max(1, budget // voxels)))
+        batch_size = int(min(MAX_BATCH, n_tiles * n_samples, max(1, budget // voxels)))
     elif batch_size < 1:
         raise SelfDenoiseError(f"batch size must be a positive integer; got {batch_size}.")
     computed = n_tiles * voxels / max(1, math.prod(spatial_shape))

@@ -15,7 +15,7 @@ from ..axes import Layout
 from ..config import AMP_MODES, BLENDS
 from ..device import autocast_dtype, configure_backends, select_device
 from ._cancel import PredictionCancelled, is_cancelled
-from ._forward import BatchForward, TileTooLarge
+from ._forward import BatchForward, TileTooLarge, convert_memory_format, fast_memory_format
 from ._grid import Tile, TileGrid, read_tile
 from ._plan import TilePlan, choose_tiling, halve_tile
 from ._writer import BlendWriter, CropWriter
@@ -119,6 +119,7 @@ def predict_tiled(
         tile_shape=tile_shape,
         overlap=overlap,
         batch_size=batch_size,
+        n_samples=layout.n_samples,
     )
 
     def notify(message: str) -> None:
@@ -126,9 +127,12 @@ def predict_tiled(
             log(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
-    forward = BatchForward(network, device, _amp_dtype(device, half), tta, plan.batch_size, notify)
+    memory_format = fast_memory_format(device, layout.ndim)
+    amp_dtype = _amp_dtype(device, half)
+    forward = BatchForward(network, device, amp_dtype, tta, plan.batch_size, memory_format, notify)
     was_training = network.training
     network.eval()
+    converted = convert_memory_format(network, memory_format)
     try:
         while True:
             run = _TiledRun(plan, source, layout, normaliser, size_multiple, out, blend)
@@ -149,6 +153,8 @@ def predict_tiled(
                 plan = smaller
     finally:
         network.train(was_training)
+        if converted:
+            network.to(memory_format=torch.contiguous_format)
 
 
 class _TiledRun:

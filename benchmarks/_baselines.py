@@ -1,0 +1,207 @@
+"""Shared pieces of the quality benchmarks: data, noise, metrics, classical baselines, deep runs.
+
+Protocol (``/work/shared/data/README.md``): clean = image / 255, noisy = clean +
+N(0, (sigma/255)^2) with a fixed seed (one stream per image: ``default_rng([seed, index])``),
+no clipping, PSNR and SSIM with ``data_range=1``. Classical baselines receive the noise
+level estimated from the noisy image (:func:`skimage.restoration.estimate_sigma`), as a
+user without the clean image would; the deep methods receive nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from _report import SHARED_DATA
+
+SET12 = SHARED_DATA / "set12"
+SET12_NAMES = tuple(f"{k:02d}" for k in range(1, 13))
+
+
+@dataclass
+class Result:
+    """One denoising result: quality, cost and what produced it."""
+
+    image: str
+    method: str
+    recipe: str
+    budget: str
+    psnr: float
+    ssim: float
+    train_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    steps: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.train_seconds + self.predict_seconds
+
+
+def load_set12(names: list[str] | tuple[str, ...] = SET12_NAMES, folder: Path = SET12) -> dict:
+    """Clean Set12 images (float64 in [0, 1]) by name ('01'..'12')."""
+    from skimage.io import imread
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Set12 not found at {folder} (expected ../shared/data/set12).")
+    images = {}
+    for name in names:
+        image = imread(folder / f"{name}.png")
+        if image.ndim == 3:
+            image = image[..., 0]
+        images[name] = image.astype(np.float64) / 255.0
+    return images
+
+
+def add_gaussian_noise(clean: np.ndarray, sigma: float, seed: int, index: int) -> np.ndarray:
+    """``clean + N(0, (sigma/255)^2)``, seeded per image, not clipped (float32)."""
+    rng = np.random.default_rng([seed, index])
+    return (clean + rng.normal(0.0, sigma / 255.0, clean.shape)).astype(np.float32)
+
+
+def poisson_gaussian_volume(
+    shape: tuple[int, int, int] = (48, 256, 256), seed: int = 0, photons: float = 30.0,
+    read_sigma: float = 0.03,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded 3D test volume: smooth blobs and tubes, Poisson-Gaussian noise.
+
+    Returns ``(noisy, clean)`` as float32, clean in [0, 1]; the noise is Poisson with
+    ``photons`` expected counts at intensity 1 (rescaled back) plus Gaussian read noise.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    clean = np.zeros(shape, np.float64)
+    zz, yy, xx = np.indices(shape, dtype=np.float32)
+    for _ in range(40):
+        centre = rng.uniform((0, 0, 0), shape)
+        radius = rng.uniform(4, 14)
+        brightness = rng.uniform(0.3, 1.0)
+        dist2 = ((zz - centre[0]) / 0.8) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
+        clean = np.maximum(clean, brightness * (dist2 < radius**2))
+    lines = np.zeros(shape, np.float64)
+    for _ in range(25):
+        start = rng.uniform((0, 0, 0), shape)
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        for t in np.linspace(-300, 300, 2400):
+            p = np.round(start + t * direction).astype(int)
+            if np.all(p >= 0) and np.all(p < shape):
+                lines[tuple(p)] = rng.uniform(0.5, 1.0)
+    lines = ndimage.grey_dilation(lines, size=(1, 3, 3))
+    clean = np.maximum(clean, lines)
+    clean = ndimage.gaussian_filter(clean, (1.0, 1.5, 1.5)) * 0.9 + 0.05
+    clean = np.clip(clean, 0.0, 1.0)
+    counts = rng.poisson(clean * photons) / photons
+    noisy = counts + rng.normal(0.0, read_sigma, shape)
+    return noisy.astype(np.float32), clean.astype(np.float32)
+
+
+def scores(clean: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM with ``data_range=1`` (2D or 3D)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    estimate = np.asarray(estimate, np.float64)
+    psnr = peak_signal_noise_ratio(clean, estimate, data_range=1.0)
+    ssim = structural_similarity(clean, estimate, data_range=1.0)
+    return float(psnr), float(ssim)
+
+
+def estimated_sigma(noisy: np.ndarray) -> float:
+    """Noise standard deviation estimated from the image (wavelet MAD, per slice in 3D)."""
+    from skimage.restoration import estimate_sigma
+
+    if noisy.ndim == 3:
+        step = max(1, noisy.shape[0] // 8)
+        return float(np.mean([estimate_sigma(s) for s in noisy[::step]]))
+    return float(estimate_sigma(noisy))
+
+
+def nl_means(noisy: np.ndarray) -> tuple[np.ndarray, float]:
+    """scikit-image NL-means, fast mode, patch 5, distance 6, h = 0.8 sigma (2D or 3D)."""
+    from skimage.restoration import denoise_nl_means
+
+    started = time.perf_counter()
+    sigma = estimated_sigma(noisy)
+    out = denoise_nl_means(noisy.astype(np.float64), patch_size=5, patch_distance=6,
+                           h=0.8 * sigma, sigma=sigma, fast_mode=True)
+    return out, time.perf_counter() - started
+
+
+def bm3d_available() -> bool:
+    """True when the ``bm3d`` package is installed."""
+    return importlib.util.find_spec("bm3d") is not None
+
+
+def bm3d_denoise(noisy: np.ndarray) -> tuple[np.ndarray, float]:
+    """BM3D (``bm3d`` package) with the estimated sigma; slice by slice for 3D arrays."""
+    import bm3d
+
+    started = time.perf_counter()
+    sigma = estimated_sigma(noisy)
+    if noisy.ndim == 2:
+        out = bm3d.bm3d(noisy.astype(np.float64), sigma_psd=sigma)
+    else:
+        out = np.stack([bm3d.bm3d(s.astype(np.float64), sigma_psd=sigma) for s in noisy])
+    return np.asarray(out), time.perf_counter() - started
+
+
+def careamics_available() -> bool:
+    """True when CAREamics can be imported in this environment."""
+    return importlib.util.find_spec("careamics") is not None
+
+
+def classical(clean: np.ndarray, noisy: np.ndarray, image: str, budget: str = "-") -> list[Result]:
+    """NL-means and (if installed) BM3D results for one image."""
+    results = []
+    out, seconds = nl_means(noisy)
+    results.append(Result(image, "nl-means", "skimage fast, p5 d6 h=0.8s", budget,
+                          *scores(clean, out), predict_seconds=seconds))
+    if bm3d_available():
+        out, seconds = bm3d_denoise(noisy)
+        results.append(Result(image, "bm3d", "bm3d package, sigma estimated", budget,
+                              *scores(clean, out), predict_seconds=seconds))
+    return results
+
+
+def run_deep(
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    image: str,
+    method: str,
+    recipe: str = "default",
+    *,
+    minutes: float | None = None,
+    steps: int | None = None,
+    tta: bool = False,
+    axes: str | None = None,
+    settings: dict | None = None,
+) -> Result:
+    """Train a :class:`selfdenoise.Denoiser` on ``noisy`` alone, predict it and score it.
+
+    Give ``minutes`` (wall-clock budget, the learning-rate schedule is annealed over it) or
+    ``steps`` (a step budget).
+    """
+    from selfdenoise import Denoiser
+
+    settings = dict(settings or {})
+    settings.setdefault("device", "cpu")
+    if minutes is not None:
+        settings.update(max_minutes=minutes, epochs=10**6)
+    if steps is not None:
+        settings["steps"] = steps
+    axes = axes or ("ZYX" if noisy.ndim == 3 else "YX")
+    model = Denoiser(method, axes, **settings)
+    started = time.perf_counter()
+    model.fit(noisy)
+    train_seconds = time.perf_counter() - started
+    done = model.history[-1]["step"] if model.history else 0
+    started = time.perf_counter()
+    out = model.predict(noisy, tta=tta)
+    predict_seconds = time.perf_counter() - started
+    budget = f"{minutes:g} min" if minutes is not None else f"{steps} steps"
+    return Result(image, method, recipe, budget, *scores(clean, out), train_seconds,
+                  predict_seconds, done)

@@ -1,0 +1,155 @@
+"""Quality benchmark (issue #5): Set12, Gaussian sigma 25, every method with its default recipe.
+
+Each Set12 image (``../shared/data/set12`` relative to the repository root) gets a seeded
+noisy version (clean = img / 255, noisy = clean + N(0, (sigma/255)^2), one stream per image,
+no clipping). Every self-supervised method trains a fresh model on that noisy image alone for a
+fixed CPU wall-clock budget (``Denoiser(method, 'YX', max_minutes=b, epochs=10**6)``, so the
+learning-rate schedule is annealed within the budget), then predicts the image; PSNR and SSIM
+use ``data_range=1``. scikit-image NL-means and BM3D (``bm3d`` package) run in the same session.
+Results are appended to a JSON-lines file and the ``quality`` section of
+``docs/benchmarks.md`` is rebuilt from it (``--write-docs``).
+
+The full protocol (12 images x 5 methods x 1/3/10 minutes) takes about 14 hours on 2 cores;
+``--images``, ``--methods`` and ``--budgets`` select a subset, ``--quick`` runs image 05 at
+1 minute.
+
+Examples
+--------
+python benchmarks/quality.py --images 01,05 --budgets 1,3
+python benchmarks/quality.py --methods neighbor2neighbor --images 05 --budgets 10
+python benchmarks/quality.py --write-docs --notes notes.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _baselines as base
+from _report import ROOT, machine_line, markdown_table, write_section
+
+DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "quality.jsonl"
+SELF_SUPERVISED = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run every requested image, method and budget; append the results to ``args.out``."""
+    images = base.load_set12(args.images)
+    for name, clean in images.items():
+        noisy = base.add_gaussian_noise(clean, args.sigma, args.seed, int(name))
+        noisy_psnr, noisy_ssim = base.scores(clean, noisy)
+        _record(base.Result(name, "noisy input", "-", "-", noisy_psnr, noisy_ssim), args)
+        if args.classical:
+            for result in base.classical(clean, noisy, name):
+                _record(result, args)
+        for budget in args.budgets:
+            for method in args.methods:
+                result = base.run_deep(clean, noisy, name, method, "default", minutes=budget,
+                                       settings={"seed": args.seed}, tta=args.tta)
+                _record(result, args)
+
+
+def _record(result: base.Result, args: argparse.Namespace) -> None:
+    row = asdict(result)
+    row["extra"].update(sigma=args.sigma, seed=args.seed, session=args.session, tta=args.tta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    print(f"{row['image']:>3} {row['method']:>18} {row['budget']:>7} PSNR {row['psnr']:6.2f} "
+          f"SSIM {row['ssim']:.3f} train {row['train_seconds']:6.1f}s "
+          f"predict {row['predict_seconds']:5.2f}s steps {row['steps']}", flush=True)
+
+
+def _load(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def per_image_table(rows: list[dict]) -> str:
+    """PSNR / SSIM per image (columns) for every method and budget (rows), plus the mean."""
+    images = sorted({r["image"] for r in rows})
+    keys = sorted({(r["method"], r["budget"]) for r in rows}, key=_order)
+    lines = []
+    for method, budget in keys:
+        cells, psnrs = [], []
+        for image in images:
+            match = [r for r in rows if (r["method"], r["budget"], r["image"]) == (method, budget, image)]
+            if match:
+                psnr, ssim = match[-1]["psnr"], match[-1]["ssim"]
+                psnrs.append(psnr)
+                cells.append(f"{psnr:.2f} / {ssim:.3f}")
+            else:
+                cells.append("")
+        seconds = [r["train_seconds"] + r["predict_seconds"]
+                   for r in rows if (r["method"], r["budget"]) == (method, budget)]
+        lines.append([method, budget, *cells, f"{np.mean(psnrs):.2f} ({len(psnrs)})",
+                      f"{np.mean(seconds):.1f}"])
+    return markdown_table(["method", "budget", *images, "mean PSNR (n)", "time (s)"], lines)
+
+
+def _order(key: tuple[str, str]) -> tuple:
+    method, budget = key
+    rank = {"noisy input": 0, "nl-means": 1, "bm3d": 2}
+    minutes = float(budget.split()[0]) if budget != "-" else 0.0
+    return (rank.get(method, 3), minutes, method)
+
+
+def write_docs(path: Path, notes: str) -> None:
+    """Rebuild the ``quality`` section of docs/benchmarks.md from the results file."""
+    rows = _load(path)
+    text = "\n\n".join([
+        "## Quality on Set12 (issue #5) — `benchmarks/quality.py`",
+        f"Machine: {machine_line()}.",
+        notes.strip(),
+        "PSNR (dB) / SSIM per image; time = training + prediction per image.",
+        per_image_table(rows),
+    ])
+    write_section("quality", text)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", default="all", help="Set12 names, e.g. 01,05 ('all')")
+    parser.add_argument("--methods", default=",".join(SELF_SUPERVISED))
+    parser.add_argument("--budgets", default="1,3,10", help="CPU minutes per training run")
+    parser.add_argument("--sigma", type=float, default=25.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tta", action="store_true", help="8-fold flip/rotation averaging")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-classical", dest="classical", action="store_false")
+    parser.add_argument("--quick", action="store_true", help="image 05 at 1 minute")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--session", default=time.strftime("%Y-%m-%d %H:%M"))
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--notes", type=Path, help="markdown file with the text of the section")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.images, args.budgets = "05", "1"
+    args.images = list(base.SET12_NAMES) if args.images == "all" else args.images.split(",")
+    args.methods = [m for m in args.methods.split(",") if m]
+    args.budgets = [float(b) for b in args.budgets.split(",") if b]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.write_docs:
+        write_docs(args.out, args.notes.read_text() if args.notes else "")
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Screenshots of the three dock widgets at work on the sample data, for docs/images/.
+
+Drives the widgets the way a script would (set fields, call ``run``, wait), then grabs the
+whole napari window. Needs an X screen: without ``DISPLAY`` it starts a virtual one
+(pyvirtualdisplay, installed with pytest-xvfb), or run it under ``xvfb-run -a``.
+
+Usage::
+
+    python scripts/screenshots.py [--out docs/images] [--steps-per-epoch 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from selfdenoise._napari._feedback import wait_until
+
+PLUGIN = "napari-selfdenoise"
+WINDOW_SIZE = (1500, 940)
+PROFILE_LINE = np.array([[300.0, 170.0], [300.0, 340.0]])
+"""A line from the dark coat across the grass and a tripod leg (clear edges)."""
+
+
+def ensure_display():
+    """Start a virtual X screen when there is none; returns it (or None)."""
+    if os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        return None
+    from pyvirtualdisplay import Display
+
+    display = Display(visible=False, size=(WINDOW_SIZE[0] + 100, WINDOW_SIZE[1] + 100))
+    display.start()
+    return display
+
+
+def settle(milliseconds: int = 400) -> None:
+    """Let Qt process events (layout, painting) for a while."""
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + milliseconds / 1000
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def shoot(viewer, path: Path) -> None:
+    """Save the whole window (canvas and docks) to ``path``."""
+    settle()
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    print(f"wrote {path}")
+
+
+def train(viewer, steps_per_epoch: int, out: Path):
+    """Dock the Train widget and train a small Noise2Same model; shoot it mid-run too."""
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Train denoiser")
+    widget.images.value = [viewer.layers["noisy camera"]]
+    widget.batch_size.value = 8
+    widget.epochs.value = 10
+    widget.steps_per_epoch.value = steps_per_epoch
+    widget.base_channels.value = 16
+    widget.patch_size.value = "48"
+    widget.run()
+    wait_until(lambda: len(widget.loss_plot.val_steps) >= 4 or not widget.is_running, 600)
+    shoot(viewer, out / "train_widget_running.png")
+    if not widget.wait(timeout=600) or widget.denoiser is None:
+        raise RuntimeError(f"training did not finish: {widget.last_error or 'timeout'}")
+    return widget
+
+
+def denoise(viewer):
+    """Dock the Denoise widget and denoise the noisy layer."""
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise", tabify=True)
+    widget.image.value = viewer.layers["noisy camera"]
+    widget.run()
+    widget.wait(timeout=300)
+    if not widget.last_layers:
+        raise RuntimeError(f"denoising failed: {widget.last_error}")
+    return widget, widget.last_layers[0]
+
+
+def compare(viewer, denoised):
+    """Dock the Compare widget, fill the table and plot a profile across the tripod."""
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Compare", tabify=True)
+    widget.reference.value = viewer.layers["clean camera"]
+    widget.noisy.value = viewer.layers["noisy camera"]
+    widget.candidates.value = [denoised]
+    widget.run()
+    widget.wait(timeout=300)
+    line = viewer.add_shapes(
+        [PROFILE_LINE], shape_type="line", name="profile line", edge_color="yellow", edge_width=3
+    )
+    widget.profile_shapes.value = line
+    widget.plot_profile()
+    return widget
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--steps-per-epoch", type=int, default=25)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    display = ensure_display()
+    from napari.settings import get_settings
+
+    settings = get_settings().application
+    level = settings.gui_notification_level
+    try:
+        import napari
+        import torch
+
+        torch.set_num_threads(1)  # steady on small shared machines
+        settings.gui_notification_level = "error"  # no info pop-ups over the canvas
+        viewer = napari.Viewer(show=True, title="napari-selfdenoise")
+        viewer.window._qt_window.resize(*WINDOW_SIZE)
+        viewer.open_sample(PLUGIN, "camera_2d")
+        trainer = train(viewer, args.steps_per_epoch, args.out)
+        shoot(viewer, args.out / "train_widget.png")
+
+        predictor, denoised = denoise(viewer)
+        viewer.layers["noisy camera"].visible = False
+        shoot(viewer, args.out / "denoise_widget.png")
+
+        viewer.layers["noisy camera"].visible = True
+        viewer.grid.enabled = False
+        comparer = compare(viewer, denoised)
+        viewer.layers.selection.active = viewer.layers["profile line"]
+        shoot(viewer, args.out / "compare_widget.png")
+        comparer.scroll_area.ensureWidgetVisible(comparer.profile_plot)
+        shoot(viewer, args.out / "compare_profile.png")
+        del trainer, predictor, comparer
+        viewer.close()
+    finally:
+        settings.gui_notification_level = level
+        if display is not None:
+            display.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Neighbor2Neighbor (Huang et al., CVPR 2021): self-supervision from neighbour sub-sampling.
+
+Every 2x2 cell of the YX plane gives two *different, adjacent* pixels at random; collecting
+the first and the second pixel of every cell builds two half-resolution images ``g1(x)`` and
+``g2(x)`` whose clean content is nearly the same and whose noise is independent. With
+``o = f(x)`` computed without gradient on the full image,
+
+.. math:: \\mathcal{L} = \\lVert f(g_1 x) - g_2 x \\rVert^2 + \\gamma\\,
+          \\lVert f(g_1 x) - g_2 x - (g_1 o - g_2 o) \\rVert^2 ,
+
+both means over all pixels and channels. There is no blind spot and no pixel is wasted:
+every half-resolution pixel is scored. A step costs one no-grad pass on the patch plus a
+forward/backward pass on a quarter of its pixels, about half the work of a Noise2Void step.
+``gamma`` ramps linearly from 0 to ``gamma_max`` (2 in the paper) over the training budget
+(:meth:`Neighbor2Neighbor.set_progress`, called by the training loop). In 3D the sub-sampling
+acts on YX in every Z plane. Prediction is one unmasked pass ``f(x)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._errors import SelfDenoiseError
+from ..config import MaskingConfig
+from .base import Objective
+
+__all__ = ["Neighbor2Neighbor", "neighbour_pair_indices", "neighbour_subsample"]
+
+# Cell pixels numbered 0=(0,0), 1=(0,1), 2=(1,0), 3=(1,1); ordered pairs of 4-neighbours.
+_PAIRS = torch.tensor([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]])
+
+
+def neighbour_pair_indices(
+    shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random neighbour pairs, one per 2x2 YX cell, shared by the channels.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Batch shape ``(B, C, *spatial)`` with even Y and X.
+    generator : torch.Generator
+        Source of randomness (drawn on the generator's device, then moved).
+    device : torch.device or str, optional
+        Device of the returned indices.
+
+    Returns
+    -------
+    first, second : torch.Tensor
+        Long tensors ``(B, 1, *cells, 1)`` with values in 0..3, ``first != second`` and the
+        two pixels adjacent in Y or X; ``cells`` is the spatial shape with Y and X halved.
+    """
+    cells = (*shape[2:-2], shape[-2] // 2, shape[-1] // 2)
+    draws = torch.randint(
+        len(_PAIRS), (shape[0], 1, *cells), generator=generator, device=generator.device
+    ).cpu()
+    pairs = _PAIRS[draws]  # (B, 1, *cells, 2)
+    pairs = pairs.to(device) if device is not None else pairs
+    return pairs[..., :1], pairs[..., 1:]
+
+
+def _cells(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, *lead, H, W)`` -> ``(B, C, *lead, H/2, W/2, 4)``."""
+    *lead, height, width = x.shape
+    split = x.reshape(*lead, height // 2, 2, width // 2, 2)
+    n = split.ndim
+    order = (*range(n - 4), n - 4, n - 2, n - 3, n - 1)
+    return split.permute(order).reshape(*lead, height // 2, width // 2, 4)
+
+
+def neighbour_subsample(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Pick one pixel per 2x2 YX cell of ``x`` (the sub-sampler ``g`` of the paper).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(B, C, *spatial)`` with even Y and X.
+    index : torch.Tensor
+        ``(B, 1, *cells, 1)`` from :func:`neighbour_pair_indices`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C, *spatial)`` with Y and X halved.
+    """
+    cells = _cells(x)
+    expanded = index.expand(*cells.shape[:-1], 1)
+    return torch.gather(cells, -1, expanded)[..., 0]
+
+
+def _crop_even(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Crop Y and X to multiples of ``2 * multiple`` (the network's size multiple)."""
+    step = 2 * multiple
+    height, width = (x.shape[-2] // step) * step, (x.shape[-1] // step) * step
+    if height == 0 or width == 0:
+        raise SelfDenoiseError(
+            f"Neighbor2Neighbor needs patches of at least {step}x{step} pixels in YX; "
+            f"got {x.shape[-2]}x{x.shape[-1]}."
+        )
+    return x[..., :height, :width]
+
+
+def _size_multiple(network: nn.Module) -> int:
+    module = network.module if hasattr(network, "module") else network
+    return int(getattr(module, "size_multiple", 1))
+
+
+class Neighbor2Neighbor(Objective):
+    """Neighbor2Neighbor objective.
+
+    Parameters
+    ----------
+    masking : MaskingConfig
+        Used only by the validation loss (masked-pixel MSE, as for every method).
+    gamma_max : float
+        Final weight of the regulariser (2 in the paper).
+    ramp : float
+        Fraction of the budget over which ``gamma`` grows from 0 to ``gamma_max``.
+
+    Attributes
+    ----------
+    progress : float
+        Fraction of the training budget spent (set by the training loop); 1 when unknown,
+        so a stand-alone call uses the full regulariser.
+    """
+
+    name = "neighbor2neighbor"
+    needs_target = False
+
+    def __init__(self, masking: MaskingConfig, gamma_max: float = 2.0, ramp: float = 1.0) -> None:
+        super().__init__(masking)
+        if not gamma_max >= 0 or not ramp > 0:
+            raise SelfDenoiseError("gamma_max must be >= 0 and ramp > 0.")
+        self.gamma_max = float(gamma_max)
+        self.ramp = float(ramp)
+        self.progress = 1.0
+
+    def set_progress(self, fraction: float) -> None:
+        """Tell the objective how much of the budget is spent (0..1); ramps ``gamma``."""
+        self.progress = min(max(float(fraction), 0.0), 1.0)
+
+    @property
+    def gamma(self) -> float:
+        """Current regulariser weight."""
+        return self.gamma_max * min(1.0, self.progress / self.ramp)
+
+    def training_loss(
+        self, network: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Neighbor2Neighbor loss of one batch; logs ``reconstruction`` and ``regulariser``."""
+        batch = _crop_even(batch, _size_multiple(network))
+        first, second = neighbour_pair_indices(tuple(batch.shape), generator, batch.device)
+        sub1, sub2 = neighbour_subsample(batch, first), neighbour_subsample(batch, second)
+        gamma = self.gamma
+        output = network(sub1).float()
+        difference = output - sub2.float()
+        reconstruction = (difference**2).mean()
+        regulariser = torch.zeros((), device=batch.device)
+        if gamma > 0:
+            with torch.no_grad():
+                full = network(batch).float()
+            gap = neighbour_subsample(full, first) - neighbour_subsample(full, second)
+            regulariser = ((difference - gap) ** 2).mean()
+        loss = reconstruction + gamma * regulariser
+        logs = {"reconstruction": reconstruction.item(), "regulariser": regulariser.item()}
+        return loss, logs
+
+    def __repr__(self) -> str:
+        return (
+            f"Neighbor2Neighbor(gamma_max={self.gamma_max}, ramp={self.ramp}, "
+            f"masking={self.masking!r})"
+        )

@@ -63,7 +63,9 @@ def add_gaussian_noise(clean: np.ndarray, sigma: float, seed: int, index: int) -
 
 
 def poisson_gaussian_volume(
-    shape: tuple[int, int, int] = (48, 256, 256), seed: int = 0, photons: float = 30.0,
+    shape: tuple[int, int, int] = (48, 256, 256),
+    seed: int = 0,
+    photons: float = 30.0,
     read_sigma: float = 0.03,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A seeded 3D test volume: smooth blobs and tubes, Poisson-Gaussian noise.
@@ -126,8 +128,14 @@ def nl_means(noisy: np.ndarray) -> tuple[np.ndarray, float]:
 
     started = time.perf_counter()
     sigma = estimated_sigma(noisy)
-    out = denoise_nl_means(noisy.astype(np.float64), patch_size=5, patch_distance=6,
-                           h=0.8 * sigma, sigma=sigma, fast_mode=True)
+    out = denoise_nl_means(
+        noisy.astype(np.float64),
+        patch_size=5,
+        patch_distance=6,
+        h=0.8 * sigma,
+        sigma=sigma,
+        fast_mode=True,
+    )
     return out, time.perf_counter() - started
 
 
@@ -158,12 +166,28 @@ def classical(clean: np.ndarray, noisy: np.ndarray, image: str, budget: str = "-
     """NL-means and (if installed) BM3D results for one image."""
     results = []
     out, seconds = nl_means(noisy)
-    results.append(Result(image, "nl-means", "skimage fast, p5 d6 h=0.8s", budget,
-                          *scores(clean, out), predict_seconds=seconds))
+    results.append(
+        Result(
+            image,
+            "nl-means",
+            "skimage fast, p5 d6 h=0.8s",
+            budget,
+            *scores(clean, out),
+            predict_seconds=seconds,
+        )
+    )
     if bm3d_available():
         out, seconds = bm3d_denoise(noisy)
-        results.append(Result(image, "bm3d", "bm3d package, sigma estimated", budget,
-                              *scores(clean, out), predict_seconds=seconds))
+        results.append(
+            Result(
+                image,
+                "bm3d",
+                "bm3d package, sigma estimated",
+                budget,
+                *scores(clean, out),
+                predict_seconds=seconds,
+            )
+        )
     return results
 
 
@@ -203,5 +227,6 @@ def run_deep(
     out = model.predict(noisy, tta=tta)
     predict_seconds = time.perf_counter() - started
     budget = f"{minutes:g} min" if minutes is not None else f"{steps} steps"
-    return Result(image, method, recipe, budget, *scores(clean, out), train_seconds,
-                  predict_seconds, done)
+    return Result(
+        image, method, recipe, budget, *scores(clean, out), train_seconds, predict_seconds, done
+    )

@@ -40,8 +40,11 @@ def machine_line() -> str:
     """One line describing the machine and software versions."""
     import numpy
 
-    parts = [f"{cpu_model()}, {os.cpu_count()} cores", f"Python {platform.python_version()}",
-             f"numpy {numpy.__version__}"]
+    parts = [
+        f"{cpu_model()}, {os.cpu_count()} cores",
+        f"Python {platform.python_version()}",
+        f"numpy {numpy.__version__}",
+    ]
     try:
         import torch
 
@@ -63,13 +66,18 @@ def write_section(name: str, markdown: str, page: Path = PAGE) -> None:
     block = f"{begin}\n{markdown.strip()}\n{end}"
     text = page.read_text() if page.exists() else HEADER
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + block + "\n"
+    )
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(text)
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub-flavoured markdown table."""
+
     def cell(value) -> str:
         if isinstance(value, float):
             return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"

@@ -45,12 +45,30 @@ DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "cpu_budget.jsonl"
 
 RECIPES: dict[str, dict] = {
     # previous defaults (before issue #6)
-    "n2s-old": {"method": "noise2same", "settings": {
-        "network": {"residual_blocks": True, "batch_norm": True, "depth": 2, "base_channels": 32},
-        "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 16}},
-    "n2v2-old": {"method": "n2v2", "settings": {
-        "network": {"depth": 2, "base_channels": 32}, "masking": {"fraction": 0.02},
-        "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 16}},
+    "n2s-old": {
+        "method": "noise2same",
+        "settings": {
+            "network": {
+                "residual_blocks": True,
+                "batch_norm": True,
+                "depth": 2,
+                "base_channels": 32,
+            },
+            "learning_rate": 1e-3,
+            "schedule": "cosine",
+            "batch_size": 16,
+        },
+    },
+    "n2v2-old": {
+        "method": "n2v2",
+        "settings": {
+            "network": {"depth": 2, "base_channels": 32},
+            "masking": {"fraction": 0.02},
+            "learning_rate": 1e-3,
+            "schedule": "cosine",
+            "batch_size": 16,
+        },
+    },
     # current defaults of each method, as a user gets them
     "n2s": {"method": "noise2same", "settings": {}},
     "n2v": {"method": "n2v", "settings": {}},
@@ -58,28 +76,46 @@ RECIPES: dict[str, dict] = {
     "n2self": {"method": "noise2self", "settings": {}},
     "n2n": {"method": "neighbor2neighbor", "settings": {}},
     # variations explored
-    "n2s-plain": {"method": "noise2same", "settings": {
-        "network": {"residual_blocks": False, "batch_norm": False}}},
+    "n2s-plain": {
+        "method": "noise2same",
+        "settings": {"network": {"residual_blocks": False, "batch_norm": False}},
+    },
     "n2v2-10pct": {"method": "n2v2", "settings": {"masking": {"fraction": 0.10}}},
     "n2n-b16": {"method": "neighbor2neighbor", "settings": {"base_channels": 16}},
     "n2n-b24": {"method": "neighbor2neighbor", "settings": {"base_channels": 24}},
     "n2n-d3b24": {"method": "neighbor2neighbor", "settings": {"depth": 3, "base_channels": 24}},
-    "n2n-lr1e3": {"method": "neighbor2neighbor", "settings": {
-        "learning_rate": 1e-3, "schedule": "cosine"}},
-    "n2n-lr3e3": {"method": "neighbor2neighbor", "settings": {
-        "learning_rate": 3e-3, "schedule": "onecycle"}},
-    "n2n-b16-lr3e3": {"method": "neighbor2neighbor", "settings": {
-        "base_channels": 16, "learning_rate": 3e-3, "schedule": "onecycle"}},
-    "n2n-b24-lr3e3": {"method": "neighbor2neighbor", "settings": {
-        "base_channels": 24, "learning_rate": 3e-3, "schedule": "onecycle"}},
-    "n2n-b32-lr3e3": {"method": "neighbor2neighbor", "settings": {
-        "base_channels": 32, "learning_rate": 3e-3, "schedule": "onecycle"}},
-    "n2n-p128b4": {"method": "neighbor2neighbor", "settings": {
-        "patch_shape": (128, 128), "batch_size": 4}},
-    "n2n-p256b1": {"method": "neighbor2neighbor", "settings": {
-        "patch_shape": (256, 256), "batch_size": 1}},
-    "n2n-bn": {"method": "neighbor2neighbor", "settings": {
-        "network": {"residual_blocks": True, "batch_norm": True}}},
+    "n2n-lr1e3": {
+        "method": "neighbor2neighbor",
+        "settings": {"learning_rate": 1e-3, "schedule": "cosine"},
+    },
+    "n2n-lr3e3": {
+        "method": "neighbor2neighbor",
+        "settings": {"learning_rate": 3e-3, "schedule": "onecycle"},
+    },
+    "n2n-b16-lr3e3": {
+        "method": "neighbor2neighbor",
+        "settings": {"base_channels": 16, "learning_rate": 3e-3, "schedule": "onecycle"},
+    },
+    "n2n-b24-lr3e3": {
+        "method": "neighbor2neighbor",
+        "settings": {"base_channels": 24, "learning_rate": 3e-3, "schedule": "onecycle"},
+    },
+    "n2n-b32-lr3e3": {
+        "method": "neighbor2neighbor",
+        "settings": {"base_channels": 32, "learning_rate": 3e-3, "schedule": "onecycle"},
+    },
+    "n2n-p128b4": {
+        "method": "neighbor2neighbor",
+        "settings": {"patch_shape": (128, 128), "batch_size": 4},
+    },
+    "n2n-p256b1": {
+        "method": "neighbor2neighbor",
+        "settings": {"patch_shape": (256, 256), "batch_size": 1},
+    },
+    "n2n-bn": {
+        "method": "neighbor2neighbor",
+        "settings": {"network": {"residual_blocks": True, "batch_norm": True}},
+    },
     # 3D
     "n2n-3d": {"method": "neighbor2neighbor", "settings": {"batch_size": 4}},
     "n2n-2d-slices": {"method": "neighbor2neighbor", "axes": "SYX", "settings": {}},
@@ -120,9 +156,12 @@ def _record(result: base.Result, out: Path, **extra) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
-    print(f"{row['image']:>6} {row['method']:>18} {row['recipe']:>12} {row['budget']:>12} "
-          f"PSNR {row['psnr']:6.2f} SSIM {row['ssim']:.3f} train {row['train_seconds']:6.1f}s "
-          f"predict {row['predict_seconds']:5.2f}s steps {row['steps']}", flush=True)
+    print(
+        f"{row['image']:>6} {row['method']:>18} {row['recipe']:>12} {row['budget']:>12} "
+        f"PSNR {row['psnr']:6.2f} SSIM {row['ssim']:.3f} train {row['train_seconds']:6.1f}s "
+        f"predict {row['predict_seconds']:5.2f}s steps {row['steps']}",
+        flush=True,
+    )
 
 
 def run_images(args: argparse.Namespace) -> None:
@@ -136,8 +175,13 @@ def run_images(args: argparse.Namespace) -> None:
         for recipe in args.recipes:
             for budget in _budgets(args, recipe, ndim=2):
                 result = _run_recipe(clean, noisy, name, recipe, budget, args.tta)
-                _record(result, args.out, sigma=args.sigma, session=args.session,
-                        gmac=step_cost(recipe) * result.steps / 1e9)
+                _record(
+                    result,
+                    args.out,
+                    sigma=args.sigma,
+                    session=args.session,
+                    gmac=step_cost(recipe) * result.steps / 1e9,
+                )
 
 
 def run_volume(args: argparse.Namespace) -> None:
@@ -146,18 +190,41 @@ def run_volume(args: argparse.Namespace) -> None:
     label = "vol" + "x".join(map(str, args.volume_shape))
     if args.classical:
         out, seconds = base.nl_means(noisy)
-        _record(base.Result(label, "nl-means-3d", "skimage fast 3D", "-", *base.scores(clean, out),
-                            predict_seconds=seconds), args.out, session=args.session)
+        _record(
+            base.Result(
+                label,
+                "nl-means-3d",
+                "skimage fast 3D",
+                "-",
+                *base.scores(clean, out),
+                predict_seconds=seconds,
+            ),
+            args.out,
+            session=args.session,
+        )
         if base.bm3d_available():
             out, seconds = base.bm3d_denoise(noisy)
-            _record(base.Result(label, "bm3d-slices", "bm3d per slice", "-",
-                                *base.scores(clean, out), predict_seconds=seconds),
-                    args.out, session=args.session)
+            _record(
+                base.Result(
+                    label,
+                    "bm3d-slices",
+                    "bm3d per slice",
+                    "-",
+                    *base.scores(clean, out),
+                    predict_seconds=seconds,
+                ),
+                args.out,
+                session=args.session,
+            )
     for recipe in args.recipes:
         for budget in _budgets(args, recipe, ndim=3):
             result = _run_recipe(clean, noisy, label, recipe, budget, args.tta, ndim=3)
-            _record(result, args.out, session=args.session,
-                    gmac=step_cost(recipe, 3) * result.steps / 1e9)
+            _record(
+                result,
+                args.out,
+                session=args.session,
+                gmac=step_cost(recipe, 3) * result.steps / 1e9,
+            )
 
 
 def _budgets(args: argparse.Namespace, recipe: str, ndim: int) -> list[tuple[str, float]]:
@@ -175,8 +242,17 @@ def _run_recipe(clean, noisy, image, recipe, budget, tta, ndim=2) -> base.Result
     settings.setdefault("num_threads", None)
     kwargs = {"minutes": value} if kind == "minutes" else {"steps": int(value)}
     axes = spec.get("axes", "ZYX" if ndim == 3 else "YX")
-    return base.run_deep(clean, noisy, image, spec["method"], recipe + ("+tta" if tta else ""),
-                         tta=tta, settings=settings, axes=axes, **kwargs)
+    return base.run_deep(
+        clean,
+        noisy,
+        image,
+        spec["method"],
+        recipe + ("+tta" if tta else ""),
+        tta=tta,
+        settings=settings,
+        axes=axes,
+        **kwargs,
+    )
 
 
 # ------------------------------------------------------------------------------------ report
@@ -197,16 +273,32 @@ def summary_table(rows: list[dict]) -> str:
         groups.setdefault(key, []).append(row)
     lines = []
     for (method, recipe, budget, volume), items in sorted(groups.items(), key=_sort_key):
-        lines.append([
-            "3D volume" if volume else "Set12",
-            method, recipe, budget, ",".join(sorted({r["image"] for r in items})),
-            float(np.mean([r["psnr"] for r in items])), float(np.mean([r["ssim"] for r in items])),
-            float(np.mean([r["train_seconds"] + r["predict_seconds"] for r in items])),
-            int(np.mean([r["steps"] for r in items])),
-            round(float(np.mean([r["extra"].get("gmac", 0.0) for r in items]))),
-        ])
-    header = ["data", "method", "recipe", "budget", "images", "PSNR", "SSIM", "time (s)", "steps",
-              "GMAC"]
+        lines.append(
+            [
+                "3D volume" if volume else "Set12",
+                method,
+                recipe,
+                budget,
+                ",".join(sorted({r["image"] for r in items})),
+                float(np.mean([r["psnr"] for r in items])),
+                float(np.mean([r["ssim"] for r in items])),
+                float(np.mean([r["train_seconds"] + r["predict_seconds"] for r in items])),
+                int(np.mean([r["steps"] for r in items])),
+                round(float(np.mean([r["extra"].get("gmac", 0.0) for r in items]))),
+            ]
+        )
+    header = [
+        "data",
+        "method",
+        "recipe",
+        "budget",
+        "images",
+        "PSNR",
+        "SSIM",
+        "time (s)",
+        "steps",
+        "GMAC",
+    ]
     return markdown_table(header, lines)
 
 
@@ -218,13 +310,15 @@ def _sort_key(item) -> tuple:
 def write_docs(path: Path, notes: str) -> None:
     """Rebuild the ``cpu-budget`` section of docs/benchmarks.md from ``path``."""
     rows = load_rows(path)
-    text = "\n\n".join([
-        "## CPU budget (issue #6) — `benchmarks/cpu_budget.py`",
-        f"Machine: {machine_line()}.",
-        notes.strip(),
-        "### All recorded runs (mean over the images listed)",
-        summary_table(rows),
-    ])
+    text = "\n\n".join(
+        [
+            "## CPU budget (issue #6) — `benchmarks/cpu_budget.py`",
+            f"Machine: {machine_line()}.",
+            notes.strip(),
+            "### All recorded runs (mean over the images listed)",
+            summary_table(rows),
+        ]
+    )
     write_section("cpu-budget", text)
 
 
@@ -242,7 +336,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--volume", action="store_true", help="run the 3D volume part instead")
     parser.add_argument("--volume-shape", default="48,256,256")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="image 05, 1 minute, 24x128x128 volume")
+    parser.add_argument(
+        "--quick", action="store_true", help="image 05, 1 minute, 24x128x128 volume"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--session", default=time.strftime("%Y-%m-%d %H:%M"))
     parser.add_argument("--write-docs", action="store_true")

@@ -52,8 +52,16 @@ def run(args: argparse.Namespace) -> None:
                 _record(result, args)
         for budget in args.budgets:
             for method in args.methods:
-                result = base.run_deep(clean, noisy, name, method, "default", minutes=budget,
-                                       settings={"seed": args.seed}, tta=args.tta)
+                result = base.run_deep(
+                    clean,
+                    noisy,
+                    name,
+                    method,
+                    "default",
+                    minutes=budget,
+                    settings={"seed": args.seed},
+                    tta=args.tta,
+                )
                 _record(result, args)
 
 
@@ -63,9 +71,12 @@ def _record(result: base.Result, args: argparse.Namespace) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
-    print(f"{row['image']:>3} {row['method']:>18} {row['budget']:>7} PSNR {row['psnr']:6.2f} "
-          f"SSIM {row['ssim']:.3f} train {row['train_seconds']:6.1f}s "
-          f"predict {row['predict_seconds']:5.2f}s steps {row['steps']}", flush=True)
+    print(
+        f"{row['image']:>3} {row['method']:>18} {row['budget']:>7} PSNR {row['psnr']:6.2f} "
+        f"SSIM {row['ssim']:.3f} train {row['train_seconds']:6.1f}s "
+        f"predict {row['predict_seconds']:5.2f}s steps {row['steps']}",
+        flush=True,
+    )
 
 
 def _load(path: Path) -> list[dict]:
@@ -82,17 +93,29 @@ def per_image_table(rows: list[dict]) -> str:
     for method, budget in keys:
         cells, psnrs = [], []
         for image in images:
-            match = [r for r in rows if (r["method"], r["budget"], r["image"]) == (method, budget, image)]
+            match = [
+                r for r in rows if (r["method"], r["budget"], r["image"]) == (method, budget, image)
+            ]
             if match:
                 psnr, ssim = match[-1]["psnr"], match[-1]["ssim"]
                 psnrs.append(psnr)
                 cells.append(f"{psnr:.2f} / {ssim:.3f}")
             else:
                 cells.append("")
-        seconds = [r["train_seconds"] + r["predict_seconds"]
-                   for r in rows if (r["method"], r["budget"]) == (method, budget)]
-        lines.append([method, budget, *cells, f"{np.mean(psnrs):.2f} ({len(psnrs)})",
-                      f"{np.mean(seconds):.1f}"])
+        seconds = [
+            r["train_seconds"] + r["predict_seconds"]
+            for r in rows
+            if (r["method"], r["budget"]) == (method, budget)
+        ]
+        lines.append(
+            [
+                method,
+                budget,
+                *cells,
+                f"{np.mean(psnrs):.2f} ({len(psnrs)})",
+                f"{np.mean(seconds):.1f}",
+            ]
+        )
     return markdown_table(["method", "budget", *images, "mean PSNR (n)", "time (s)"], lines)
 
 
@@ -106,13 +129,15 @@ def _order(key: tuple[str, str]) -> tuple:
 def write_docs(path: Path, notes: str) -> None:
     """Rebuild the ``quality`` section of docs/benchmarks.md from the results file."""
     rows = _load(path)
-    text = "\n\n".join([
-        "## Quality on Set12 (issue #5) — `benchmarks/quality.py`",
-        f"Machine: {machine_line()}.",
-        notes.strip(),
-        "PSNR (dB) / SSIM per image; time = training + prediction per image.",
-        per_image_table(rows),
-    ])
+    text = "\n\n".join(
+        [
+            "## Quality on Set12 (issue #5) — `benchmarks/quality.py`",
+            f"Machine: {machine_line()}.",
+            notes.strip(),
+            "PSNR (dB) / SSIM per image; time = training + prediction per image.",
+            per_image_table(rows),
+        ]
+    )
     write_section("quality", text)
 
 

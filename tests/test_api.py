@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 import pytest
-from _synthetic import psnr, synthetic_2d, synthetic_3d
 
+from _synthetic import psnr, synthetic_2d, synthetic_3d
 from selfdenoise import Denoiser, SelfDenoiseError
 
 
@@ -102,7 +102,14 @@ def test_progress_records_carry_what_a_gui_needs(image_2d):
     assert records[-1].done
     validated = [r for r in records if r.validated]
     assert len(validated) == 2 and all(r.val_loss > 0 for r in validated)
-    for name in ("epoch", "loss", "learning_rate", "steps_per_second", "eta_seconds", "total_steps"):
+    for name in (
+        "epoch",
+        "loss",
+        "learning_rate",
+        "steps_per_second",
+        "eta_seconds",
+        "total_steps",
+    ):
         assert hasattr(records[2], name)
 
 
@@ -129,7 +136,9 @@ def test_independent_channels_share_one_single_channel_network():
 
 def test_3d_model_and_2d_model_on_a_stack(image_3d):
     noisy, _ = image_3d
-    model3d = Denoiser("noise2same", "ZYX", steps=2, steps_per_epoch=2, **{**FAST, "patch_shape": (8, 16, 16)})
+    model3d = Denoiser(
+        "noise2same", "ZYX", steps=2, steps_per_epoch=2, **{**FAST, "patch_shape": (8, 16, 16)}
+    )
     model3d.fit(noisy)
     assert model3d.predict(noisy).shape == noisy.shape
     model2d = Denoiser("n2v", steps=2, steps_per_epoch=2, **FAST)
@@ -179,8 +188,15 @@ def test_bad_input_errors_are_one_line(image_2d):
 def test_each_method_raises_psnr(method, steps, gain):
     noisy, clean = synthetic_2d(seed=4)
     model = Denoiser(
-        method, steps=steps, steps_per_epoch=50, seed=0, device="cpu",
-        base_channels=16, depth=2, batch_size=8, patch_shape=(32, 32),
+        method,
+        steps=steps,
+        steps_per_epoch=50,
+        seed=0,
+        device="cpu",
+        base_channels=16,
+        depth=2,
+        batch_size=8,
+        patch_shape=(32, 32),
     )
     model.fit(noisy)
     before = psnr(clean, noisy)

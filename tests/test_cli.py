@@ -7,16 +7,30 @@ import sys
 
 import numpy as np
 import pytest
-from _synthetic import synthetic_2d
 
+from _synthetic import synthetic_2d
 from selfdenoise.cli import main
 
-TRAIN_FAST = ["--steps", "4", "--steps-per-epoch", "2", "--patch", "32,32", "--batch", "2", "--device", "cpu"]
+TRAIN_FAST = [
+    "--steps",
+    "4",
+    "--steps-per-epoch",
+    "2",
+    "--patch",
+    "32,32",
+    "--batch",
+    "2",
+    "--device",
+    "cpu",
+]
 
 
 def run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "selfdenoise.cli", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "selfdenoise.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -33,17 +47,55 @@ def test_train_predict_compare_round_trip(tmp_path, capsys):
     np.save(tmp_path / "noisy.npy", noisy)
     np.save(tmp_path / "clean.npy", clean)
     model = tmp_path / "model.safetensors"
-    assert main(["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--method", "n2v2",
-                 "--out", str(model), *TRAIN_FAST]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "noisy.npy"),
+                "--axes",
+                "YX",
+                "--method",
+                "n2v2",
+                "--out",
+                str(model),
+                *TRAIN_FAST,
+            ]
+        )
+        == 0
+    )
     assert model.exists()
     for suffix in (".tif", ".npy", ".zarr"):
         out = tmp_path / f"denoised{suffix}"
-        assert main(["predict", str(model), str(tmp_path / "noisy.npy"), "--out", str(out),
-                     "--tile", "32,32"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    str(model),
+                    str(tmp_path / "noisy.npy"),
+                    "--out",
+                    str(out),
+                    "--tile",
+                    "32,32",
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
-    assert main(["compare", str(tmp_path / "denoised.tif"), str(tmp_path / "denoised.npy"),
-                 "--reference", str(tmp_path / "clean.npy"), "--noisy", str(tmp_path / "noisy.npy"),
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "denoised.tif"),
+                str(tmp_path / "denoised.npy"),
+                "--reference",
+                str(tmp_path / "clean.npy"),
+                "--noisy",
+                str(tmp_path / "noisy.npy"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     table = json.loads(capsys.readouterr().out)
     rows = table["rows"] if isinstance(table, dict) else table
     assert len(rows) == 2
@@ -66,10 +118,16 @@ def _errors(tmp_path):
         (["train", str(tmp_path / "nan.npy"), "--axes", "YX", "--out", out], "NaN"),
         (["train", str(tmp_path / "tiny.npy"), "--axes", "YX", "--out", out], "too small"),
         (["train", str(tmp_path / "empty.npy"), "--axes", "YX", "--out", out], "empty"),
-        (["train", str(tmp_path / "ok.npy"), "--axes", "YX", "--patch", "128,128", "--out", out], "too small for the patch"),
+        (
+            ["train", str(tmp_path / "ok.npy"), "--axes", "YX", "--patch", "128,128", "--out", out],
+            "too small for the patch",
+        ),
         (["train", str(tmp_path / "junk.tif"), "--axes", "YX", "--out", out], "cannot read"),
         (["train", str(tmp_path / "missing.tif"), "--axes", "YX", "--out", out], "missing.tif"),
-        (["predict", str(tmp_path / "junk.safetensors"), str(tmp_path / "ok.npy"), "--out", out], "model"),
+        (
+            ["predict", str(tmp_path / "junk.safetensors"), str(tmp_path / "ok.npy"), "--out", out],
+            "model",
+        ),
     ]
 
 
@@ -88,10 +146,27 @@ def test_torchrun_trains_with_two_gloo_processes(tmp_path):
     model = tmp_path / "ddp.safetensors"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "selfdenoise.cli", "train", str(tmp_path / "noisy.npy"), "--axes", "YX",
-         "--out", str(model), *TRAIN_FAST],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "selfdenoise.cli",
+            "train",
+            str(tmp_path / "noisy.npy"),
+            "--axes",
+            "YX",
+            "--out",
+            str(model),
+            *TRAIN_FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert model.exists()

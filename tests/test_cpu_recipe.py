@@ -33,8 +33,14 @@ def _nl_means_psnr(noisy: np.ndarray, clean: np.ndarray) -> float:
     from skimage.restoration import denoise_nl_means, estimate_sigma
 
     sigma = float(estimate_sigma(noisy))
-    out = denoise_nl_means(noisy.astype(np.float64), patch_size=5, patch_distance=6,
-                           h=0.8 * sigma, sigma=sigma, fast_mode=True)
+    out = denoise_nl_means(
+        noisy.astype(np.float64),
+        patch_size=5,
+        patch_distance=6,
+        h=0.8 * sigma,
+        sigma=sigma,
+        fast_mode=True,
+    )
     return float(peak_signal_noise_ratio(clean, out, data_range=1.0))
 
 
@@ -44,8 +50,15 @@ def test_default_cpu_recipe_beats_nl_means_within_a_step_budget():
     from selfdenoise import Denoiser
 
     noisy, clean = _noisy_crop()
-    model = Denoiser(CPU_METHOD, "YX", steps=STEP_BUDGET, batch_size=BATCH_SIZE,
-                     validation_fraction=0.0, device="cpu", seed=0)
+    model = Denoiser(
+        CPU_METHOD,
+        "YX",
+        steps=STEP_BUDGET,
+        batch_size=BATCH_SIZE,
+        validation_fraction=0.0,
+        device="cpu",
+        seed=0,
+    )
     model.fit(noisy)
     denoised = model.predict(noisy)
     deep = float(peak_signal_noise_ratio(clean, denoised.astype(np.float64), data_range=1.0))

@@ -89,6 +89,9 @@ def test_sampler_splits_samples_when_images_are_small_and_skips_background():
 
 def test_sampler_handles_several_3d_stacks_of_different_shapes():
     rng = np.random.default_rng(0)
-    stacks = [rng.random((1, 1, 16, 40, 40)).astype(np.float32), rng.random((2, 1, 20, 33, 50)).astype(np.float32)]
+    stacks = [
+        rng.random((1, 1, 16, 40, 40)).astype(np.float32),
+        rng.random((2, 1, 20, 33, 50)).astype(np.float32),
+    ]
     sampler = PatchSampler(stacks, (8, 16, 16), seed=0)
     assert sampler.sample(5).shape == (5, 1, 8, 16, 16)

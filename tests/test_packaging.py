@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_manifest_validates_through_the_installed_entry_point():
     npe2 = shutil.which("npe2", path=str(Path(sys.executable).parent))
-    result = subprocess.run([npe2, "validate", "napari-selfdenoise"], capture_output=True, text=True)
+    result = subprocess.run(
+        [npe2, "validate", "napari-selfdenoise"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in (result.stdout + result.stderr).lower()
 
@@ -27,7 +29,8 @@ def test_package_manifest_is_the_root_manifest():
 def test_wheel_ships_a_valid_manifest_file(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0 and "Could not find a version" in result.stderr:
         pytest.skip("no package index to fetch the build backend from")
@@ -35,7 +38,9 @@ def test_wheel_ships_a_valid_manifest_file(tmp_path):
     (wheel,) = tmp_path.glob("napari_selfdenoise-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         manifest = archive.read("selfdenoise/napari.yaml").decode()
-        entry_points = archive.read(next(n for n in archive.namelist() if n.endswith("entry_points.txt"))).decode()
+        entry_points = archive.read(
+            next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
+        ).decode()
     assert manifest == (ROOT / "napari.yaml").read_text()
     assert "selfdenoise:napari.yaml" in entry_points
     extracted = tmp_path / "napari.yaml"

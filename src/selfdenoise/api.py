@@ -65,7 +65,9 @@ class Denoiser:
         config: DenoiserConfig | None = None,
         **settings: Any,
     ) -> None:
-        self.config = config.validate() if config is not None else make_config(method, axes, **settings)
+        self.config = (
+            config.validate() if config is not None else make_config(method, axes, **settings)
+        )
         self.network = None
         self.normaliser: Normaliser | None = None
         self.in_channels: int | None = None
@@ -180,7 +182,9 @@ class Denoiser:
         axes = validate_axes(axes or self.config.axes)
         config = self.config
         if config.method == "supervised" and targets is None:
-            raise SelfDenoiseError("the supervised method needs targets (a second noisy or clean image).")
+            raise SelfDenoiseError(
+                "the supervised method needs targets (a second noisy or clean image)."
+            )
         if resume is not None:
             self._load_resume(resume)
         arrays, layouts = _prepare_arrays(data, axes, config.channels_jointly, "training image")
@@ -189,7 +193,9 @@ class Denoiser:
             target_arrays, _ = _prepare_arrays(targets, axes, config.channels_jointly, "target")
         val_arrays, val_layouts = None, None
         if validation is not None:
-            val_arrays, val_layouts = _prepare_arrays(validation, axes, config.channels_jointly, "validation image")
+            val_arrays, val_layouts = _prepare_arrays(
+                validation, axes, config.channels_jointly, "validation image"
+            )
         if layouts[0].ndim != config.ndim:
             raise SelfDenoiseError(
                 f"axes {axes!r} are {layouts[0].ndim}D but the model is {config.ndim}D ({config.axes})."
@@ -206,11 +212,13 @@ class Denoiser:
         normalised = [self._normalise(a, layout) for a, layout in zip(arrays, layouts, strict=True)]
         norm_targets = None
         if target_arrays is not None:
-            norm_targets = [self._normalise(t, layout) for t, layout in zip(target_arrays, layouts, strict=True)]
+            norm_targets = [
+                self._normalise(t, layout) for t, layout in zip(target_arrays, layouts, strict=True)
+            ]
 
         training = config.training
         device = self.device
-        rank, world, device = distributed_setup(device)
+        rank, _world, device = distributed_setup(device)
         self._device = device
         if self.network is None:
             torch.manual_seed(training.seed)
@@ -221,7 +229,8 @@ class Denoiser:
         self.network.to(device)
         patch_shape = fit_patch_shape(
             training.patch_shape,
-            [a.shape[2:] for a in normalised] + ([v.shape[2:] for v in val_arrays] if val_arrays else []),
+            [a.shape[2:] for a in normalised]
+            + ([v.shape[2:] for v in val_arrays] if val_arrays else []),
             size_multiple(config.network),
         )
         sampler = PatchSampler(
@@ -235,8 +244,14 @@ class Denoiser:
         )
         if val_arrays:
             validation_sampler = PatchSampler(
-                [self._normalise(v, layout) for v, layout in zip(val_arrays, val_layouts, strict=True)],
-                patch_shape, validation_fraction=0.0, augment=False, seed=training.seed,
+                [
+                    self._normalise(v, layout)
+                    for v, layout in zip(val_arrays, val_layouts, strict=True)
+                ],
+                patch_shape,
+                validation_fraction=0.0,
+                augment=False,
+                seed=training.seed,
             )
             sampler.validation_patches = validation_sampler.validation_patches
             sampler.validation_is_held_out = True
@@ -254,16 +269,24 @@ class Denoiser:
             checkpoint = self._checkpoint_writer(Path(training.checkpoint_dir))
         try:
             result = yield from train(
-                model, objective, sampler, training, device,
-                cancel=stop_requested, resume=self._resume_state, checkpoint=checkpoint,
+                model,
+                objective,
+                sampler,
+                training,
+                device,
+                cancel=stop_requested,
+                resume=self._resume_state,
+                checkpoint=checkpoint,
             )
         finally:
             self._stop_event.clear()
         resumed = self._resume_state is not None
         self._resume_state = None
         # A resumed run carries the earlier history in its state; continued training appends.
-        self.history = result["history"] if resumed else self.history + _offset_history(
-            result["history"], self.history
+        self.history = (
+            result["history"]
+            if resumed
+            else self.history + _offset_history(result["history"], self.history)
         )
         self._last_state = result["state"]
         self._validation_held_out = sampler.validation_is_held_out
@@ -311,8 +334,12 @@ class Denoiser:
 
         layout = self._prediction_layout(image, axes)
         return predict_dask(
-            self._network_factory(), image, layout, self.normaliser.bind(layout),
-            device=self.config.training.device, channels_jointly=self.config.channels_jointly,
+            self._network_factory(),
+            image,
+            layout,
+            self.normaliser.bind(layout),
+            device=self.config.training.device,
+            channels_jointly=self.config.channels_jointly,
             **options,
         )
 
@@ -447,10 +474,14 @@ class Denoiser:
         if self.config.ndim == 2 and "Z" in axes:
             free = next((a for a in "ST" if a not in axes), None)
             if free is None:
-                raise SelfDenoiseError("a 2D model cannot denoise data with S, T and Z axes at once.")
+                raise SelfDenoiseError(
+                    "a 2D model cannot denoise data with S, T and Z axes at once."
+                )
             axes = axes.replace("Z", free)
         if self.config.ndim == 3 and "Z" not in axes:
-            raise SelfDenoiseError("this is a 3D model; the image needs a Z axis (e.g. axes='ZYX').")
+            raise SelfDenoiseError(
+                "this is a 3D model; the image needs a Z axis (e.g. axes='ZYX')."
+            )
         layout = check_image(image, axes)
         layout = Layout(layout.axes, layout.shape, self.config.channels_jointly)
         if layout.n_channels != self.in_channels:
@@ -555,7 +586,9 @@ def _offset_history(new: list[dict], old: list[dict]) -> list[dict]:
 def _cast_output(result, dtype, input_dtype):
     if dtype is None or not isinstance(result, np.ndarray):
         return result
-    target = np.dtype(input_dtype) if isinstance(dtype, str) and dtype == "input" else np.dtype(dtype)
+    target = (
+        np.dtype(input_dtype) if isinstance(dtype, str) and dtype == "input" else np.dtype(dtype)
+    )
     if target.kind in "ui":
         info = np.iinfo(target)
         return np.clip(np.rint(result), info.min, info.max).astype(target)

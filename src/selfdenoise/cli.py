@@ -49,11 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods_help = "; ".join(f"{m}: {METHOD_SUMMARIES[m]}" for m in METHODS if m != "supervised")
     train = commands.add_parser(
-        "train", help="train a model on noisy images", description="Train a denoiser on noisy images. " + methods_help
+        "train",
+        help="train a model on noisy images",
+        description="Train a denoiser on noisy images. " + methods_help,
     )
-    train.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy images (.tif, .npy, .zarr)")
-    train.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, CZYX (default: from the file)")
-    train.add_argument("--method", default="noise2same", choices=[m for m in METHODS if m != "supervised"])
+    train.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="noisy images (.tif, .npy, .zarr)"
+    )
+    train.add_argument(
+        "--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, CZYX (default: from the file)"
+    )
+    train.add_argument(
+        "--method", default="noise2same", choices=[m for m in METHODS if m != "supervised"]
+    )
     train.add_argument("--out", required=True, help="model file to write (.safetensors)")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="number of epochs (default 10)")
@@ -74,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="print only the summary")
 
     predict = commands.add_parser(
-        "predict", help="denoise an image with a trained model",
+        "predict",
+        help="denoise an image with a trained model",
         description="Denoise an image of any size with tiled prediction.",
     )
     predict.add_argument("model", metavar="MODEL", help="model file from 'selfdenoise train'")
@@ -82,14 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="output image (.tif, .npy, .zarr)")
     predict.add_argument("--axes", help="axes of INPUT (default: from the file or the model)")
     predict.add_argument("--tile", type=_int_tuple, help="tile shape, e.g. 256,256 (default: auto)")
-    predict.add_argument("--overlap", type=_int_tuple, help="halo per side, e.g. 16,16 (default: receptive field)")
+    predict.add_argument(
+        "--overlap", type=_int_tuple, help="halo per side, e.g. 16,16 (default: receptive field)"
+    )
     predict.add_argument("--batch", type=int, help="tiles per forward pass")
     predict.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x slower)")
-    predict.add_argument("--dtype", default="float32", help="output dtype: float32 (default) or 'input'")
+    predict.add_argument(
+        "--dtype", default="float32", help="output dtype: float32 (default) or 'input'"
+    )
     predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 
     compare = commands.add_parser(
-        "compare", help="PSNR, SSIM, edge and noise readouts of denoised images",
+        "compare",
+        help="PSNR, SSIM, edge and noise readouts of denoised images",
         description="Compare denoised images with a clean reference and/or the noisy input.",
     )
     compare.add_argument("candidates", nargs="+", metavar="CANDIDATE", help="denoised images")
@@ -100,12 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--csv", help="also write the table to this CSV file")
 
     demo = commands.add_parser(
-        "demo", help="train and apply Noise2Same on a built-in sample, print the metrics",
+        "demo",
+        help="train and apply Noise2Same on a built-in sample, print the metrics",
         description="Headless demo: noisy sample, about a minute of training, tiled prediction, metrics, TIFFs.",
     )
     demo.add_argument("--out", default="demo_out", help="folder for the TIFFs and the model")
     demo.add_argument("--minutes", type=float, default=1.0, help="training budget (default 1)")
-    demo.add_argument("--method", default="noise2same", choices=[m for m in METHODS if m != "supervised"])
+    demo.add_argument(
+        "--method", default="noise2same", choices=[m for m in METHODS if m != "supervised"]
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     return parser
@@ -120,16 +137,24 @@ def _read(path: str, memmap: bool = False):
 def _train_settings(args: argparse.Namespace) -> dict:
     settings: dict = {"seed": args.seed, "device": args.device}
     optional = {
-        "epochs": args.epochs, "max_minutes": args.minutes, "steps": args.steps,
-        "steps_per_epoch": args.steps_per_epoch, "patch_shape": args.patch,
-        "batch_size": args.batch, "learning_rate": args.lr, "fraction": args.fraction,
-        "checkpoint_dir": args.checkpoint_dir, "checkpoint_every": args.checkpoint_every,
+        "epochs": args.epochs,
+        "max_minutes": args.minutes,
+        "steps": args.steps,
+        "steps_per_epoch": args.steps_per_epoch,
+        "patch_shape": args.patch,
+        "batch_size": args.batch,
+        "learning_rate": args.lr,
+        "fraction": args.fraction,
+        "checkpoint_dir": args.checkpoint_dir,
+        "checkpoint_every": args.checkpoint_every,
     }
     settings.update({k: v for k, v in optional.items() if v is not None})
     if args.minutes is not None:
         settings["epochs"] = 10**6
     if args.lambda_inv is not None:
-        settings["lambda_inv"] = args.lambda_inv if args.lambda_inv == "auto" else float(args.lambda_inv)
+        settings["lambda_inv"] = (
+            args.lambda_inv if args.lambda_inv == "auto" else float(args.lambda_inv)
+        )
     return settings
 
 
@@ -139,10 +164,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     images = [_read(path) for path in args.inputs]
     axes = args.axes or images[0].axes
     if axes is None:
-        raise SelfDenoiseError(f"the axes of '{args.inputs[0]}' are unknown; pass --axes (e.g. --axes ZYX).")
+        raise SelfDenoiseError(
+            f"the axes of '{args.inputs[0]}' are unknown; pass --axes (e.g. --axes ZYX)."
+        )
     validation = _read(args.validation).data if args.validation else None
     model = Denoiser(args.method, axes, **_train_settings(args))
-    _print(f"training {args.method} on {len(images)} image(s), axes {axes}, device {model.device_description}")
+    _print(
+        f"training {args.method} on {len(images)} image(s), axes {axes}, device {model.device_description}"
+    )
     last_print = 0.0
 
     def report(progress) -> None:
@@ -152,16 +181,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         last_print = time.perf_counter()
         val = f"{progress.val_loss:.5f}" if progress.val_loss is not None else "-"
         eta = f"{progress.eta_seconds:.0f}s" if progress.eta_seconds is not None else "?"
-        _print(f"step {progress.step}/{progress.total_steps} epoch {progress.epoch} "
-               f"loss {progress.loss:.5f} val {val} lr {progress.learning_rate:.2e} "
-               f"{progress.steps_per_second:.1f} steps/s eta {eta}")
+        _print(
+            f"step {progress.step}/{progress.total_steps} epoch {progress.epoch} "
+            f"loss {progress.loss:.5f} val {val} lr {progress.learning_rate:.2e} "
+            f"{progress.steps_per_second:.1f} steps/s eta {eta}"
+        )
 
     try:
-        history = model.fit([image.data for image in images], validation, callback=report, resume=args.resume)
+        history = model.fit(
+            [image.data for image in images], validation, callback=report, resume=args.resume
+        )
         if _is_main_process():
             path = model.save(args.out)
             best = min((h["val_loss"] for h in history), default=float("nan"))
-            _print(f"saved {path} ({history[-1]['step'] if history else 0} steps, best validation loss {best:.5f})")
+            _print(
+                f"saved {path} ({history[-1]['step'] if history else 0} steps, best validation loss {best:.5f})"
+            )
     finally:
         from .train import distributed_teardown
 
@@ -181,9 +216,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     streamed = Path(args.out).suffix.lower() == ".zarr" and args.dtype == "float32"
     out = open_zarr_output(args.out, image.data.shape, np.float32) if streamed else None
     started = time.perf_counter()
-    result = model.predict(image.data, axes, tile_shape=args.tile, overlap=_overlap(args.overlap),
-                           batch_size=args.batch, tta=args.tta, out=out,
-                           dtype=None if args.dtype == "float32" else args.dtype)
+    result = model.predict(
+        image.data,
+        axes,
+        tile_shape=args.tile,
+        overlap=_overlap(args.overlap),
+        batch_size=args.batch,
+        tta=args.tta,
+        out=out,
+        dtype=None if args.dtype == "float32" else args.dtype,
+    )
     if not streamed:
         write_image(args.out, result, axes=axes or model.config.axes, scale=image.scale)
     _print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s")
@@ -222,11 +264,18 @@ def _unique_names(paths: Sequence[str]) -> list[tuple[str, str]]:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.out), minutes=args.minutes, method=args.method, seed=args.seed, device=args.device)
+    run_demo(
+        Path(args.out), minutes=args.minutes, method=args.method, seed=args.seed, device=args.device
+    )
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "compare": _cmd_compare, "demo": _cmd_demo}
+COMMANDS = {
+    "train": _cmd_train,
+    "predict": _cmd_predict,
+    "compare": _cmd_compare,
+    "demo": _cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -163,7 +163,7 @@ class Normaliser:
 
 def _subsample(array: np.ndarray, max_values: int = 4_000_000) -> np.ndarray:
     """A strided subset of at most about ``max_values`` values (statistics of huge stacks)."""
-    step = max(1, int(math.ceil(array.size / max_values)))
+    step = max(1, math.ceil(array.size / max_values))
     return array.ravel()[::step] if step > 1 else array
 
 
@@ -224,7 +224,8 @@ class _Region:
 
     def positions(self, patch_shape: tuple[int, ...]) -> int:
         return math.prod(
-            max(0, b - a - p + 1) for a, b, p in zip(self.start, self.stop, patch_shape, strict=True)
+            max(0, b - a - p + 1)
+            for a, b, p in zip(self.start, self.stop, patch_shape, strict=True)
         )
 
 
@@ -288,7 +289,7 @@ class PatchSampler:
             n_samples, spatial = array.shape[0], array.shape[2:]
             full = (0,) * len(spatial)
             axis = int(np.argmax([s / p for s, p in zip(spatial, self.patch_shape, strict=True)]))
-            held = max(self.patch_shape[axis], int(round(fraction * spatial[axis])))
+            held = max(self.patch_shape[axis], round(fraction * spatial[axis]))
             if fraction <= 0:
                 train += [_Region(index, n, full, spatial) for n in range(n_samples)]
             elif spatial[axis] >= self.patch_shape[axis] + held:
@@ -301,7 +302,7 @@ class PatchSampler:
                     train.append(_Region(index, n, full, tuple(stop)))
                     validation.append(_Region(index, n, tuple(start), spatial))
             elif n_samples > 1:
-                n_val = max(1, int(round(fraction * n_samples)))
+                n_val = max(1, round(fraction * n_samples))
                 train += [_Region(index, n, full, spatial) for n in range(n_samples - n_val)]
                 validation += [
                     _Region(index, n, full, spatial) for n in range(n_samples - n_val, n_samples)

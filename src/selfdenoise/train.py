@@ -260,8 +260,13 @@ def train(
         validated = step % config.steps_per_epoch == 0 or step == total_steps
         if validated:
             val_loss = _validate(
-                network, objective, sampler.validation_patches, device,
-                config.batch_size, config.seed + 7, amp_dtype,
+                network,
+                objective,
+                sampler.validation_patches,
+                device,
+                config.batch_size,
+                config.seed + 7,
+                amp_dtype,
             )
             val_loss = _all_reduce_mean(val_loss, device)
             improved = best_val is None or val_loss < best_val
@@ -272,8 +277,14 @@ def train(
                 if config.schedule == "plateau" and since_best % 3 == 0:
                     plateau_factor *= 0.5
             history.append(
-                {"step": step, "epoch": _epoch(step, config), "loss": loss_value,
-                 "val_loss": val_loss, "learning_rate": lr, "elapsed_seconds": elapsed}
+                {
+                    "step": step,
+                    "epoch": _epoch(step, config),
+                    "loss": loss_value,
+                    "val_loss": val_loss,
+                    "learning_rate": lr,
+                    "elapsed_seconds": elapsed,
+                }
             )
         progress = Progress(
             step=step,
@@ -288,9 +299,25 @@ def train(
             elapsed_seconds=elapsed,
             validated=validated,
         )
-        if checkpoint is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
-            checkpoint(_resumable(network, optimizer, generator, sampler, step, elapsed,
-                                  best_val, best_state, history, plateau_factor))
+        if (
+            checkpoint is not None
+            and config.checkpoint_every
+            and step % config.checkpoint_every == 0
+        ):
+            checkpoint(
+                _resumable(
+                    network,
+                    optimizer,
+                    generator,
+                    sampler,
+                    step,
+                    elapsed,
+                    best_val,
+                    best_state,
+                    history,
+                    plateau_factor,
+                )
+            )
         if validated and config.early_stopping and since_best >= config.early_stopping:
             stop_reason = "early stopping"
             yield progress
@@ -301,26 +328,64 @@ def train(
     if best_state is None or not history or history[-1]["step"] != step:
         # Validate the final weights too, so a cancelled run keeps the better of the two.
         if step > 0:
-            val_loss = _validate(network, objective, sampler.validation_patches, device,
-                                 config.batch_size, config.seed + 7, amp_dtype)
+            val_loss = _validate(
+                network,
+                objective,
+                sampler.validation_patches,
+                device,
+                config.batch_size,
+                config.seed + 7,
+                amp_dtype,
+            )
             if best_val is None or val_loss < best_val:
                 best_val, best_state = val_loss, _state_copy(network)
-            history.append({"step": step, "epoch": _epoch(step, config), "loss": float("nan"),
-                            "val_loss": val_loss, "learning_rate": 0.0, "elapsed_seconds": elapsed})
+            history.append(
+                {
+                    "step": step,
+                    "epoch": _epoch(step, config),
+                    "loss": float("nan"),
+                    "val_loss": val_loss,
+                    "learning_rate": 0.0,
+                    "elapsed_seconds": elapsed,
+                }
+            )
     if best_state is not None:
         module = network.module if hasattr(network, "module") else network
         module.load_state_dict(best_state)
-    state = _resumable(network, optimizer, generator, sampler, step, elapsed, best_val,
-                       best_state, history, plateau_factor)
+    state = _resumable(
+        network,
+        optimizer,
+        generator,
+        sampler,
+        step,
+        elapsed,
+        best_val,
+        best_state,
+        history,
+        plateau_factor,
+    )
     yield Progress(
-        step=step, total_steps=total_steps or step, epoch=_epoch(step, config),
-        loss=history[-1]["loss"] if history else float("nan"), val_loss=val_loss,
-        best_val_loss=best_val, learning_rate=0.0, steps_per_second=rate, eta_seconds=0.0,
-        elapsed_seconds=elapsed, validated=False, done=True, stop_reason=stop_reason,
+        step=step,
+        total_steps=total_steps or step,
+        epoch=_epoch(step, config),
+        loss=history[-1]["loss"] if history else float("nan"),
+        val_loss=val_loss,
+        best_val_loss=best_val,
+        learning_rate=0.0,
+        steps_per_second=rate,
+        eta_seconds=0.0,
+        elapsed_seconds=elapsed,
+        validated=False,
+        done=True,
+        stop_reason=stop_reason,
     )
     network.eval()
-    return {"history": history, "best_state": best_state, "state": state,
-            "stop_reason": stop_reason}
+    return {
+        "history": history,
+        "best_state": best_state,
+        "state": state,
+        "stop_reason": stop_reason,
+    }
 
 
 def _epoch(step: int, config: TrainingConfig) -> int:
@@ -351,8 +416,18 @@ def _eta(step, total_steps, rate, elapsed, time_budget) -> float | None:
     return min(candidates) if candidates else None
 
 
-def _resumable(network, optimizer, generator, sampler, step, elapsed, best_val, best_state,
-               history, plateau_factor) -> dict:
+def _resumable(
+    network,
+    optimizer,
+    generator,
+    sampler,
+    step,
+    elapsed,
+    best_val,
+    best_state,
+    history,
+    plateau_factor,
+) -> dict:
     return {
         "network": _state_copy(network),
         "optimizer": optimizer.state_dict(),

@@ -12,7 +12,7 @@ if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
 TORCH_SPEC=()
 if ! command -v nvidia-smi >/dev/null 2>&1 && [ "$(uname -s)" = "Linux" ]; then
   TORCH_SPEC=("torch==${SELFDENOISE_CPU_TORCH:-2.13.0}")

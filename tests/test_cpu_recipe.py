@@ -30,9 +30,11 @@ def _noisy_crop(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _nl_means_psnr(noisy: np.ndarray, clean: np.ndarray) -> float:
     from skimage.metrics import peak_signal_noise_ratio
-    from skimage.restoration import denoise_nl_means, estimate_sigma
+    from skimage.restoration import denoise_nl_means
 
-    sigma = float(estimate_sigma(noisy))
+    from selfdenoise.metrics import estimate_noise_sigma
+
+    sigma = estimate_noise_sigma(noisy)
     out = denoise_nl_means(
         noisy.astype(np.float64),
         patch_size=5,

@@ -384,7 +384,11 @@ def _section_from_dict(section_cls: type, data: dict[str, Any]) -> Any:
 
 METHOD_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "noise2same": {
-        "network": {"residual_blocks": True, "batch_norm": True},
+        # The paper's residual + BatchNorm network costs about twice as much per step on a CPU;
+        # the plain U-Net reached +0.76 dB after 1 CPU-minute on the built-in sample (and
+        # +1.8 dB at equal compute on Set12 05). Ask for it with residual_blocks=True,
+        # batch_norm=True.
+        "network": {},
         "masking": {"mode": "stratified", "fraction": 0.005, "fill": "gaussian"},
     },
     "n2v": {

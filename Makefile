@@ -1,10 +1,11 @@
 # napari-selfdenoise: the two quick-start targets and their helpers.
 #   make demo   install everything into .venv and run the headless demo
 #   make test   install everything (with test tools and Xvfb's libraries) and run the suite
+#   make benchmarks  rerun every benchmark (about 2.5 h on 2 cores) and rewrite docs/benchmarks.md
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-test system-deps demo test lint docs screenshots bench clean
+.PHONY: install install-test system-deps demo test lint docs screenshots benchmarks clean
 
 install:
 	bash scripts/setup.sh all
@@ -28,6 +29,9 @@ docs: install-test
 
 screenshots: install-test system-deps
 	$(PY) scripts/screenshots.py
+
+benchmarks: install
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) site demo_out .pytest_cache

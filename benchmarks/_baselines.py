@@ -204,11 +204,12 @@ def run_deep(
     tta: bool = False,
     axes: str | None = None,
     settings: dict | None = None,
-) -> Result:
+) -> list[Result]:
     """Train a :class:`selfdenoise.Denoiser` on ``noisy`` alone, predict it and score it.
 
     Give ``minutes`` (wall-clock budget, the learning-rate schedule is annealed over it) or
-    ``steps`` (a step budget).
+    ``steps`` (a step budget). With ``tta`` the same trained model also predicts with 8-fold
+    flip/rotation averaging, reported as a second result (method ``"<method> +TTA"``).
     """
     from selfdenoise import Denoiser
 
@@ -224,10 +225,15 @@ def run_deep(
     model.fit(noisy)
     train_seconds = time.perf_counter() - started
     done = model.history[-1]["step"] if model.history else 0
-    started = time.perf_counter()
-    out = model.predict(noisy, tta=tta)
-    predict_seconds = time.perf_counter() - started
     budget = f"{minutes:g} min" if minutes is not None else f"{steps} steps"
-    return Result(
-        image, method, recipe, budget, *scores(clean, out), train_seconds, predict_seconds, done
-    )
+    results = []
+    for augment in (False, True) if tta else (False,):
+        started = time.perf_counter()
+        out = model.predict(noisy, tta=augment)
+        predict_seconds = time.perf_counter() - started
+        label, variant = (f"{method} +TTA", f"{recipe}+tta") if augment else (method, recipe)
+        scored = scores(clean, out)
+        results.append(
+            Result(image, label, variant, budget, *scored, train_seconds, predict_seconds, done)
+        )
+    return results

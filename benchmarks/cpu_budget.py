@@ -174,14 +174,14 @@ def run_images(args: argparse.Namespace) -> None:
                 _record(result, args.out, sigma=args.sigma, session=args.session)
         for recipe in args.recipes:
             for budget in _budgets(args, recipe, ndim=2):
-                result = _run_recipe(clean, noisy, name, recipe, budget, args.tta)
-                _record(
-                    result,
-                    args.out,
-                    sigma=args.sigma,
-                    session=args.session,
-                    gmac=step_cost(recipe) * result.steps / 1e9,
-                )
+                for result in _run_recipe(clean, noisy, name, recipe, budget, args.tta):
+                    _record(
+                        result,
+                        args.out,
+                        sigma=args.sigma,
+                        session=args.session,
+                        gmac=step_cost(recipe) * result.steps / 1e9,
+                    )
 
 
 def run_volume(args: argparse.Namespace) -> None:
@@ -218,13 +218,13 @@ def run_volume(args: argparse.Namespace) -> None:
             )
     for recipe in args.recipes:
         for budget in _budgets(args, recipe, ndim=3):
-            result = _run_recipe(clean, noisy, label, recipe, budget, args.tta, ndim=3)
-            _record(
-                result,
-                args.out,
-                session=args.session,
-                gmac=step_cost(recipe, 3) * result.steps / 1e9,
-            )
+            for result in _run_recipe(clean, noisy, label, recipe, budget, args.tta, ndim=3):
+                _record(
+                    result,
+                    args.out,
+                    session=args.session,
+                    gmac=step_cost(recipe, 3) * result.steps / 1e9,
+                )
 
 
 def _budgets(args: argparse.Namespace, recipe: str, ndim: int) -> list[tuple[str, float]]:
@@ -235,7 +235,7 @@ def _budgets(args: argparse.Namespace, recipe: str, ndim: int) -> list[tuple[str
     return [("minutes", m) for m in args.budgets]
 
 
-def _run_recipe(clean, noisy, image, recipe, budget, tta, ndim=2) -> base.Result:
+def _run_recipe(clean, noisy, image, recipe, budget, tta, ndim=2) -> list[base.Result]:
     kind, value = budget
     spec = RECIPES[recipe]
     settings = dict(spec["settings"])
@@ -247,7 +247,7 @@ def _run_recipe(clean, noisy, image, recipe, budget, tta, ndim=2) -> base.Result
         noisy,
         image,
         spec["method"],
-        recipe + ("+tta" if tta else ""),
+        recipe,
         tta=tta,
         settings=settings,
         axes=axes,

@@ -18,6 +18,7 @@ own. Throughput is image voxels (halos not counted) per second. Usage::
     python benchmarks/inference.py                   # about 8 minutes on 2 idle CPU cores
     python benchmarks/inference.py --quick           # about 20 seconds
     python benchmarks/inference.py --size3d 64 512 512 --skip careamics2d
+    python benchmarks/inference.py --write-docs      # rebuild the docs section from the results
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CAREAMICS_PYTHON = HERE / "_work" / "careamics-venv" / "bin" / "python"
+RESULTS = HERE / "_work" / "inference-results.json"
+sys.path.insert(0, str(HERE))
+
+from _report import write_section  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -360,8 +365,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--compare-batch", type=int, default=4)
     parser.add_argument("--careamics-python", default=str(CAREAMICS_PYTHON))
     parser.add_argument("--skip", nargs="*", default=[], help="cases to skip, e.g. careamics2d")
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--docs", help="write the results into this markdown file's section")
+    parser.add_argument("--json", default=str(RESULTS), help="results file (JSON)")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="rebuild the 'inference' section of docs/benchmarks.md from the results file",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("case_args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -391,6 +400,12 @@ def case_plan(args: argparse.Namespace) -> list[tuple[str, str, dict]]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.write_docs:
+        saved = json.loads(Path(args.json).read_text())
+        arguments = saved.get("arguments", "")
+        write_section("inference", report(saved["machine"], saved["results"], arguments))
+        return
+    arguments = " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     if args.case:
         print(json.dumps(CASES[args.case](**json.loads(args.case_args))), flush=True)
         return
@@ -422,10 +437,12 @@ def main(argv=None) -> None:
         machine["load_average_start"],
         machine["load_average_end"],
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "results": records}, indent=2))
-    if args.docs:
-        write_section(Path(args.docs), report(machine, records, " ".join(sys.argv[1:])))
+    machine["date"] = time.strftime("%Y-%m-%d")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(
+        json.dumps({"machine": machine, "results": records, "arguments": arguments}, indent=2)
+    )
+    print(f"wrote {args.json}; rebuild the docs with --write-docs")
 
 
 PROTOCOL = (
@@ -433,7 +450,7 @@ PROTOCOL = (
     "weights, float32, torch's default threads; one process per case; throughput = image "
     "voxels (halos not counted) / wall time, reading and writing included"
 )
-SECTION = "## Inference speed and memory"
+SECTION = "## Inference speed and memory (issue #2) — `benchmarks/inference.py`"
 
 
 def report(machine: dict, records: list[dict], arguments: str) -> str:
@@ -484,7 +501,8 @@ def report(machine: dict, records: list[dict], arguments: str) -> str:
     return "\n".join([
         SECTION,
         "",
-        f"Written by `python benchmarks/inference.py {arguments}` on {time.strftime('%Y-%m-%d')}.",
+        f"Written by `{' '.join(['python benchmarks/inference.py', arguments]).strip()}` (run on "
+        f"{machine.get('date', 'the date of the run')}).",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), Python {machine['python']}, no GPU.{loaded}",
         f"Protocol: {PROTOCOL}. `whole*` is the naive call (pad, normalise, one forward pass) "
@@ -524,20 +542,6 @@ with `--no-deps` plus its runtime dependencies, because the torchvision version 
 has no build for torch 2.13 here; an empty `torchvision` stand-in is registered before
 importing it (only its LVAE models use torchvision). Its prediction runs through
 `CAREamist.predict(array, tile_size=..., tile_overlap=..., batch_size=...)`."""
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this script's section of ``path`` (or append it), keeping the others."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = text.find("\n## ", start + len(SECTION))
-        end = len(text) if following < 0 else following + 1
-        text = text[:start] + section + ("\n" + text[end:] if following >= 0 else "")
-    path.write_text(text)
-    print(f"wrote the '{SECTION[3:]}' section of {path}")
 
 
 if __name__ == "__main__":

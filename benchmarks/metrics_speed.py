@@ -8,31 +8,31 @@ EPI, gradient correlation, Canny preservation and F1, noise sigmas, method-noise
 statistics, EPI vs noisy). Wall-clock and process CPU time are reported; on a machine shared
 with other jobs the wall time is inflated (the load average is printed alongside).
 
-Run: ``python benchmarks/metrics_speed.py`` (add ``--small`` for a quick check).
+Run: ``python benchmarks/metrics_speed.py`` (add ``--small`` for a quick check); results go
+to ``benchmarks/_work/metrics_speed.json``, and ``--write-docs`` rebuilds the
+``metrics-speed`` section of ``docs/benchmarks.md`` from them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
+import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from selfdenoise import metrics
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
+from _report import machine_line, markdown_table, write_section  # noqa: E402
 
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from selfdenoise import metrics  # noqa: E402
+
+DEFAULT_OUT = HERE / "_work" / "metrics_speed.json"
 
 
 def load_average() -> str:
@@ -81,40 +81,84 @@ def time_compare(clean, noisy, output, repeats: int, **options) -> tuple[float, 
     return best_wall, best_cpu, table
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="512x512 and 16x256x256 only")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per 2D case (best kept)")
-    args = parser.parse_args()
+def run(args: argparse.Namespace) -> dict:
+    """Time every case; return the machine, the load and one record per case."""
     size_2d, shape_3d = (
         ((512, 512), (16, 256, 256)) if args.small else ((2048, 2048), (64, 1024, 1024))
     )
-
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, {platform.system()}")
-    print(f"python {platform.python_version()}, numpy {np.__version__}")
+    print(f"machine: {machine_line()}")
     print(f"load average before: {load_average()}")
-    print("protocol: 1 candidate, reference + noisy given (all columns), float32 inputs\n")
-    print("| input | mode | wall s | CPU s | load avg |")
-    print("|---|---|---|---|---|")
+    print("protocol: 1 candidate, reference + noisy given (all columns), float32 inputs")
+    records = []
+
+    def record(shape, mode, wall, cpu) -> None:
+        records.append(
+            dict(
+                shape="x".join(map(str, shape)), mode=mode, wall=wall, cpu=cpu, load=load_average()
+            )
+        )
+        print(f"  {records[-1]}", flush=True)
 
     clean, noisy, output = make_inputs(size_2d)
-    wall, cpu, table = time_compare(clean, noisy, output, args.repeats)
-    print(
-        f"| {'x'.join(map(str, size_2d))} | 2D, best of {args.repeats} | {wall:.1f} | {cpu:.1f} | {load_average()} |"
-    )
+    wall, cpu, _ = time_compare(clean, noisy, output, args.repeats)
+    record(size_2d, f"2D, best of {args.repeats}", wall, cpu)
     del clean, noisy, output
 
     clean, noisy, output = make_inputs(shape_3d)
-    name = "x".join(map(str, shape_3d))
     for mode, options in [
-        ("per slice (2D metrics on every slice)", {"per_slice": True}),
-        ("3D (3D SSIM, Canny per slice)", {}),
-        ("current slice only (slice_index)", {"slice_index": shape_3d[0] // 2}),
+        ("per slice (2D metrics on every slice, averaged)", {"per_slice": True}),
+        ("3D (3D SSIM, 3D Laplacian and gradients, Canny per slice)", {}),
+        (
+            "current slice only (`slice_index`, as the napari widget does)",
+            {"slice_index": shape_3d[0] // 2},
+        ),
     ]:
-        wall, cpu, table = time_compare(clean, noisy, output, 1, **options)
-        print(f"| {name} | {mode} | {wall:.1f} | {cpu:.1f} | {load_average()} |", flush=True)
-    print("\nlast table (current slice):")
-    print(table)
+        wall, cpu, _ = time_compare(clean, noisy, output, 1, **options)
+        record(shape_3d, mode, wall, cpu)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "machine": machine_line(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "peak_rss_mb": peak,
+        "records": records,
+    }
+
+
+def report(results: dict, notes: str) -> str:
+    """The ``metrics-speed`` section of docs/benchmarks.md."""
+    rows = [
+        [r["shape"], r["mode"], f"{r['wall']:.1f}", f"{r['cpu']:.1f}", r["load"]]
+        for r in results["records"]
+    ]
+    return "\n\n".join(
+        [
+            "## Metrics speed (issue #4) — `benchmarks/metrics_speed.py`",
+            f"Machine: {results['machine']}. Run {results['date']}; peak memory of the whole "
+            f"script {results['peak_rss_mb'] / 1024:.1f} GB.",
+            notes.strip(),
+            markdown_table(
+                ["input", "mode", "wall s", "CPU s", "load average (1, 5, 15 min)"], rows
+            ),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="512x512 and 16x256x256 only")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per 2D case (best kept)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results (JSON)")
+    parser.add_argument("--write-docs", action="store_true", help="rebuild the docs section")
+    parser.add_argument("--notes", type=Path, default=HERE / "notes" / "metrics_speed.md")
+    args = parser.parse_args(argv)
+    if args.write_docs:
+        results = json.loads(args.out.read_text())
+        write_section("metrics-speed", report(results, args.notes.read_text()))
+        return
+    results = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

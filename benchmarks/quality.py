@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
                 _record(result, args)
         for budget in args.budgets:
             for method in args.methods:
-                result = base.run_deep(
+                results = base.run_deep(
                     clean,
                     noisy,
                     name,
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> None:
                     settings={"seed": args.seed},
                     tta=args.tta,
                 )
-                _record(result, args)
+                for result in results:
+                    _record(result, args)
 
 
 def _record(result: base.Result, args: argparse.Namespace) -> None:

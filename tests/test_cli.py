@@ -171,3 +171,18 @@ def test_torchrun_trains_with_two_gloo_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert model.exists()
     assert result.stdout.count("saved") == 1
+
+
+def test_demo_trains_each_method_and_writes_outputs(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--minutes", "0.05", "--device", "cpu", "--method"]
+    assert main([*args, "neighbor2neighbor", "noise2same"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("name "))
+    psnr = next(line for line in lines if line.startswith("psnr "))
+    for method in ("neighbor2neighbor", "noise2same"):
+        assert f"{method} (" in header
+        assert (out / f"denoised_{method}.tif").exists()
+        assert (out / f"model_{method}.safetensors").exists()
+    assert np.all(np.isfinite([float(v) for v in psnr.split()[1:]]))
+    assert {"noisy.tif", "clean.tif", "nl_means.tif"} <= {p.name for p in out.iterdir()}

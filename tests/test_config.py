@@ -60,3 +60,19 @@ def test_from_dict_rejects_unknown_keys():
     data["network"]["wings"] = 2
     with pytest.raises(SelfDenoiseError, match="wings"):
         DenoiserConfig.from_dict(data)
+
+
+def test_batch_size_defaults_to_four_for_3d_unless_given():
+    assert make_config("n2v2", "YX").training.batch_size == 16
+    assert make_config("n2v2", "ZYX").training.batch_size == 4
+    assert make_config("n2v2", "TZYX", batch_size=8).training.batch_size == 8
+    assert make_config("n2v2", "ZYX", training={"batch_size": 2}).training.batch_size == 2
+
+
+def test_default_method_is_the_cpu_budget_winner():
+    from selfdenoise import Denoiser
+    from selfdenoise.config import DEFAULT_METHOD, METHODS
+
+    assert DEFAULT_METHOD == "neighbor2neighbor" == METHODS[0]
+    assert make_config().method == DEFAULT_METHOD
+    assert Denoiser().method == DEFAULT_METHOD

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from unittest import mock
 
+import numpy as np
 import pytest
 import torch
 
@@ -246,3 +247,25 @@ def test_configure_backends():
             cudnn.conv.fp32_precision = saved_cudnn[1]
         else:
             cudnn.allow_tf32 = saved_cudnn[1]
+
+
+def test_training_memory_format_is_channels_last_on_cpu_and_cuda_only():
+    from selfdenoise.device import training_memory_format
+
+    assert training_memory_format("cpu", 2) == torch.channels_last
+    assert training_memory_format("cpu", 3) == torch.channels_last_3d
+    assert training_memory_format("cuda", 2) == torch.channels_last
+    assert training_memory_format("mps", 2) == torch.contiguous_format
+    assert training_memory_format("cpu", 2, False) == torch.contiguous_format
+    assert training_memory_format("mps", 3, True) == torch.channels_last_3d
+
+
+def test_trained_network_is_handed_back_in_the_default_memory_format():
+    from selfdenoise import Denoiser
+
+    image = np.random.default_rng(0).normal(size=(48, 48)).astype(np.float32)
+    model = Denoiser("n2v", "YX", steps=2, batch_size=2, patch_shape=(32, 32), device="cpu")
+    model.fit(image)
+    weights = [p for p in model.network.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous() for p in weights)
+    assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)

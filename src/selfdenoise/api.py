@@ -16,7 +16,7 @@ import numpy as np
 from ._errors import SelfDenoiseError
 from ._version import __version__
 from .axes import Layout, to_canonical, validate_axes
-from .config import DenoiserConfig, make_config
+from .config import DEFAULT_METHOD, DenoiserConfig, make_config
 from .data import Normaliser, PatchSampler, check_finite, check_image, fit_patch_shape
 
 MODEL_FORMAT = "napari-selfdenoise-model"
@@ -59,7 +59,7 @@ class Denoiser:
 
     def __init__(
         self,
-        method: str = "noise2same",
+        method: str = DEFAULT_METHOD,
         axes: str = "YX",
         *,
         config: DenoiserConfig | None = None,
@@ -175,6 +175,7 @@ class Denoiser:
         """
         import torch
 
+        from .device import training_memory_format
         from .methods import get_objective
         from .nets import build_network, size_multiple
         from .train import distributed_setup, train, wrap_distributed
@@ -257,6 +258,10 @@ class Denoiser:
             sampler.validation_is_held_out = True
         self.lambda_inv = self._resolve_lambda_inv(normalised)
         objective = get_objective(config, lambda_inv=self.lambda_inv)
+        # Before DistributedDataParallel sees the weights: it fixes their strides.
+        self.network.to(
+            memory_format=training_memory_format(device, config.ndim, training.channels_last)
+        )
         model = wrap_distributed(self.network, device)
 
         def stop_requested() -> bool:

@@ -242,3 +242,30 @@ def configure_backends(device: torch.device | str) -> None:
     else:
         matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def training_memory_format(
+    device: torch.device | str, ndim: int, setting: bool | None = None
+) -> torch.memory_format:
+    """Memory format for training tensors and weights.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        Where training runs.
+    ndim : int
+        Spatial dimensions of the network (2 or 3).
+    setting : bool or None
+        :attr:`TrainingConfig.channels_last`; ``None`` = channels-last on CPU and CUDA
+        (oneDNN and cuDNN convolutions are faster in it), the default format on MPS.
+
+    Returns
+    -------
+    torch.memory_format
+        ``channels_last`` / ``channels_last_3d`` or ``contiguous_format``.
+    """
+    device_type = torch.device(device).type
+    use = setting if setting is not None else device_type in ("cpu", "cuda")
+    if not use or ndim not in (2, 3):
+        return torch.contiguous_format
+    return torch.channels_last if ndim == 2 else torch.channels_last_3d

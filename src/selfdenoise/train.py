@@ -20,7 +20,7 @@ import torch
 
 from .config import TrainingConfig
 from .data import PatchSampler
-from .device import autocast_dtype, configure_backends
+from .device import autocast_dtype, configure_backends, training_memory_format
 
 Cancel = threading.Event | Callable[[], bool] | None
 
@@ -106,10 +106,19 @@ def make_optimizer(network: torch.nn.Module, config: TrainingConfig) -> torch.op
     )
 
 
-def _to_device(batch, device: torch.device):
+def _to_device(batch, device: torch.device, memory_format=torch.contiguous_format):
     if isinstance(batch, tuple):
-        return tuple(_to_device(b, device) for b in batch)
-    return torch.from_numpy(batch).to(device, non_blocking=True)
+        return tuple(_to_device(b, device, memory_format) for b in batch)
+    tensor = torch.from_numpy(batch).to(device, non_blocking=True)
+    return tensor.contiguous(memory_format=memory_format)
+
+
+def _spatial_ndim(network: torch.nn.Module) -> int:
+    """Spatial dimensions of a network's first convolution (2 or 3; 0 if it has none)."""
+    for parameter in network.parameters():
+        if parameter.dim() in (4, 5):
+            return parameter.dim() - 2
+    return 0
 
 
 def _state_copy(network: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -117,7 +126,9 @@ def _state_copy(network: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
-def _validate(network, objective, validation_batch, device, batch_size, seed, dtype) -> float:
+def _validate(
+    network, objective, validation_batch, device, batch_size, seed, dtype, memory_format
+) -> float:
     """Mean validation loss over the fixed validation patches (same masks every time)."""
     network.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -130,7 +141,8 @@ def _validate(network, objective, validation_batch, device, batch_size, seed, dt
                 chunk = tuple(v[start : start + batch_size] for v in validation_batch)
             else:
                 chunk = validation_batch[start : start + batch_size]
-            loss = objective.validation_loss(network, _to_device(chunk, device), generator)
+            batch = _to_device(chunk, device, memory_format)
+            loss = objective.validation_loss(network, batch, generator)
             n = len(chunk[0] if paired else chunk)
             total += float(loss) * n
             count += n
@@ -192,6 +204,8 @@ def train(
         torch.set_num_threads(config.num_threads)
     amp_dtype = autocast_dtype(device, config.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    memory_format = training_memory_format(device, _spatial_ndim(network), config.channels_last)
+    network.to(memory_format=memory_format)
     optimizer = make_optimizer(network, config)
     generator = torch.Generator().manual_seed(config.seed + _rank() * 1000)
     step, elapsed_before, best_val, history, best_state = 0, 0.0, None, [], None
@@ -235,7 +249,7 @@ def train(
             group["lr"] = lr
         if hasattr(objective, "set_progress"):
             objective.set_progress(fraction)
-        batch = _to_device(sampler.sample(config.batch_size), device)
+        batch = _to_device(sampler.sample(config.batch_size), device, memory_format)
         with _autocast(device, amp_dtype):
             loss, _ = objective.training_loss(network, batch, generator)
         if not torch.isfinite(loss):
@@ -267,6 +281,7 @@ def train(
                 config.batch_size,
                 config.seed + 7,
                 amp_dtype,
+                memory_format,
             )
             val_loss = _all_reduce_mean(val_loss, device)
             improved = best_val is None or val_loss < best_val
@@ -336,6 +351,7 @@ def train(
                 config.batch_size,
                 config.seed + 7,
                 amp_dtype,
+                memory_format,
             )
             if best_val is None or val_loss < best_val:
                 best_val, best_state = val_loss, _state_copy(network)
@@ -349,9 +365,10 @@ def train(
                     "elapsed_seconds": elapsed,
                 }
             )
+    module = network.module if hasattr(network, "module") else network
     if best_state is not None:
-        module = network.module if hasattr(network, "module") else network
         module.load_state_dict(best_state)
+    module.to(memory_format=torch.contiguous_format)
     state = _resumable(
         network,
         optimizer,

@@ -10,6 +10,7 @@ from psygnal import Signal
 from ..config import METHODS
 
 METHOD_LABELS = {
+    "neighbor2neighbor": "Neighbor2Neighbor",
     "noise2same": "Noise2Same",
     "n2v": "Noise2Void (N2V)",
     "n2v2": "N2V2",

@@ -14,7 +14,14 @@ from superqt import QCollapsible
 
 from .._errors import SelfDenoiseError
 from ..axes import validate_axes
-from ..config import DEVICES, METHOD_DEFAULTS, METHOD_SUMMARIES, SCHEDULES, TrainingConfig
+from ..config import (
+    DEVICES,
+    METHOD_SUMMARIES,
+    SCHEDULES,
+    NetworkConfig,
+    TrainingConfig,
+    make_config,
+)
 from ._base import WorkerWidget, add_row, form_layout, hint_label, parse_shape, shrinkable
 from ._jobs import TrainRequest
 from ._layers import base_data, guess_layer_axes, layer_choices
@@ -35,6 +42,7 @@ class TrainFields(WorkerWidget):
         self._build_method_section()
         self._build_settings_section()
         self._build_advanced_section()
+        self.axes.changed.connect(self._axes_changed)
 
     # ------------------------------------------------------------------ layout
     def _build_data_section(self) -> None:
@@ -147,8 +155,8 @@ class TrainFields(WorkerWidget):
         self.validation_percent = FloatSpinBox(
             value=100 * _DEFAULTS.validation_fraction, min=0.0, max=50.0
         )
-        self.depth = SpinBox(value=2, min=1, max=6)
-        self.base_channels = SpinBox(value=32, min=4, max=256)
+        self.depth = SpinBox(value=NetworkConfig().depth, min=1, max=6)
+        self.base_channels = SpinBox(value=NetworkConfig().base_channels, min=4, max=256)
         self.augment = CheckBox(value=_DEFAULTS.augment, text="flips and 90° rotations")
         self.seed = SpinBox(value=_DEFAULTS.seed, min=0, max=2**31 - 1)
         self.device = ComboBox(choices=list(DEVICES), value=_DEFAULTS.device)
@@ -202,13 +210,33 @@ class TrainFields(WorkerWidget):
             self.axes.value = guess_layer_axes(layers[0], spatial)
 
     def _method_changed(self, *_: Any) -> None:
+        """Show the method's help and load its defaults into the fields it has its own for."""
         method = self.method.value
         self.method_help.setText(METHOD_SUMMARIES[method])
-        fraction = METHOD_DEFAULTS[method]["masking"].get("fraction", 0.005)
-        self.masked_percent.value = round(100 * fraction, 2)
-        is_noise2same = method == "noise2same"
-        self.lambda_inv.native.setVisible(is_noise2same)
-        self.settings_form.labelForField(self.lambda_inv.native).setVisible(is_noise2same)
+        defaults = self._method_defaults()
+        self.masked_percent.value = round(100 * defaults.masking.fraction, 2)
+        self.learning_rate.value = f"{defaults.training.learning_rate:g}"
+        self.schedule.value = defaults.training.schedule
+        self.batch_size.value = defaults.training.batch_size
+        if self.depth.enabled:  # not when continuing a model: its network is fixed
+            self.depth.value = defaults.network.depth
+            self.base_channels.value = defaults.network.base_channels
+        self._set_row_visible(self.lambda_inv, method == "noise2same")
+        self._set_row_visible(self.masked_percent, method != "neighbor2neighbor")
+
+    def _method_defaults(self) -> Any:
+        """The method's settings for the axes in the field (2D ones while they are invalid)."""
+        try:
+            return make_config(self.method.value, validate_axes(self.axes.value.strip()))
+        except SelfDenoiseError:
+            return make_config(self.method.value)
+
+    def _axes_changed(self, *_: Any) -> None:
+        self.batch_size.value = self._method_defaults().training.batch_size
+
+    def _set_row_visible(self, field: Any, visible: bool) -> None:
+        field.native.setVisible(visible)
+        self.settings_form.labelForField(field.native).setVisible(visible)
 
     def _start_model(self) -> Any:
         name = self.start_from.value

@@ -51,10 +51,10 @@ def test_full_flow_train_denoise_compare(make_napari_viewer, qtbot, make_tiny):
     predictor.run()
     qtbot.waitUntil(lambda: not predictor.is_running, timeout=TRAIN_TIMEOUT_MS)
     (denoised,) = predictor.last_layers
-    assert denoised.name == "noisy camera denoised (Noise2Same)"
+    assert denoised.name == "noisy camera denoised (Neighbor2Neighbor)"
     assert denoised.data.shape == noisy.data.shape
     assert np.allclose(denoised.scale, noisy.scale)
-    assert denoised.metadata["selfdenoise"]["method"] == "noise2same"
+    assert denoised.metadata["selfdenoise"]["method"] == "neighbor2neighbor"
     np.testing.assert_array_equal(noisy.data, before)
 
     comparer = dock(viewer, "Compare")
@@ -105,7 +105,7 @@ def test_stop_keeps_a_usable_model_and_viewer_stays_responsive(
     assert trainer.denoiser.history[-1]["step"] < 10_000 * 3
     trainer.denoise()
     qtbot.waitUntil(lambda: not trainer.is_running, timeout=TRAIN_TIMEOUT_MS)
-    assert viewer.layers[-1].name == "noisy camera denoised (Noise2Same)"
+    assert viewer.layers[-1].name == "noisy camera denoised (Neighbor2Neighbor)"
     assert np.isfinite(viewer.layers[-1].data).all()
 
 

@@ -99,7 +99,7 @@ def test_axes_are_guessed_from_the_layer(viewer, train_widget, shape, metadata, 
 def test_method_choice_updates_explanation_and_fields(train_widget):
     from selfdenoise.config import METHOD_SUMMARIES
 
-    for method in ("noise2same", "n2v", "n2v2", "noise2self"):
+    for method in ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self"):
         train_widget.method.value = method
         assert train_widget.method_help.text() == METHOD_SUMMARIES[method]
     train_widget.method.value = "n2v2"
@@ -113,6 +113,7 @@ def test_method_choice_updates_explanation_and_fields(train_widget):
 def test_settings_are_collected_flat(train_widget):
     from selfdenoise.config import make_config
 
+    train_widget.method.value = "noise2same"
     train_widget.axes.value = "ZYX"
     train_widget.patch_size.value = "16,48,48"
     train_widget.max_minutes.value = 2.0
@@ -120,6 +121,7 @@ def test_settings_are_collected_flat(train_widget):
     assert settings["patch_shape"] == (16, 48, 48)
     assert settings["max_minutes"] == 2.0
     assert settings["fraction"] == pytest.approx(0.005)
+    assert settings["batch_size"] == 4  # the 3D default
     config = make_config("noise2same", "ZYX", **settings)
     assert config.training.patch_shape == (16, 48, 48)
 
@@ -334,3 +336,20 @@ def test_metrics_table_copy_and_export(viewer, compare_widget, qtbot, tmp_path):
     path = compare_widget.export_csv(tmp_path / "metrics.csv")
     lines = path.read_text().splitlines()
     assert lines[0].startswith("name,psnr") and len(lines) == 3
+
+
+def test_method_change_loads_that_methods_defaults(train_widget):
+    from selfdenoise.config import DEFAULT_METHOD, make_config
+
+    assert train_widget.method.value == DEFAULT_METHOD
+    train_widget.method.value = "n2v2"
+    train_widget.method.value = "neighbor2neighbor"
+    defaults = make_config("neighbor2neighbor")
+    settings = train_widget.collect_settings()
+    assert settings["learning_rate"] == pytest.approx(defaults.training.learning_rate)
+    assert settings["schedule"] == defaults.training.schedule == "onecycle"
+    assert settings["base_channels"] == defaults.network.base_channels == 24
+    assert train_widget.masked_percent.native.isHidden()
+    train_widget.method.value = "n2v2"
+    assert not train_widget.masked_percent.native.isHidden()
+    assert train_widget.collect_settings()["learning_rate"] == pytest.approx(1e-3)

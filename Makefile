@@ -1,7 +1,7 @@
 # napari-selfdenoise: the two quick-start targets and their helpers.
 #   make demo   install everything into .venv and run the headless demo
 #   make test   install everything (with test tools and Xvfb's libraries) and run the suite
-#   make benchmarks  rerun every benchmark (about 2.5 h on 2 cores) and rewrite docs/benchmarks.md
+#   make benchmarks  rerun every benchmark (about 3 h on 2 cores) and rewrite docs/benchmarks.md
 VENV ?= .venv
 PY := $(VENV)/bin/python
 

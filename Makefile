@@ -31,6 +31,7 @@ screenshots: install-test system-deps
 	$(PY) scripts/screenshots.py
 
 benchmarks: install
+	test -x benchmarks/_work/careamics-venv/bin/python || bash scripts/careamics-env.sh
 	$(PY) benchmarks/run_all.py
 
 clean:

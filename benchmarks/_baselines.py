@@ -237,3 +237,48 @@ def run_deep(
             Result(image, label, variant, budget, *scored, train_seconds, predict_seconds, done)
         )
     return results
+
+
+CAREAMICS_PYTHON = Path(__file__).resolve().parent / "_work" / "careamics-venv" / "bin" / "python"
+
+
+def run_careamics(
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    image: str,
+    minutes: float,
+    python: Path = CAREAMICS_PYTHON,
+) -> Result | None:
+    """CAREamics N2V trained on ``noisy`` for ``minutes`` in its own environment, scored here.
+
+    Returns ``None`` when no CAREamics environment exists at ``python``.
+    """
+    import json
+    import subprocess
+    import tempfile
+
+    if not Path(python).exists():
+        print(f"  CAREamics skipped: no environment at {python}")
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "noisy.npy", Path(folder) / "out.npy"
+        np.save(source, noisy.astype(np.float32))
+        script = Path(__file__).resolve().parent / "_careamics_train.py"
+        done = subprocess.run(
+            [str(python), str(script), str(source), str(minutes), str(target)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        info = json.loads(done.stdout.strip().splitlines()[-1])
+        out = np.load(target)
+    return Result(
+        image,
+        "careamics n2v",
+        "CAREamics 0.3.5 N2V defaults, batch 64",
+        f"{minutes:g} min",
+        *scores(clean, out),
+        info["train_seconds"],
+        info["predict_seconds"],
+        info["steps"],
+    )

@@ -537,7 +537,8 @@ NOTES = """How the tiled path gets there:
   zarr chunks are written once and memory stays bounded; with `blend='hann'` the slab
   accumulates weighted predictions and their weights.
 
-CAREamics was installed into a separate environment (`benchmarks/_work/careamics-venv`)
+CAREamics was installed into a separate environment (`benchmarks/_work/careamics-venv`,
+made by `scripts/careamics-env.sh`)
 with `--no-deps` plus its runtime dependencies, because the torchvision version it pins
 has no build for torch 2.13 here; an empty `torchvision` stand-in is registered before
 importing it (only its LVAE models use torchvision). Its prediction runs through

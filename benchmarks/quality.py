@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> None:
                 )
                 for result in results:
                     _record(result, args)
+            if args.careamics:
+                result = base.run_careamics(clean, noisy, name, budget)
+                if result is not None:
+                    _record(result, args)
 
 
 def _record(result: base.Result, args: argparse.Namespace) -> None:
@@ -152,6 +156,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tta", action="store_true", help="8-fold flip/rotation averaging")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-classical", dest="classical", action="store_false")
+    parser.add_argument(
+        "--careamics",
+        action="store_true",
+        help="also train CAREamics N2V (benchmarks/_work/careamics-venv) with the same budget",
+    )
     parser.add_argument("--quick", action="store_true", help="image 05 at 1 minute")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--session", default=time.strftime("%Y-%m-%d %H:%M"))

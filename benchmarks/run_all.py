@@ -5,7 +5,7 @@ Each script appends its results under ``benchmarks/_work/`` and owns one marked 
 then asks each to rebuild its section (``--write-docs``) from its results and notes
 (``benchmarks/notes/*.md``).
 
-The recorded protocol takes about three hours on 2 CPU cores (quality: ~85 min,
+The recorded protocol takes about three hours on 2 CPU cores (quality: ~100 min,
 real data: ~25 min, CPU budget: ~25 min, inference: ~8 min, metrics: ~2 min). Run it on
 an otherwise idle machine: the deep methods get wall-clock budgets.
 
@@ -52,6 +52,19 @@ PROTOCOL: dict[str, list[list[str]]] = {
             "1",
             "--no-classical",
             "--tta",
+        ],
+    ],
+    "quality-careamics": [
+        [
+            "quality.py",
+            "--images",
+            "01,05,08",
+            "--methods",
+            "",
+            "--budgets",
+            "1,3",
+            "--no-classical",
+            "--careamics",
         ],
     ],
     "quality-10min": [
@@ -101,6 +114,7 @@ DOCS: dict[str, list[str]] = {
     "metrics-speed": ["metrics_speed.py", "--write-docs"],
     "inference": ["inference.py", "--write-docs"],
     "quality": ["quality.py", "--write-docs", "--notes", "notes/quality.md"],
+    "quality-careamics": ["quality.py", "--write-docs", "--notes", "notes/quality.md"],
     "quality-10min": ["quality.py", "--write-docs", "--notes", "notes/quality.md"],
     "cpu-budget": ["cpu_budget.py", "--write-docs", "--notes", "notes/cpu_budget.md"],
     "real-data": ["real_data.py", "--write-docs", "--notes", "notes/real_data.md"],

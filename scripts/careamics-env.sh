@@ -16,5 +16,5 @@ fi
 "$VENV/bin/pip" install -q "$TORCH"
 "$VENV/bin/pip" install -q --no-deps "careamics==0.3.5"
 "$VENV/bin/pip" install -q bioimageio-core lightning matplotlib microssim numpy pillow psutil \
-  pydantic pyyaml scikit-image tifffile torchmetrics zarr
+  "pydantic>=2.11,<=2.14.1" pyyaml scikit-image tifffile torchmetrics zarr
 echo "CAREamics environment ready: $VENV"

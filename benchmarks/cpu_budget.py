@@ -27,7 +27,6 @@ python benchmarks/cpu_budget.py --write-docs
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -39,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
-from _report import ROOT, machine_line, markdown_table, write_section
+from _report import ROOT, append_record, machine_line, markdown_table, read_records, write_section
 
 DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "cpu_budget.jsonl"
 
@@ -153,9 +152,7 @@ def step_cost(name: str, ndim: int = 2) -> float:
 def _record(result: base.Result, out: Path, **extra) -> None:
     row = asdict(result)
     row["extra"].update(extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    append_record(out, row)
     print(
         f"{row['image']:>6} {row['method']:>18} {row['recipe']:>12} {row['budget']:>12} "
         f"PSNR {row['psnr']:6.2f} SSIM {row['ssim']:.3f} train {row['train_seconds']:6.1f}s "
@@ -258,13 +255,6 @@ def _run_recipe(clean, noisy, image, recipe, budget, tta, ndim=2) -> list[base.R
 # ------------------------------------------------------------------------------------ report
 
 
-def load_rows(path: Path) -> list[dict]:
-    """All records of a JSON-lines results file."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def summary_table(rows: list[dict]) -> str:
     """Mean PSNR/SSIM (and images count) per method, recipe and budget."""
     groups: dict[tuple, list[dict]] = {}
@@ -309,7 +299,7 @@ def _sort_key(item) -> tuple:
 
 def write_docs(path: Path, notes: str) -> None:
     """Rebuild the ``cpu-budget`` section of docs/benchmarks.md from ``path``."""
-    rows = load_rows(path)
+    rows = read_records(path)
     text = "\n\n".join(
         [
             "## CPU budget (issue #6) — `benchmarks/cpu_budget.py`",

@@ -23,7 +23,6 @@ python benchmarks/quality.py --write-docs --notes notes.md
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -34,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
-from _report import ROOT, machine_line, markdown_table, write_section
+from _report import ROOT, append_record, machine_line, markdown_table, read_records, write_section
 
 DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "quality.jsonl"
 SELF_SUPERVISED = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self")
@@ -73,21 +72,13 @@ def run(args: argparse.Namespace) -> None:
 def _record(result: base.Result, args: argparse.Namespace) -> None:
     row = asdict(result)
     row["extra"].update(sigma=args.sigma, seed=args.seed, session=args.session, tta=args.tta)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    append_record(args.out, row)
     print(
         f"{row['image']:>3} {row['method']:>18} {row['budget']:>7} PSNR {row['psnr']:6.2f} "
         f"SSIM {row['ssim']:.3f} train {row['train_seconds']:6.1f}s "
         f"predict {row['predict_seconds']:5.2f}s steps {row['steps']}",
         flush=True,
     )
-
-
-def _load(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def per_image_table(rows: list[dict]) -> str:
@@ -133,7 +124,7 @@ def _order(key: tuple[str, str]) -> tuple:
 
 def write_docs(path: Path, notes: str) -> None:
     """Rebuild the ``quality`` section of docs/benchmarks.md from the results file."""
-    rows = _load(path)
+    rows = read_records(path)
     text = "\n\n".join(
         [
             "## Quality on Set12 (issue #5) — `benchmarks/quality.py`",

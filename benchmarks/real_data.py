@@ -32,7 +32,6 @@ python benchmarks/real_data.py --write-docs --notes benchmarks/notes/real_data.m
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
 from _panels import Tile, crop_2d, save_panel
-from _report import IMAGES, SHARED_DATA, machine_line, markdown_table, write_section
+from _report import (
+    IMAGES,
+    SHARED_DATA,
+    append_record,
+    machine_line,
+    markdown_table,
+    read_records,
+    write_section,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "_work" / "real_data.jsonl"
 FMD_PAIRS = {
@@ -105,9 +112,7 @@ def candidates(noisy: np.ndarray, methods: dict, minutes: float, axes: str, bm3d
 def _row(args, case, image, method, train_s=0.0, predict_s=0.0, **values) -> dict:
     row = dict(case=case, image=image, method=method, train_seconds=train_s)
     row.update(predict_seconds=predict_s, minutes=args.minutes, session=args.session, **values)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    append_record(args.out, row)
     shown = {k: round(v, 3) for k, v in values.items() if isinstance(v, float)}
     print(f"  {case:>10} {image:>16} {method:>24} {shown}", flush=True)
     return row
@@ -240,9 +245,8 @@ CASES = {
 
 
 def _newest_session(path: Path) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     newest = {}
-    for row in rows:  # the newest result of each (case, image, method)
+    for row in read_records(path):  # the newest result of each (case, image, method)
         newest[(row["case"], row["image"], row["method"])] = row
     return list(newest.values())
 

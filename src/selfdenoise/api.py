@@ -258,7 +258,9 @@ class Denoiser:
             sampler.validation_is_held_out = True
         self.lambda_inv = self._resolve_lambda_inv(normalised)
         objective = get_objective(config, lambda_inv=self.lambda_inv)
-        # Before DistributedDataParallel sees the weights: it fixes their strides.
+        # Train in the memory format train() feeds its batches in; set it before
+        # DistributedDataParallel sees the weights (it fixes their strides), and hand the
+        # network back in the default format afterwards.
         self.network.to(
             memory_format=training_memory_format(device, config.ndim, training.channels_last)
         )
@@ -285,6 +287,7 @@ class Denoiser:
             )
         finally:
             self._stop_event.clear()
+            self.network.to(memory_format=torch.contiguous_format)
         resumed = self._resume_state is not None
         self._resume_state = None
         # A resumed run carries the earlier history in its state; continued training appends.

@@ -204,8 +204,9 @@ def train(
         torch.set_num_threads(config.num_threads)
     amp_dtype = autocast_dtype(device, config.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    # The caller puts the weights in this format (before any DistributedDataParallel wrap);
+    # the batches follow it.
     memory_format = training_memory_format(device, _spatial_ndim(network), config.channels_last)
-    network.to(memory_format=memory_format)
     optimizer = make_optimizer(network, config)
     generator = torch.Generator().manual_seed(config.seed + _rank() * 1000)
     step, elapsed_before, best_val, history, best_state = 0, 0.0, None, [], None
@@ -222,6 +223,34 @@ def train(
         if "sampler_rng" in resume:
             sampler.rng.bit_generator.state = resume["sampler_rng"]
         best_state = resume.get("best_state")
+
+    def validate() -> float:
+        """Validation loss of the current weights on the fixed held-out patches."""
+        return _validate(
+            network,
+            objective,
+            sampler.validation_patches,
+            device,
+            config.batch_size,
+            config.seed + 7,
+            amp_dtype,
+            memory_format,
+        )
+
+    def resumable() -> dict:
+        """Everything needed to continue this run exactly where it is now."""
+        return _resumable(
+            network,
+            optimizer,
+            generator,
+            sampler,
+            step,
+            elapsed,
+            best_val,
+            best_state,
+            history,
+            plateau_factor,
+        )
 
     total_steps = config.total_steps if (config.steps or not config.max_minutes) else None
     time_budget = config.max_minutes * 60 if config.max_minutes else None
@@ -273,16 +302,7 @@ def train(
         elapsed = elapsed_before + now - started
         validated = step % config.steps_per_epoch == 0 or step == total_steps
         if validated:
-            val_loss = _validate(
-                network,
-                objective,
-                sampler.validation_patches,
-                device,
-                config.batch_size,
-                config.seed + 7,
-                amp_dtype,
-                memory_format,
-            )
+            val_loss = validate()
             val_loss = _all_reduce_mean(val_loss, device)
             improved = best_val is None or val_loss < best_val
             if improved:
@@ -319,20 +339,7 @@ def train(
             and config.checkpoint_every
             and step % config.checkpoint_every == 0
         ):
-            checkpoint(
-                _resumable(
-                    network,
-                    optimizer,
-                    generator,
-                    sampler,
-                    step,
-                    elapsed,
-                    best_val,
-                    best_state,
-                    history,
-                    plateau_factor,
-                )
-            )
+            checkpoint(resumable())
         if validated and config.early_stopping and since_best >= config.early_stopping:
             stop_reason = "early stopping"
             yield progress
@@ -343,16 +350,7 @@ def train(
     if best_state is None or not history or history[-1]["step"] != step:
         # Validate the final weights too, so a cancelled run keeps the better of the two.
         if step > 0:
-            val_loss = _validate(
-                network,
-                objective,
-                sampler.validation_patches,
-                device,
-                config.batch_size,
-                config.seed + 7,
-                amp_dtype,
-                memory_format,
-            )
+            val_loss = validate()
             if best_val is None or val_loss < best_val:
                 best_val, best_state = val_loss, _state_copy(network)
             history.append(
@@ -365,22 +363,10 @@ def train(
                     "elapsed_seconds": elapsed,
                 }
             )
-    module = network.module if hasattr(network, "module") else network
     if best_state is not None:
+        module = network.module if hasattr(network, "module") else network
         module.load_state_dict(best_state)
-    module.to(memory_format=torch.contiguous_format)
-    state = _resumable(
-        network,
-        optimizer,
-        generator,
-        sampler,
-        step,
-        elapsed,
-        best_val,
-        best_state,
-        history,
-        plateau_factor,
-    )
+    state = resumable()
     yield Progress(
         step=step,
         total_steps=total_steps or step,

@@ -179,14 +179,15 @@ class OmeZarrImage:
     version: str
 
 
-def _ome_zarr_modules() -> tuple[Any, Any, Any]:
+def _ome_zarr_modules() -> tuple[Any, Any, Any, Any]:
+    """ome-zarr's format, io, reader and writer modules (imported on first use)."""
     try:
         with warnings.catch_warnings():  # ome-zarr warns about its own deprecations on import
             warnings.simplefilter("ignore", DeprecationWarning)
-            from ome_zarr import format, io, reader
+            from ome_zarr import format, io, reader, writer
     except ImportError as exc:
         raise SelfDenoiseError(f"OME-Zarr needs the ome-zarr package; {_INSTALL_HINT}.") from exc
-    return format, io, reader
+    return format, io, reader, writer
 
 
 def _level_transforms(transforms: Any, ndim: int) -> tuple[list[float], list[float]]:
@@ -225,7 +226,7 @@ def open_ome_zarr(path: str | os.PathLike) -> OmeZarrImage:
     if found is None:
         raise SelfDenoiseError(f"'{path}' is not an OME-Zarr image (no NGFF 'multiscales').")
     group, version = found
-    fmt, io, reader = _ome_zarr_modules()
+    fmt, io, reader, _ = _ome_zarr_modules()
     try:
         location = io.parse_url(str(group), mode="r", fmt=fmt.format_from_version(version))
         node = next(iter(reader.Reader(location)()))
@@ -395,18 +396,16 @@ def write_ome_zarr(
     for step in [{}, *factors]:
         shape = [max(1, s // step.get(n, 1)) for s, n in zip(data.shape, names, strict=True)]
         options.append({"chunks": tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))})
-    fmt, _, _ = _ome_zarr_modules()
-    from ome_zarr.scale import Methods
-    from ome_zarr.writer import write_image
+    fmt, _, _, writer = _ome_zarr_modules()
 
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     try:
-        write_image(
+        writer.write_image(
             data,
             str(temporary),
             scale_factors=factors,
-            method=Methods.LOCAL_MEAN,
+            method=writer.Methods.LOCAL_MEAN,  # block means: keep the mean intensity
             fmt=fmt.format_from_version(str(version)),
             axes=names,
             scale={n: scale[i] for n, i in zip(names, order, strict=True)},

@@ -40,7 +40,7 @@ __all__ = [
     "write_ome_zarr",
 ]
 
-_INSTALL_HINT = "install ome-zarr: pip install 'napari-selfdenoise[ome]'"
+_INSTALL_HINT = "install it (Python 3.11+) with: pip install 'napari-selfdenoise[ome]'"
 _NGFF_ORDER = "TSCZYX"  # our letters in the order NGFF wants them
 _NGFF_TO_AXES = {"t": "T", "s": "S", "c": "C", "z": "Z", "y": "Y", "x": "X"}
 _MIN_LEVEL_SIDE = 16  # no pyramid level smaller than this in Y or X

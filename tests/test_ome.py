@@ -284,6 +284,40 @@ def test_reader_layer_data_makes_a_napari_layer_and_the_writer_saves_it(tmp_path
     np.testing.assert_array_equal(np.asarray(array), np.asarray(data[0]))
 
 
+def test_napari_opens_and_saves_through_the_contributions(tmp_path):
+    import napari
+    import npe2
+    from napari.components import ViewerModel
+
+    npe2.PluginManager.instance().discover()  # what napari does when it starts
+    path = ome.write_ome_zarr(
+        tmp_path / "cells.ome.zarr", _image((4, 64, 64)), "ZYX", (2.0, 0.5, 0.5), units="µm"
+    )
+    [layer] = ViewerModel().open(str(path), plugin="napari-selfdenoise")
+    assert layer.multiscale and layer.source.reader_plugin == "napari-selfdenoise"
+    assert tuple(layer.scale) == (2.0, 0.5, 0.5)
+    assert [str(unit) for unit in layer.units] == ["micrometer"] * 3
+    [saved] = napari.save_layers(str(tmp_path / "saved.ome.zarr"), [layer])  # by extension
+    assert ome.read_ome_zarr(saved)[1:] == ("ZYX", (2.0, 0.5, 0.5), ("micrometer",) * 3)
+
+
+def test_store_validates_against_the_ngff_0_5_models(tmp_path):
+    import zarr
+    from ome_zarr_models.v05.image import Image
+
+    path = ome.write_ome_zarr(
+        tmp_path / "v.ome.zarr", _image((2, 8, 64, 64)), "CZYX", (1, 2, 0.5, 0.5), units="µm"
+    )
+    image = Image.from_zarr(zarr.open_group(str(path), mode="r"))  # raises if not NGFF 0.5
+    axes = image.attributes.ome.multiscales[0].axes
+    assert [(a.name, a.type, a.unit) for a in axes] == [
+        ("c", "channel", None),
+        ("z", "space", "micrometer"),
+        ("y", "space", "micrometer"),
+        ("x", "space", "micrometer"),
+    ]
+
+
 def test_manifest_contributes_the_reader_and_writer():
     from npe2 import PluginManifest
 

@@ -86,6 +86,18 @@ def test_three_level_input_from_the_library_reads_level_0_with_its_scale(tmp_pat
     np.testing.assert_array_equal(np.asarray(array), data)
 
 
+def test_bioformats2raw_layout_reads_its_first_image(tmp_path):
+    import json
+
+    root = tmp_path / "converted.ome.zarr"
+    ome.write_ome_zarr(root / "0", _image((32, 32)), "YX", scale=(0.3, 0.3))
+    layout = {"ome": {"version": "0.5", "bioformats2raw.layout": 3}}
+    meta = {"zarr_format": 3, "node_type": "group", "attributes": layout}
+    (root / "zarr.json").write_text(json.dumps(meta))
+    assert ome.is_ome_zarr(root)
+    assert ome.read_ome_zarr(root)[1:3] == ("YX", (0.3, 0.3))
+
+
 def test_pyramid_levels_have_the_expected_shapes_and_scales(tmp_path):
     isotropic = ome.write_ome_zarr(
         tmp_path / "iso.ome.zarr", _image((2, 40, 64, 64)), "CZYX", scale=(1, 1, 1, 1), levels=3

@@ -218,6 +218,36 @@ def test_ome_tiff_physical_size_is_kept(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_ome_tiff_from_a_lazy_array_is_written_slab_by_slab(tmp_path):
+    import dask.array as da
+
+    spy = _Spy(_image((6, 32, 32), np.uint16))
+    lazy = da.from_array(spy, chunks=(2, 32, 32))
+    path = ome.write_ome_tiff(tmp_path / "lazy.ome.tif", lazy, "ZYX", (3.0, 0.5, 0.5))
+    assert 0 < spy.largest <= 2 * 32 * 32
+    assert ome.tiff_physical_metadata(path)[:2] == ("ZYX", (3.0, 0.5, 0.5))
+    np.testing.assert_array_equal(tifffile.imread(path), spy.data)
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape", "read_axes"),
+    [
+        ("STYX", (3, 2, 16, 16), "STYX"),
+        ("YXC", (16, 16, 3), "CYX"),
+        ("TCZYX", (2, 3, 2, 8, 8), None),
+    ],
+)
+def test_ome_tiff_axes_come_back_in_ome_order(tmp_path, axes, shape, read_axes):
+    data = _image(shape)
+    scale = tuple(4.0 if a in "YX" else 1.0 for a in axes)
+    path = ome.write_ome_tiff(tmp_path / "a.ome.tif", data, axes, scale)
+    read = ome.tiff_physical_metadata(path)
+    assert read[0] == (read_axes or axes)
+    assert read[1][-2:] == (4.0, 4.0)
+    expected = np.moveaxis(data, -1, 0) if axes == "YXC" else data
+    np.testing.assert_array_equal(tifffile.imread(path), expected)
+
+
 def test_ome_tiff_nanometers_and_time(tmp_path):
     path = ome.write_ome_tiff(
         tmp_path / "t.ome.tif", _image((3, 16, 16)), "TYX", (0.5, 20.0, 20.0), units="nm"

@@ -17,10 +17,11 @@ Nothing here imports torch; the third-party imports happen inside the functions.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -514,7 +515,9 @@ def write_ome_tiff(
     """Write an OME-TIFF with PhysicalSizeX/Y/Z (and TimeIncrement) and their units.
 
     Axes other than Y and X are moved before them (OME keeps Y, X last); ``S`` is stored as
-    tifffile's ``Q`` axis. Written to a temporary sibling, then renamed into place.
+    tifffile's ``Q`` axis. NumPy arrays are written at once; dask, zarr and other arrays plane
+    by plane, reading one chunk-deep slab of the first axis at a time. Written to a temporary
+    sibling, then renamed into place. PhysicalSize units default to micrometres.
     """
     import numpy as np
     import tifffile
@@ -534,15 +537,23 @@ def write_ome_tiff(
         metadata["TimeIncrement"] = scale[axes.index("T")]
         unit = unit_of.get("T") or "second"
         metadata["TimeIncrementUnit"] = _OME_SYMBOLS.get(unit, unit)
-    data = np.transpose(np.asarray(array), order)
+    if isinstance(array, np.ndarray):
+        data: Any = np.transpose(array, order)
+        shape, dtype = data.shape, data.dtype
+    else:  # dask, zarr, memmap...: written plane by plane, one slab of the first axis at a time
+        shape = tuple(array.shape[i] for i in order)
+        dtype = np.dtype(array.dtype)
+        data = _planes(array, order)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tifffile.imwrite(
             temporary,
             data,
+            shape=shape,
+            dtype=dtype,
             ome=True,
             photometric="minisblack",
-            bigtiff=data.nbytes > 2**32 - 2**25,
+            bigtiff=math.prod(shape) * dtype.itemsize > 2**32 - 2**25,
             metadata=metadata,
         )
         os.replace(temporary, path)
@@ -551,3 +562,19 @@ def write_ome_tiff(
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def _planes(array: Any, order: list[int]) -> Iterator[Any]:
+    """The YX planes of ``array`` transposed to ``order``, reading one slab at a time."""
+    import dask.array as da
+    import numpy as np
+
+    data = (array if isinstance(array, da.Array) else da.from_array(array)).transpose(order)
+    if data.ndim == 2:
+        yield np.asarray(data)
+        return
+    step = max(1, data.chunks[0][0])
+    for start in range(0, data.shape[0], step):
+        slab = np.asarray(data[start : start + step])
+        for index in np.ndindex(slab.shape[:-2]):
+            yield slab[index]

@@ -204,7 +204,7 @@ def test_row10_stop_returns_within_two_seconds(
     model = Denoiser("n2v", axes, steps=1000, steps_per_epoch=steps_per_epoch, **settings)
     stopped_at = None
     for progress in model.fit_iter(_image(shape)):
-        if progress.run_step == 3 and stopped_at is None:
+        if progress.step == 3 and stopped_at is None:
             stopped_at = time.perf_counter()
             model.stop()
     assert progress.done and progress.stop_reason == "cancelled"

@@ -150,9 +150,7 @@ ROW07_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("change", "fragment"), list(ROW07_CASES.values()), ids=list(ROW07_CASES)
-)
+@pytest.mark.parametrize(("change", "fragment"), list(ROW07_CASES.values()), ids=list(ROW07_CASES))
 def test_row07_every_model_file_field_is_checked(saved_model, tmp_path, change, fragment):
     path = _tampered(saved_model, tmp_path / "model.safetensors", change)
     started = time.perf_counter()
@@ -288,7 +286,9 @@ def test_row13_a_checkpoint_write_error_does_not_stop_training(tmp_path, torch_s
 # ---------------------------------------------------------------- row 14: device is a preference
 def test_row14_a_gpu_trained_model_loads_anywhere(saved_model, tmp_path):
     path = _tampered(
-        saved_model, tmp_path / "gpu.safetensors", _set("config", "training", "device", value="cuda")
+        saved_model,
+        tmp_path / "gpu.safetensors",
+        _set("config", "training", "device", value="cuda"),
     )
     loaded = Denoiser.load(path)
     image = _image((32, 32))

@@ -33,7 +33,7 @@ class ModelMetadata:
     steps_trained: int = 0
 
 
-def check_metadata(metadata: Any, what: str = "model file") -> ModelMetadata:
+def check_metadata(metadata: Any, what: str = "model file", path: Any = None) -> ModelMetadata:
     """Check a model file's metadata and return it typed.
 
     Raises
@@ -42,7 +42,8 @@ def check_metadata(metadata: Any, what: str = "model file") -> ModelMetadata:
         For a foreign file, a missing field, or any field outside the rules of a new model.
     """
     if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
-        raise SelfDenoiseError(f"this is not a napari-selfdenoise {what}.")
+        name = f"'{path}'" if path is not None else "this"
+        raise SelfDenoiseError(f"{name} is not a napari-selfdenoise {what}.")
     for key in ("config", "normaliser", "in_channels"):
         if key not in metadata:
             raise SelfDenoiseError(f"the {what} is incomplete (missing {key!r}).")

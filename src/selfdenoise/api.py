@@ -288,7 +288,12 @@ class Denoiser:
             checkpoint=self._checkpoint_writer(rank),
         )
         if checkpoint_state is not None:
-            run.load_state_dict(checkpoint_state)
+            try:
+                run.load_state_dict(checkpoint_state)
+            except (KeyError, RuntimeError, ValueError, TypeError):
+                raise SelfDenoiseError(
+                    f"the checkpoint '{resume}' is damaged or does not fit this model."
+                ) from None
         with self._run_lock:
             self._active_stop = stop
         return run
@@ -357,7 +362,7 @@ class Denoiser:
         from .io import load_checkpoint
 
         state = load_checkpoint(path)
-        meta = check_metadata(state.get("extra"), "training checkpoint")
+        meta = check_metadata(state.get("extra"), "training checkpoint", path)
         mine, theirs = self.config, meta.config
         for name in ("method", "axes", "channels_jointly"):
             if getattr(mine, name) != getattr(theirs, name):
@@ -419,7 +424,7 @@ class Denoiser:
             image,
             layout,
             self.normaliser.bind(layout),
-            device=self.config.training.device,
+            device=str(self.device),
             channels_jointly=self.config.channels_jointly,
             **options,
         )
@@ -588,7 +593,7 @@ class Denoiser:
         from .nets import build_network
 
         state_dict, metadata = load_bundle(path)
-        meta = check_metadata(metadata)
+        meta = check_metadata(metadata, path=path)
         denoiser = cls(config=meta.config)
         denoiser.normaliser, denoiser.in_channels = meta.normaliser, meta.in_channels
         denoiser.lambda_inv, denoiser.history = meta.lambda_inv, meta.history

@@ -173,7 +173,7 @@ def test_open_zarr_output_incremental(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(SelfDenoiseError, match=r"cannot read .*x\.tif.*no such file") as error:
         read_image(tmp_path / "x.tif")
-    assert "TIFF, .npy and .zarr are supported" in _assert_one_line(error)
+    assert "supported: TIFF, .npy, .zarr, PNG" in _assert_one_line(error)
 
 
 def test_unsupported_and_corrupt_files(tmp_path, rng):
@@ -183,12 +183,14 @@ def test_unsupported_and_corrupt_files(tmp_path, rng):
     for name in ("photo.png", "broken.tif", "broken.npy"):
         with pytest.raises(SelfDenoiseError, match=f"cannot read '.*{name}'") as error:
             read_image(tmp_path / name)
-        assert _assert_one_line(error).endswith("TIFF, .npy and .zarr are supported.")
+        assert "supported: TIFF, .npy, .zarr, PNG" in _assert_one_line(error)
 
 
 def test_write_errors(tmp_path):
     image = np.zeros((4, 4), np.float32)
     with pytest.raises(SelfDenoiseError, match="unsupported file type"):
+        write_image(tmp_path / "out.jp2", image)
+    with pytest.raises(SelfDenoiseError, match="PNG is read-only here; use .tif, .npy, .zarr"):
         write_image(tmp_path / "out.png", image)
     with pytest.raises(SelfDenoiseError, match="cannot write") as error:
         write_image(tmp_path / "missing" / "out.tif", image)

@@ -125,7 +125,13 @@ def _errors(tmp_path):
         (["train", str(tmp_path / "junk.tif"), "--axes", "YX", "--out", out], "cannot read"),
         (["train", str(tmp_path / "missing.tif"), "--axes", "YX", "--out", out], "missing.tif"),
         (
-            ["predict", str(tmp_path / "junk.safetensors"), str(tmp_path / "ok.npy"), "--out", out],
+            [
+                "predict",
+                str(tmp_path / "junk.safetensors"),
+                str(tmp_path / "ok.npy"),
+                "--out",
+                str(tmp_path / "den.tif"),
+            ],
             "model",
         ),
     ]

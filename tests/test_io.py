@@ -549,5 +549,6 @@ def test_check_output_path(tmp_path):
     assert check_output_folder(tmp_path / "new" / "deeper", [image]) == tmp_path / "new" / "deeper"
     with pytest.raises(SelfDenoiseError, match="is a file, not a folder"):
         check_output_folder(tmp_path / "file")
-    with pytest.raises(SelfDenoiseError, match="holds the input"):
-        check_output_folder(tmp_path, [image])
+    with pytest.raises(SelfDenoiseError, match="would write into the input"):
+        check_output_folder(store / "checkpoints", [image, store])
+    assert check_output_folder(tmp_path, [image]) == tmp_path

@@ -12,12 +12,13 @@ cannot be written before any long work starts. Errors are one-line
 :class:`~selfdenoise.SelfDenoiseError` messages. Importing this package does not import torch.
 """
 
-from ._files import check_output_folder, check_output_path
+from ._files import check_output_folder, check_output_path, replace_atomically
 from .images import (
     FORMATS,
     ImageFile,
     ImageFormat,
     open_zarr_output,
+    output_format,
     read_image,
     staged_zarr_output,
     write_image,
@@ -42,7 +43,9 @@ __all__ = [
     "load_bundle",
     "load_checkpoint",
     "open_zarr_output",
+    "output_format",
     "read_image",
+    "replace_atomically",
     "save_bundle",
     "save_checkpoint",
     "staged_zarr_output",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._errors import SelfDenoiseError
 
-__all__ = ["check_output_folder", "check_output_path", "one_line"]
+__all__ = ["check_output_folder", "check_output_path", "one_line", "replace_atomically"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -182,7 +182,9 @@ def check_output_folder(
 ) -> Path:
     """Check that files can be written in ``folder`` (created later if missing).
 
-    The nearest existing folder on the way must be writable; no input may lie in it.
+    The nearest existing folder on the way must be writable. The folder may not be an input
+    or lie inside one (an input zarr store); checking the names written into it against the
+    inputs is :func:`check_output_path`'s job.
     """
     given = Path(folder)
     target = _resolved(given)
@@ -190,9 +192,9 @@ def check_output_folder(
         raise SelfDenoiseError(f"{option} '{given}' is a file, not a folder; choose a folder.")
     for item in inputs:
         source = _resolved(item)
-        if _same_file(target, source) or target in source.parents:
+        if _same_file(target, source) or source in target.parents:
             raise SelfDenoiseError(
-                f"{option} '{given}' holds the input '{item}'; choose another folder."
+                f"{option} '{given}' would write into the input '{item}'; choose another folder."
             )
     existing = target
     while not existing.exists():

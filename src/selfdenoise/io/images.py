@@ -28,6 +28,7 @@ __all__ = [
     "ImageFile",
     "ImageFormat",
     "open_zarr_output",
+    "output_format",
     "read_image",
     "staged_zarr_output",
     "write_image",
@@ -197,6 +198,22 @@ def read_image(
     return ImageFile(read.data, read.axes, scale, path, read.unit if scale else None)
 
 
+def output_format(path: str | os.PathLike) -> ImageFormat:
+    """The format :func:`write_image` would write ``path`` in (to check a path early).
+
+    Raises
+    ------
+    SelfDenoiseError
+        If no writable format has this suffix.
+    """
+    path = Path(path)
+    entry = _format_of(path)
+    if entry is None or entry.write is None:
+        kind = "unsupported file type" if entry is None else f"{entry.name} is read-only here"
+        raise SelfDenoiseError(f"cannot write '{path}': {kind}; use {_WRITABLE}.")
+    return entry
+
+
 def write_image(
     path: str | os.PathLike,
     array: Any,
@@ -234,10 +251,7 @@ def write_image(
         For an unsupported suffix, axes or scale that do not fit, or a failed write.
     """
     path = Path(path)
-    entry = _format_of(path)
-    if entry is None or entry.write is None:
-        kind = "unsupported file type" if entry is None else f"{entry.name} is read-only here"
-        raise SelfDenoiseError(f"cannot write '{path}': {kind}; use {_WRITABLE}.")
+    entry = output_format(path)
     ndim = len(array.shape)
     if axes is not None:
         axes = validate_axes(axes, ndim)

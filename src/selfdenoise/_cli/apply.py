@@ -11,8 +11,8 @@ from .common import given, read, say
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .api import Denoiser
-    from .io import check_output_path, output_format, staged_zarr_output, write_image
+    from ..api import Denoiser
+    from ..io import check_output_path, output_format, staged_zarr_output, write_image
 
     entry = output_format(args.out)
     check_output_path(args.out, [args.model, args.input], folder_ok=entry.folder, option="--out")
@@ -67,8 +67,8 @@ def _overlap(values):
 def cmd_compare(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .io import check_output_path, replace_atomically
-    from .metrics import compare
+    from ..io import check_output_path, replace_atomically
+    from ..metrics import compare
 
     if args.csv:
         inputs = [*args.candidates, *given(args.reference, args.noisy)]
@@ -93,7 +93,7 @@ def _unique_names(paths: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(
         Path(args.out),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .._errors import SelfDenoiseError
 from ..registry import get_method
-from .common import is_main_process, masking_methods, read, say
+from .common import given, is_main_process, masking_methods, read, say
 
 STRUCT_AXES = {"x": -1, "y": -2, "z": -3}
 """``--struct-axis`` letters and the masking ``struct_axis`` they stand for."""
@@ -46,15 +46,15 @@ def _check_train_args(args: argparse.Namespace) -> Path:
 
     Returns the model file that will be written.
     """
-    from .io import bundle_path, check_output_folder, check_output_path
+    from ..io import bundle_path, check_output_folder, check_output_path
 
     if (args.checkpoint_every is None) != (args.checkpoint_dir is None):
-        given, missing = (
+        option, missing = (
             ("--checkpoint-every", "--checkpoint-dir DIR")
             if args.checkpoint_dir is None
             else ("--checkpoint-dir", "--checkpoint-every N")
         )
-        raise SelfDenoiseError(f"{given} writes checkpoints only together with {missing}.")
+        raise SelfDenoiseError(f"{option} writes checkpoints only together with {missing}.")
     if args.struct_axis is not None and not get_method(args.method).uses_masking:
         raise SelfDenoiseError(
             f"--struct-axis needs a masking method ({', '.join(masking_methods())}); "
@@ -95,7 +95,7 @@ class _TrainReport:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .api import Denoiser
+    from ..api import Denoiser
 
     out = _check_train_args(args)
     images = [read(path, series=args.series) for path in args.inputs]

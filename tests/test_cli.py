@@ -192,3 +192,40 @@ def test_demo_trains_each_method_and_writes_outputs(tmp_path, capsys):
         assert (out / f"model_{method}.safetensors").exists()
     assert np.all(np.isfinite([float(v) for v in psnr.split()[1:]]))
     assert {"noisy.tif", "clean.tif", "nl_means.tif"} <= {p.name for p in out.iterdir()}
+
+
+def test_png_in_struct_axis_and_unit_kept(tmp_path, capsys):
+    """PNG input (FMD ships PNGs), structN2V from the CLI, and the TIFF unit carried over."""
+    import imageio.v3 as iio
+    import tifffile
+
+    from selfdenoise.api import Denoiser
+    from selfdenoise.io import read_image
+
+    noisy, _ = synthetic_2d((64, 64))
+    grey = (np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "fmd.png", grey)
+    model = tmp_path / "struct.safetensors"
+    argv = ["train", str(tmp_path / "fmd.png"), "--out", str(model), "--method", "n2v2"]
+    assert main([*argv, "--struct-axis", "x", "--struct-span", "3", *TRAIN_FAST]) == 0
+    masking = Denoiser.load(model).config.masking
+    assert (masking.struct_axis, masking.struct_span) == (-1, 3)
+    tifffile.imwrite(
+        tmp_path / "fiji.tif",
+        grey,
+        imagej=True,
+        resolution=(1 / 0.3, 1 / 0.3),
+        metadata={"axes": "YX", "unit": "micron"},
+    )
+    out = tmp_path / "den.tif"
+    assert main(["predict", str(model), str(tmp_path / "fiji.tif"), "--out", str(out)]) == 0
+    denoised = read_image(out)
+    assert (denoised.axes, denoised.unit) == ("YX", "um")
+    assert denoised.scale == pytest.approx((0.3, 0.3))
+    assert main(["predict", str(model), str(tmp_path / "fmd.png"), "--out", str(out)]) == 0
+    assert read_image(out).data.shape == (64, 64)
+    capsys.readouterr()
+    assert main([*argv, "--method", "neighbor2neighbor", "--struct-axis", "y"]) == 2
+    assert "--struct-axis needs a masking method" in capsys.readouterr().err
+    assert main([*argv, "--struct-axis", "z"]) == 2
+    assert "needs a Z axis" in capsys.readouterr().err

@@ -105,6 +105,17 @@ def _default(setting: str, section: str = "training", axes: str = "YX") -> str:
     return f"default {common}" + (f"; {', '.join(others)}" if others else "")
 
 
+def _reporting(command: argparse.ArgumentParser) -> None:
+    """--quiet and --log-json; by default a progress bar on a terminal, else plain lines."""
+    report = command.add_mutually_exclusive_group()
+    report.add_argument("--quiet", action="store_true", help="print only the summary")
+    report.add_argument(
+        "--log-json",
+        action="store_true",
+        help="print one JSON object per progress report and event on stdout (for pipelines)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
     parser = _Parser(
@@ -204,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write DIR/checkpoint.pt every N steps (with --checkpoint-dir)",
     )
     train.add_argument("--resume", help="checkpoint to continue training from")
-    train.add_argument("--quiet", action="store_true", help="print only the summary")
+    _reporting(train)
 
     predict = commands.add_parser(
         "predict",
@@ -213,10 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("model", metavar="MODEL", help="model file from 'selfdenoise train'")
     predict.add_argument(
-        "input", metavar="INPUT", help="image to denoise (.tif, .npy, .zarr, .png, ...)"
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="images to denoise (.tif, .npy, .zarr, .png, ...); quote a pattern like 'raw/*.tif'",
     )
-    predict.add_argument(
-        "--out", required=True, help="output image (.tif, .npy, .zarr); never one of the inputs"
+    where = predict.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--out", help="output image for one INPUT (.tif, .npy, .zarr); never one of the inputs"
+    )
+    where.add_argument(
+        "--out-dir",
+        help=(
+            "folder for the outputs of several inputs, named like them (TIFF for formats "
+            "not written); a bad file is reported and skipped, and the exit status is 1"
+        ),
     )
     predict.add_argument(
         "--series", type=_positive_int, help="image series of a multi-series TIFF (default 0)"
@@ -237,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--device", choices=DEVICES, help="where to predict (default: the model's device, or auto)"
     )
+    _reporting(predict)
 
     compare = commands.add_parser(
         "compare",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .._errors import SelfDenoiseError
 from ..registry import get_method
-from .common import given, is_main_process, masking_methods, read, say
+from .common import given, is_main_process, masking_methods, read
+from .progress import Output
 
 STRUCT_AXES = {"x": -1, "y": -2, "z": -3}
 """``--struct-axis`` letters and the masking ``struct_axis`` they stand for."""
@@ -71,29 +71,6 @@ def _check_train_args(args: argparse.Namespace) -> Path:
     return model
 
 
-class _TrainReport:
-    """Prints training progress (rank 0) and remembers the last step for an interrupt."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.step = 0
-        self._last_print = 0.0
-
-    def __call__(self, progress) -> None:
-        self.step = progress.step
-        now = time.perf_counter()
-        if self.quiet or not (progress.validated or now - self._last_print > 10):
-            return
-        self._last_print = now
-        val = f"{progress.val_loss:.5f}" if progress.val_loss is not None else "-"
-        eta = f"{progress.eta_seconds:.0f}s" if progress.eta_seconds is not None else "?"
-        say(
-            f"step {progress.step}/{progress.total_steps} epoch {progress.epoch} "
-            f"loss {progress.loss:.5f} val {val} lr {progress.learning_rate:.2e} "
-            f"{progress.steps_per_second:.1f} steps/s eta {eta}"
-        )
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from ..api import Denoiser
 
@@ -108,22 +85,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise SelfDenoiseError("--struct-axis z needs a Z axis (3D data, e.g. --axes ZYX).")
     validation = read(args.validation, series=args.series).data if args.validation else None
     model = Denoiser(args.method, axes, **_train_settings(args))
-    say(
-        f"training {args.method} on {len(images)} image(s), axes {axes}, device {model.device_description}"
+    output = Output.for_args(args)
+    output.event(
+        "start",
+        f"training {args.method} on {len(images)} image(s), axes {axes}, "
+        f"device {model.device_description}",
+        method=args.method,
+        images=len(images),
+        axes=axes,
+        device=model.device_description,
     )
-    report = _TrainReport(args.quiet)
+    last_step = 0
+
+    def report(progress) -> None:
+        nonlocal last_step
+        last_step = progress.step
+        output.training(progress)
+
     try:
         history = model.fit(
             [image.data for image in images], validation, callback=report, resume=args.resume
         )
     except KeyboardInterrupt:
-        return _save_interrupted(model, out, report.step)
+        return _save_interrupted(model, out, last_step)
+    finally:
+        output.close()
     # The engine tears the distributed process group down at the end of fit.
     if is_main_process():
         path = model.save(out)
         best = min((h["val_loss"] for h in history), default=float("nan"))
-        steps = getattr(model, "steps_trained", history[-1]["step"] if history else 0)
-        say(f"saved {path} ({steps} steps, best validation loss {best:.5f})")
+        steps = int(getattr(model, "steps_trained", history[-1]["step"] if history else 0))
+        output.event(
+            "saved",
+            f"saved {path} ({steps} steps, best validation loss {best:.5f})",
+            summary=True,
+            path=str(path),
+            steps=steps,
+            best_val_loss=best,
+        )
     return 0
 
 

@@ -119,9 +119,9 @@ class Output:
                 self._bar.update(done - self._bar.n)
                 return
             now = time.perf_counter()
-            if self.mode in ("quiet", "silent") or (
-                done < total and now - self._last < LINE_SECONDS
-            ):
+            if self.mode in ("quiet", "silent") or (self.mode == "lines" and total <= 1):
+                return
+            if done < total and now - self._last < LINE_SECONDS:
                 return
             self._last = now
             if self.mode == "json":

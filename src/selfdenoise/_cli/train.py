@@ -66,8 +66,9 @@ def _check_train_args(args: argparse.Namespace) -> Path:
     model = check_output_path(bundle_path(args.out), [*inputs, *given(args.resume)], option="--out")
     if args.checkpoint_dir is not None:
         folder = check_output_folder(args.checkpoint_dir, inputs, option="--checkpoint-dir")
-        # Overwriting the checkpoint being resumed from is the point of resuming.
-        check_output_path(folder / "checkpoint.pt", [*inputs, model], option="the checkpoint")
+        if folder.is_dir():  # the engine creates it; a new folder holds no input
+            # Overwriting the checkpoint being resumed from is the point of resuming.
+            check_output_path(folder / "checkpoint.pt", [*inputs, model], option="the checkpoint")
     return model
 
 

@@ -125,7 +125,13 @@ def _errors(tmp_path):
         (["train", str(tmp_path / "junk.tif"), "--axes", "YX", "--out", out], "cannot read"),
         (["train", str(tmp_path / "missing.tif"), "--axes", "YX", "--out", out], "missing.tif"),
         (
-            ["predict", str(tmp_path / "junk.safetensors"), str(tmp_path / "ok.npy"), "--out", out],
+            [
+                "predict",
+                str(tmp_path / "junk.safetensors"),
+                str(tmp_path / "ok.npy"),
+                "--out",
+                str(tmp_path / "den.tif"),
+            ],
             "model",
         ),
     ]
@@ -186,3 +192,133 @@ def test_demo_trains_each_method_and_writes_outputs(tmp_path, capsys):
         assert (out / f"model_{method}.safetensors").exists()
     assert np.all(np.isfinite([float(v) for v in psnr.split()[1:]]))
     assert {"noisy.tif", "clean.tif", "nl_means.tif"} <= {p.name for p in out.iterdir()}
+
+
+def test_png_in_struct_axis_and_unit_kept(tmp_path, capsys):
+    """PNG input (FMD ships PNGs), structN2V from the CLI, and the TIFF unit carried over."""
+    import imageio.v3 as iio
+    import tifffile
+
+    from selfdenoise.api import Denoiser
+    from selfdenoise.io import read_image
+
+    noisy, _ = synthetic_2d((64, 64))
+    grey = (np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "fmd.png", grey)
+    model = tmp_path / "struct.safetensors"
+    argv = ["train", str(tmp_path / "fmd.png"), "--out", str(model), "--method", "n2v2"]
+    assert main([*argv, "--struct-axis", "x", "--struct-span", "3", *TRAIN_FAST]) == 0
+    masking = Denoiser.load(model).config.masking
+    assert (masking.struct_axis, masking.struct_span) == (-1, 3)
+    tifffile.imwrite(
+        tmp_path / "fiji.tif",
+        grey,
+        imagej=True,
+        resolution=(1 / 0.3, 1 / 0.3),
+        metadata={"axes": "YX", "unit": "micron"},
+    )
+    out = tmp_path / "den.tif"
+    assert main(["predict", str(model), str(tmp_path / "fiji.tif"), "--out", str(out)]) == 0
+    denoised = read_image(out)
+    assert (denoised.axes, denoised.unit) == ("YX", "um")
+    assert denoised.scale == pytest.approx((0.3, 0.3))
+    assert main(["predict", str(model), str(tmp_path / "fmd.png"), "--out", str(out)]) == 0
+    assert read_image(out).data.shape == (64, 64)
+    capsys.readouterr()
+    assert main([*argv, "--method", "neighbor2neighbor", "--struct-axis", "y"]) == 2
+    assert "--struct-axis needs a masking method" in capsys.readouterr().err
+    assert main([*argv, "--struct-axis", "z"]) == 2
+    assert "needs a Z axis" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A model trained for 2 steps through the API (for prediction tests)."""
+    from selfdenoise.api import Denoiser
+
+    noisy, _ = synthetic_2d((64, 64))
+    model = Denoiser("n2v2", "YX", steps=2, steps_per_epoch=2, patch_shape=(32, 32), batch_size=2)
+    model.continue_training(device="cpu")
+    model.fit(noisy)
+    return model.save(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+def test_predict_a_folder_skips_a_bad_file(tmp_path, tiny_model, capsys):
+    import tifffile
+
+    noisy, _ = synthetic_2d((48, 48))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    tifffile.imwrite(raw / "a.tif", noisy)
+    np.save(raw / "b.npy", noisy)
+    (raw / "c.tif").write_bytes(b"not a tiff")
+    out = tmp_path / "den"
+    code = main(["predict", str(tiny_model), str(raw / "*"), "--out-dir", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.npy"]
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {raw / 'c.tif'}: cannot read")
+    assert "denoised 2 of 3 files" in captured.out and "1 failed" in captured.out
+    assert np.load(out / "b.npy").shape == (48, 48)
+    assert main(["predict", str(tiny_model), str(raw / "a.tif"), "--out-dir", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tiny_model), str(raw / "*.tif"), "--out", str(out / "x.tif")]) == 2
+    assert "use --out-dir" in capsys.readouterr().err
+    assert main(["predict", str(tiny_model), str(raw / "*.png"), "--out-dir", str(out)]) == 2
+    assert "no files match" in capsys.readouterr().err
+    assert main(["predict", str(tiny_model), str(raw / "*.tif"), "--out-dir", str(raw)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+
+
+def test_log_json_prints_one_object_per_report(tmp_path, tiny_model, capsys):
+    noisy, _ = synthetic_2d((64, 64))
+    np.save(tmp_path / "noisy.npy", noisy)
+    out = tmp_path / "den.tif"
+    argv = ["predict", str(tiny_model), str(tmp_path / "noisy.npy"), "--out", str(out)]
+    assert main([*argv, "--tile", "32,32", "--batch", "1", "--log-json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records[-1]["event"] == "wrote" and records[-1]["path"] == str(out)
+    tiles = [r for r in records if r["event"] == "predict"]
+    assert tiles and tiles[-1]["done"] == tiles[-1]["total"] >= 1
+    model = tmp_path / "m.safetensors"
+    train = ["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--out", str(model)]
+    assert main([*train, *TRAIN_FAST, "--log-json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["event"] for r in records][:1] == ["start"] and records[-1]["event"] == "saved"
+    steps = [r["step"] for r in records if r["event"] == "train"]
+    assert steps and steps[-1] == 4 and "eta_seconds" in records[1]
+    assert main([*train, *TRAIN_FAST, "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("saved ")
+
+
+def test_progress_bar_shows_the_engine_eta(capsys, monkeypatch):
+    from selfdenoise._cli import progress
+    from selfdenoise._cli.progress import Output
+    from selfdenoise.train import Progress
+
+    monkeypatch.setattr(progress, "BAR_SECONDS", 0.0)  # draw every update
+
+    output = Output("bar")
+    for step in (1, 5, 10):
+        output.training(
+            Progress(
+                step=step,
+                total_steps=10,
+                epoch=1,
+                loss=0.5,
+                val_loss=None,
+                best_val_loss=None,
+                learning_rate=1e-3,
+                steps_per_second=2.0,
+                eta_seconds=(10 - step) * 30.0,
+                elapsed_seconds=step * 30.0,
+            )
+        )
+    report = output.tiles("image.tif")
+    for done in (1, 2, 3):
+        report(done, 3, 3.0 - done)
+    output.close()
+    err = capsys.readouterr().err
+    assert "training:  50%" in err and "step 5 loss 0.5000 eta 2m30s" in err
+    assert "image.tif" in err and "3/3" in err

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import pickle
+import stat
 import subprocess
 import sys
 
@@ -22,6 +24,7 @@ from selfdenoise.io import (
     read_image,
     save_bundle,
     save_checkpoint,
+    staged_zarr_output,
     write_image,
 )
 
@@ -173,7 +176,7 @@ def test_open_zarr_output_incremental(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(SelfDenoiseError, match=r"cannot read .*x\.tif.*no such file") as error:
         read_image(tmp_path / "x.tif")
-    assert "TIFF, .npy and .zarr are supported" in _assert_one_line(error)
+    assert "supported: TIFF, .npy, .zarr, PNG" in _assert_one_line(error)
 
 
 def test_unsupported_and_corrupt_files(tmp_path, rng):
@@ -183,12 +186,14 @@ def test_unsupported_and_corrupt_files(tmp_path, rng):
     for name in ("photo.png", "broken.tif", "broken.npy"):
         with pytest.raises(SelfDenoiseError, match=f"cannot read '.*{name}'") as error:
             read_image(tmp_path / name)
-        assert _assert_one_line(error).endswith("TIFF, .npy and .zarr are supported.")
+        assert "supported: TIFF, .npy, .zarr, PNG" in _assert_one_line(error)
 
 
 def test_write_errors(tmp_path):
     image = np.zeros((4, 4), np.float32)
     with pytest.raises(SelfDenoiseError, match="unsupported file type"):
+        write_image(tmp_path / "out.jp2", image)
+    with pytest.raises(SelfDenoiseError, match=r"PNG is read-only here; use \.tif, \.npy, \.zarr"):
         write_image(tmp_path / "out.png", image)
     with pytest.raises(SelfDenoiseError, match="cannot write") as error:
         write_image(tmp_path / "missing" / "out.tif", image)
@@ -354,3 +359,196 @@ def test_bad_checkpoints(tmp_path, rng):
     torch.save([1, 2], not_a_dict)
     with pytest.raises(SelfDenoiseError, match="holds no state"):
         load_checkpoint(not_a_dict)
+
+
+# --- pictures, units, series ---------------------------------------------------------------
+
+
+def test_pictures_are_read_through_imageio(tmp_path, rng):
+    import imageio.v3 as iio
+
+    grey = (rng.random((12, 10)) * 255).astype(np.uint8)
+    rgb = (rng.random((12, 10, 3)) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "grey.png", grey)
+    iio.imwrite(tmp_path / "rgb.PNG", rgb)
+    iio.imwrite(tmp_path / "grey.bmp", grey)
+    for name, expected, axes in (("grey.png", grey, "YX"), ("rgb.PNG", rgb, "YXC")):
+        loaded = read_image(tmp_path / name)
+        np.testing.assert_array_equal(loaded.data, expected)
+        assert (loaded.axes, loaded.scale, loaded.unit) == (axes, None, None)
+    np.testing.assert_array_equal(read_image(tmp_path / "grey.bmp").data, grey)
+
+
+@pytest.mark.parametrize(("axes", "dtype"), [("ZYX", np.uint16), ("SYX", np.float64)])
+def test_unit_is_kept(tmp_path, axes, dtype):
+    image = np.zeros((2, 8, 8), dtype)
+    for name in ("unit.tif", "unit.zarr"):
+        write_image(tmp_path / name, image, axes=axes, scale=(2.0, 0.5, 0.5), unit="µm")
+        loaded = read_image(tmp_path / name)
+        assert (loaded.axes, loaded.unit) == (axes, "um")
+        assert loaded.scale == pytest.approx((2.0, 0.5, 0.5))
+    if axes == "ZYX":
+        with tifffile.TiffFile(tmp_path / "unit.tif") as tif:
+            assert tif.imagej_metadata["unit"] == "um"
+
+
+def test_imagej_micron_unit_is_read(tmp_path):
+    metadata = {"axes": "ZYX", "spacing": 2.0, "unit": "micron"}
+    path = tmp_path / "fiji.tif"
+    tifffile.imwrite(
+        path, np.zeros((2, 8, 8), np.uint8), imagej=True, metadata=metadata, resolution=(4, 4)
+    )
+    assert read_image(path).unit == "um"
+    tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint8), imagej=True, metadata={"unit": "um"})
+    assert read_image(path).unit is None  # a unit without a pixel size is dropped
+
+
+def _two_series(path):
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.zeros((8, 8), np.uint8))
+        tif.write(np.ones((3, 16, 16), np.uint16), photometric="minisblack")
+
+
+def test_multi_series_tiff_warns_or_takes_series(tmp_path):
+    path = tmp_path / "two.tif"
+    _two_series(path)
+    with pytest.warns(UserWarning, match=r"holds 2 image series; reading series 0 .*--series"):
+        assert read_image(path).data.shape == (8, 8)
+    second = read_image(path, series=1)
+    assert second.data.shape == (3, 16, 16)
+    assert np.all(np.asarray(second.data) == 1)
+    with pytest.raises(SelfDenoiseError, match="holds 2 image series") as error:
+        read_image(path, series=2)
+    _assert_one_line(error)
+    np.save(tmp_path / "one.npy", np.zeros((4, 4)))
+    with pytest.raises(SelfDenoiseError, match="series applies to TIFF"):
+        read_image(tmp_path / "one.npy", series=1)
+
+
+# --- atomic writes, permissions, output checks ---------------------------------------------
+
+
+def _no_leftovers(folder):
+    return [p.name for p in folder.iterdir() if ".partial" in p.name or p.name.endswith(".old")]
+
+
+def _disk_full(*args, **kwargs):
+    import errno
+
+    path = next(a for a in args if isinstance(a, str | os.PathLike))
+    with open(path, "wb") as handle:  # a partial file, as a full disk leaves it
+        handle.write(b"partial")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+def test_failed_image_write_keeps_the_old_file(tmp_path, monkeypatch, suffix):
+    path = tmp_path / f"out{suffix}"
+    write_image(path, np.full((4, 4), 7, np.uint16))
+    before = path.read_bytes()
+    monkeypatch.setattr(tifffile, "imwrite", _disk_full)
+    monkeypatch.setattr(np, "save", _disk_full)
+    with pytest.raises(SelfDenoiseError, match="No space left on device") as error:
+        write_image(path, np.zeros((4, 4), np.uint16))
+    _assert_one_line(error)
+    assert path.read_bytes() == before
+    assert _no_leftovers(tmp_path) == []
+
+
+def test_failed_zarr_write_keeps_the_old_store(tmp_path):
+    path = tmp_path / "out.zarr"
+    write_image(path, np.full((4, 4), 7.0, np.float32), axes="YX")
+
+    class Broken:
+        shape, dtype, ndim = (4, 4), np.dtype(np.float32), 2
+
+        def __getitem__(self, key):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(SelfDenoiseError, match="No space left") as error:
+        write_image(path, Broken())
+    _assert_one_line(error)
+    np.testing.assert_array_equal(read_image(path).data[:], 7.0)
+    assert _no_leftovers(tmp_path) == []
+    with pytest.raises(KeyboardInterrupt), staged_zarr_output(path, (4, 4), np.float32) as out:
+        out[:2] = 1.0
+        raise KeyboardInterrupt
+    np.testing.assert_array_equal(read_image(path).data[:], 7.0)
+    with staged_zarr_output(path, (4, 4), np.float32) as out:
+        out[:] = 3.0
+    np.testing.assert_array_equal(read_image(path).data[:], 3.0)
+    assert _no_leftovers(tmp_path) == []
+
+
+def test_failed_model_and_checkpoint_writes_keep_the_old_file(tmp_path, monkeypatch):
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    model = save_bundle(tmp_path / "model.safetensors", _state_dict(), METADATA)
+    checkpoint = save_checkpoint(tmp_path / "checkpoint.pt", {"step": 1})
+    before = model.read_bytes(), checkpoint.read_bytes()
+
+    def fail(tensors, filename, metadata=None):
+        open(filename, "wb").write(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", fail)
+    monkeypatch.setattr(torch, "save", _disk_full)
+    with pytest.raises(SelfDenoiseError, match=r"cannot write .*No space left") as error:
+        save_bundle(model, _state_dict(), METADATA)
+    _assert_one_line(error)
+    with pytest.raises(SelfDenoiseError, match=r"cannot write .*No space left") as error:
+        save_checkpoint(checkpoint, {"step": 2})
+    _assert_one_line(error)
+    assert (model.read_bytes(), checkpoint.read_bytes()) == before
+    assert _no_leftovers(tmp_path) == []
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        paths = [
+            save_bundle(tmp_path / "model.safetensors", _state_dict(), METADATA),
+            save_checkpoint(tmp_path / "checkpoint.pt", {"step": 1}),
+            write_image(tmp_path / "image.tif", np.zeros((4, 4), np.uint8)),
+        ]
+        store = write_image(tmp_path / "image.zarr", np.zeros((4, 4), np.uint8))
+    finally:
+        os.umask(old)
+    for path in paths:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert stat.S_IMODE(store.stat().st_mode) == 0o755
+
+
+def test_check_output_path(tmp_path):
+    from selfdenoise.io import check_output_folder, check_output_path
+
+    image = tmp_path / "in.tif"
+    image.write_bytes(b"x")
+    store = tmp_path / "in.zarr"
+    store.mkdir()
+    (tmp_path / "link.tif").symlink_to(image)
+    (tmp_path / "file").write_bytes(b"x")
+    refused = {
+        image: "would overwrite the input",
+        tmp_path / "link.tif": "would overwrite the input",
+        tmp_path / "sub" / ".." / "in.tif": "would overwrite the input",
+        store: "would overwrite the input",
+        store / "0": "would overwrite the input",
+        tmp_path / "missing" / "out.tif": "does not exist; create it first",
+        tmp_path / "file" / "out.tif": "is not a folder",
+        tmp_path: "would overwrite the input",
+    }
+    for path, message in refused.items():
+        with pytest.raises(SelfDenoiseError, match=message) as error:
+            check_output_path(path, [image, store], option="--out")
+        assert _assert_one_line(error).startswith(("--out", "cannot write --out")), path
+    with pytest.raises(SelfDenoiseError, match="is a folder"):
+        check_output_path(tmp_path, option="--out")
+    assert check_output_path(tmp_path / "out.tif", [image, store]) == tmp_path / "out.tif"
+    assert check_output_folder(tmp_path / "new" / "deeper", [image]) == tmp_path / "new" / "deeper"
+    with pytest.raises(SelfDenoiseError, match="is a file, not a folder"):
+        check_output_folder(tmp_path / "file")
+    with pytest.raises(SelfDenoiseError, match="would write into the input"):
+        check_output_folder(store / "checkpoints", [image, store])
+    assert check_output_folder(tmp_path, [image]) == tmp_path

@@ -1,23 +1,34 @@
 """The ``selfdenoise`` command line: train, predict, compare, demo.
 
-Every user error exits with status 2 and one line ``error: <what is wrong and what to do>``.
-Under ``torchrun`` the ``train`` command trains with DistributedDataParallel; rank 0 prints
-and saves.
+Every user error exits with status 2 and one line ``error: <what is wrong and what to do>``
+on stderr; Ctrl-C exits with 130 (``train`` first saves the best weights so far). Output
+paths are checked before any work starts, an output may never be one of the inputs, and
+every file is written atomically. Under ``torchrun`` the ``train`` command trains with
+DistributedDataParallel; rank 0 prints and saves.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
+import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
+from ._cli.apply import cmd_compare, cmd_demo, cmd_predict
+from ._cli.common import masking_methods, show_warning
+from ._cli.train import STRUCT_AXES, cmd_train
 from ._errors import SelfDenoiseError
 from ._version import __version__
 from .config import DEFAULT_METHOD, DEMO_METHODS, DEVICES, make_config
 from .registry import get_method, method_names
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other CLI error."""
+
+    def error(self, message: str):
+        hint = f"see '{self.prog} --help'"
+        self.exit(2, f"error: {' '.join(message.split())}; {hint}\n")
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -30,13 +41,44 @@ def _int_tuple(text: str) -> tuple[int, ...]:
     return values
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
+    return value
 
 
-def _print(*args, **kwargs) -> None:
-    if _is_main_process():
-        print(*args, **kwargs, flush=True)
+def _lambda_inv(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number >= 0 or 'auto'; got {text!r}"
+        ) from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'auto'; got {text!r}")
+    return value
+
+
+def _output_dtype(text: str) -> str:
+    import numpy as np
+
+    if text in ("float32", "input"):
+        return text
+    try:
+        dtype = np.dtype(text)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "uif":
+        raise argparse.ArgumentTypeError(
+            f"expected 'float32', 'input' or a numeric type such as uint16; got {text!r}"
+        )
+    return dtype.name
 
 
 def _methods_help() -> str:
@@ -63,9 +105,20 @@ def _default(setting: str, section: str = "training", axes: str = "YX") -> str:
     return f"default {common}" + (f"; {', '.join(others)}" if others else "")
 
 
+def _reporting(command: argparse.ArgumentParser) -> None:
+    """--quiet and --log-json; by default a progress bar on a terminal, else plain lines."""
+    report = command.add_mutually_exclusive_group()
+    report.add_argument("--quiet", action="store_true", help="print only the summary")
+    report.add_argument(
+        "--log-json",
+        action="store_true",
+        help="print one JSON object per progress report and event on stdout (for pipelines)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="selfdenoise",
         description=(
             "Self-supervised denoising of 2D/3D images. Default method: "
@@ -83,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="noisy images (.tif, .npy, .zarr)"
+        "inputs", nargs="+", metavar="INPUT", help="noisy images (.tif, .npy, .zarr, .png, ...)"
     )
     train.add_argument(
         "--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, CZYX (default: from the file)"
@@ -116,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help=f"learning rate ({_default('learning_rate')})")
     train.add_argument(
         "--lambda-inv",
+        type=_lambda_inv,
         help=(
             "Noise2Same invariance weight, or 'auto' "
             f"(default {make_config('noise2same').lambda_inv})"
@@ -135,11 +189,33 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DEVICES,
         help="where to train (default auto: CUDA, then Apple MPS, then CPU)",
     )
+    train.add_argument(
+        "--struct-axis",
+        choices=sorted(STRUCT_AXES),
+        help=(
+            "structN2V for stripe or scan-line noise: also mask a line along this axis "
+            "(masking methods only: " + ", ".join(masking_methods()) + ")"
+        ),
+    )
+    train.add_argument(
+        "--struct-span",
+        type=int,
+        help=f"length of the structN2V line in pixels ({_default('struct_span', 'masking')})",
+    )
     train.add_argument("--validation", help="image to compute the validation loss on")
-    train.add_argument("--checkpoint-dir", help="folder for resumable checkpoints")
-    train.add_argument("--checkpoint-every", type=int, help="write a checkpoint every N steps")
+    train.add_argument(
+        "--series", type=_positive_int, help="image series of multi-series TIFF inputs (default 0)"
+    )
+    train.add_argument(
+        "--checkpoint-dir", help="folder for resumable checkpoints (with --checkpoint-every)"
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="write DIR/checkpoint.pt every N steps (with --checkpoint-dir)",
+    )
     train.add_argument("--resume", help="checkpoint to continue training from")
-    train.add_argument("--quiet", action="store_true", help="print only the summary")
+    _reporting(train)
 
     predict = commands.add_parser(
         "predict",
@@ -147,8 +223,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Denoise an image of any size with tiled prediction.",
     )
     predict.add_argument("model", metavar="MODEL", help="model file from 'selfdenoise train'")
-    predict.add_argument("input", metavar="INPUT", help="image to denoise (.tif, .npy, .zarr)")
-    predict.add_argument("--out", required=True, help="output image (.tif, .npy, .zarr)")
+    predict.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="images to denoise (.tif, .npy, .zarr, .png, ...); quote a pattern like 'raw/*.tif'",
+    )
+    where = predict.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--out", help="output image for one INPUT (.tif, .npy, .zarr); never one of the inputs"
+    )
+    where.add_argument(
+        "--out-dir",
+        help=(
+            "folder for the outputs of several inputs, named like them (TIFF for formats "
+            "not written); a bad file is reported and skipped, and the exit status is 1"
+        ),
+    )
+    predict.add_argument(
+        "--series", type=_positive_int, help="image series of a multi-series TIFF (default 0)"
+    )
     predict.add_argument("--axes", help="axes of INPUT (default: from the file or the model)")
     predict.add_argument("--tile", type=_int_tuple, help="tile shape, e.g. 256,256 (default: auto)")
     predict.add_argument(
@@ -157,11 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch", type=int, help="tiles per forward pass")
     predict.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x slower)")
     predict.add_argument(
-        "--dtype", default="float32", help="output dtype: float32 (default) or 'input'"
+        "--dtype",
+        default="float32",
+        type=_output_dtype,
+        help="output dtype: float32 (default), 'input' (the input's, clipped) or e.g. uint16",
     )
     predict.add_argument(
         "--device", choices=DEVICES, help="where to predict (default: the model's device, or auto)"
     )
+    _reporting(predict)
 
     compare = commands.add_parser(
         "compare",
@@ -202,171 +300,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(path: str, memmap: bool = False):
-    from .io import read_image
-
-    return read_image(path, memmap=memmap)
-
-
-def _train_settings(args: argparse.Namespace) -> dict:
-    settings: dict = {"seed": args.seed, "device": args.device}
-    optional = {
-        "epochs": args.epochs,
-        "max_minutes": args.minutes,
-        "steps": args.steps,
-        "steps_per_epoch": args.steps_per_epoch,
-        "patch_shape": args.patch,
-        "batch_size": args.batch,
-        "learning_rate": args.lr,
-        "fraction": args.fraction,
-        "checkpoint_dir": args.checkpoint_dir,
-        "checkpoint_every": args.checkpoint_every,
-    }
-    settings.update({k: v for k, v in optional.items() if v is not None})
-    if args.minutes is not None:
-        settings["epochs"] = 10**6
-    if args.lambda_inv is not None:
-        settings["lambda_inv"] = (
-            args.lambda_inv if args.lambda_inv == "auto" else float(args.lambda_inv)
-        )
-    return settings
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .api import Denoiser
-
-    images = [_read(path) for path in args.inputs]
-    axes = args.axes or images[0].axes
-    if axes is None:
-        raise SelfDenoiseError(
-            f"the axes of '{args.inputs[0]}' are unknown; pass --axes (e.g. --axes ZYX)."
-        )
-    validation = _read(args.validation).data if args.validation else None
-    model = Denoiser(args.method, axes, **_train_settings(args))
-    _print(
-        f"training {args.method} on {len(images)} image(s), axes {axes}, device {model.device_description}"
-    )
-    last_print = 0.0
-
-    def report(progress) -> None:
-        nonlocal last_print
-        if args.quiet or not (progress.validated or time.perf_counter() - last_print > 10):
-            return
-        last_print = time.perf_counter()
-        val = f"{progress.val_loss:.5f}" if progress.val_loss is not None else "-"
-        eta = f"{progress.eta_seconds:.0f}s" if progress.eta_seconds is not None else "?"
-        _print(
-            f"step {progress.step}/{progress.total_steps} epoch {progress.epoch} "
-            f"loss {progress.loss:.5f} val {val} lr {progress.learning_rate:.2e} "
-            f"{progress.steps_per_second:.1f} steps/s eta {eta}"
-        )
-
-    try:
-        history = model.fit(
-            [image.data for image in images], validation, callback=report, resume=args.resume
-        )
-        if _is_main_process():
-            path = model.save(args.out)
-            best = min((h["val_loss"] for h in history), default=float("nan"))
-            _print(
-                f"saved {path} ({history[-1]['step'] if history else 0} steps, best validation loss {best:.5f})"
-            )
-    finally:
-        from .train import distributed_teardown
-
-        distributed_teardown()
-    return 0
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .api import Denoiser
-    from .io import open_zarr_output, write_image
-
-    model = Denoiser.load(args.model, device=args.device)
-    image = _read(args.input, memmap=True)
-    axes = args.axes or (image.axes if image.axes and len(image.axes) == image.data.ndim else None)
-    streamed = Path(args.out).suffix.lower() == ".zarr" and args.dtype == "float32"
-    out = open_zarr_output(args.out, image.data.shape, np.float32) if streamed else None
-    started = time.perf_counter()
-    result = model.predict(
-        image.data,
-        axes,
-        tile_shape=args.tile,
-        overlap=_overlap(args.overlap),
-        batch_size=args.batch,
-        tta=args.tta,
-        out=out,
-        dtype=None if args.dtype == "float32" else args.dtype,
-    )
-    if not streamed:
-        write_image(args.out, result, axes=axes or model.config.axes, scale=image.scale)
-    _print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s")
-    return 0
-
-
-def _overlap(values):
-    if values is None:
-        return None
-    return values[0] if len(values) == 1 else values
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .metrics import compare
-
-    candidates = {name: np.asarray(_read(p).data) for name, p in _unique_names(args.candidates)}
-    reference = np.asarray(_read(args.reference).data) if args.reference else None
-    noisy = np.asarray(_read(args.noisy).data) if args.noisy else None
-    table = compare(candidates, reference=reference, noisy=noisy, data_range=args.data_range)
-    print(table.to_json() if args.json else str(table))
-    if args.csv:
-        table.to_csv(args.csv)
-    return 0
-
-
-def _unique_names(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Short display names for files: the stem, or the file name where stems repeat."""
-    stems = [Path(p).stem for p in paths]
-    names = [s if stems.count(s) == 1 else Path(p).name for s, p in zip(stems, paths, strict=True)]
-    names = [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
-    return list(zip(names, paths, strict=True))
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    run_demo(
-        Path(args.out),
-        minutes=args.minutes,
-        methods=args.methods,
-        seed=args.seed,
-        device=args.device,
-    )
-    return 0
-
-
 COMMANDS = {
-    "train": _cmd_train,
-    "predict": _cmd_predict,
-    "compare": _cmd_compare,
-    "demo": _cmd_demo,
+    "train": cmd_train,
+    "predict": cmd_predict,
+    "compare": cmd_compare,
+    "demo": cmd_demo,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``selfdenoise`` command."""
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except SelfDenoiseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return COMMANDS[args.command](args)
+        except (SelfDenoiseError, FloatingPointError) as exc:  # diverged training: one line too
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print("error: out of memory; use smaller --tile, --batch or --patch.", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            from .io._files import one_line
+
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

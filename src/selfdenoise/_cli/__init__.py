@@ -1,0 +1,1 @@
+"""Implementations of the ``selfdenoise`` commands (the parser is :mod:`selfdenoise.cli`)."""

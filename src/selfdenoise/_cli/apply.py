@@ -1,0 +1,199 @@
+"""``selfdenoise predict``, ``compare`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._errors import SelfDenoiseError
+from .common import given, read
+from .progress import Output
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ..api import Denoiser
+
+    jobs = _prediction_jobs(args)
+    output = Output.for_args(args)
+    model = Denoiser.load(args.model, device=args.device)
+    if len(jobs) == 1 and args.out_dir is None:
+        _predict_file(model, *jobs[0], args, output)
+        return 0
+    failed = []
+    for source, target in jobs:
+        try:
+            _predict_file(model, source, target, args, output)
+        except (SelfDenoiseError, OSError, MemoryError, FloatingPointError) as exc:
+            output.close()
+            failed.append(source)
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"error: {source}: {message}", file=sys.stderr, flush=True)
+    done = len(jobs) - len(failed)
+    output.event(
+        "summary",
+        f"denoised {done} of {len(jobs)} files into {args.out_dir}"
+        + (f"; {len(failed)} failed" if failed else ""),
+        summary=True,
+        done=done,
+        failed=[str(p) for p in failed],
+    )
+    return 1 if failed else 0
+
+
+def _expand(patterns: Sequence[str]) -> list[str]:
+    """Input paths, with glob patterns (quoted for the shell) expanded in sorted order."""
+    paths: list[str] = []
+    for pattern in patterns:
+        if any(char in pattern for char in "*?["):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise SelfDenoiseError(f"no files match '{pattern}'; check the pattern.")
+            paths.extend(matches)
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def _prediction_jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(input, output) pairs, every output checked before the model is loaded."""
+    from ..io import check_output_folder, check_output_path, output_format
+
+    inputs = _expand(args.inputs)
+    if args.out is not None:
+        if len(inputs) != 1:
+            raise SelfDenoiseError(
+                f"--out takes one input but {len(inputs)} were given; use --out-dir DIR."
+            )
+        jobs = [(inputs[0], Path(args.out))]
+    else:
+        check_output_folder(args.out_dir, [args.model, *inputs], option="--out-dir")
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        jobs = [(source, Path(args.out_dir) / _output_name(source)) for source in inputs]
+        names = [target for _, target in jobs]
+        twice = next((t for t in names if names.count(t) > 1), None)
+        if twice is not None:
+            raise SelfDenoiseError(
+                f"two inputs would both be written to '{twice}'; give inputs with distinct names."
+            )
+    for _, target in jobs:
+        folder = output_format(target).folder
+        check_output_path(target, [args.model, *inputs], folder_ok=folder, option="--out")
+    return jobs
+
+
+def _output_name(source: str) -> str:
+    """The input's name where we write its format, else the same stem as a TIFF."""
+    from ..io import output_format
+
+    name = Path(source.rstrip("/")).name
+    try:
+        output_format(name)
+    except SelfDenoiseError:
+        return f"{Path(name).stem}.tif"
+    return name
+
+
+def _predict_file(model, source: str, target: Path, args: argparse.Namespace, output) -> None:
+    from ..io import output_format, staged_zarr_output, write_image
+
+    image = read(source, memmap=True, series=args.series)
+    ndim = image.data.ndim
+    axes = args.axes or (image.axes if image.axes and len(image.axes) == ndim else None)
+    out_axes = axes or (model.config.axes if len(model.config.axes) == ndim else None)
+    scale = image.scale if out_axes and image.scale and len(image.scale) == ndim else None
+    started = time.perf_counter()
+    progress = output.tiles(Path(source).name)
+    try:
+        if output_format(target).folder and args.dtype == "float32":  # stream into a new store
+            import numpy as np
+
+            with staged_zarr_output(target, image.data.shape, np.float32) as out:
+                _predict(model, image.data, axes, args, out, progress)
+                _label_zarr(out, out_axes, scale, image.unit)
+        else:
+            result = _predict(model, image.data, axes, args, None, progress)
+            write_image(target, result, axes=out_axes, scale=scale, unit=image.unit)
+    finally:
+        output.close()
+    seconds = time.perf_counter() - started
+    output.event(
+        "wrote",
+        f"wrote {target} in {seconds:.1f}s",
+        path=str(target),
+        input=source,
+        seconds=seconds,
+    )
+
+
+def _predict(model, data, axes: str | None, args: argparse.Namespace, out, progress):
+    return model.predict(
+        data,
+        axes,
+        tile_shape=args.tile,
+        overlap=_overlap(args.overlap),
+        batch_size=args.batch,
+        tta=args.tta,
+        out=out,
+        dtype=None if args.dtype == "float32" else args.dtype,
+        progress=progress,
+    )
+
+
+def _label_zarr(array, axes: str | None, scale, unit: str | None) -> None:
+    if axes:
+        array.attrs["axes"] = axes
+        if scale:
+            array.attrs["scale"] = list(scale)
+            if unit:
+                array.attrs["unit"] = unit
+
+
+def _overlap(values):
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..io import check_output_path, replace_atomically
+    from ..metrics import compare
+
+    if args.csv:
+        inputs = [*args.candidates, *given(args.reference, args.noisy)]
+        check_output_path(args.csv, inputs, option="--csv")
+    candidates = {name: np.asarray(read(p).data) for name, p in _unique_names(args.candidates)}
+    reference = np.asarray(read(args.reference).data) if args.reference else None
+    noisy = np.asarray(read(args.noisy).data) if args.noisy else None
+    table = compare(candidates, reference=reference, noisy=noisy, data_range=args.data_range)
+    print(table.to_json() if args.json else str(table))
+    if args.csv:
+        text = table.to_csv()
+        replace_atomically(Path(args.csv), lambda path: path.write_text(text, encoding="utf-8"))
+    return 0
+
+
+def _unique_names(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Short display names for files: the stem, or the file name where stems repeat."""
+    stems = [Path(p).stem for p in paths]
+    names = [s if stems.count(s) == 1 else Path(p).name for s, p in zip(stems, paths, strict=True)]
+    names = [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
+    return list(zip(names, paths, strict=True))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    run_demo(
+        Path(args.out),
+        minutes=args.minutes,
+        methods=args.methods,
+        seed=args.seed,
+        device=args.device,
+    )
+    return 0

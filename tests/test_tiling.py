@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -543,3 +544,28 @@ def test_choose_tiling_follows_free_gpu_memory(monkeypatch):
 def test_planning_does_not_import_torch():
     code = "import sys, selfdenoise.tiling; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cancel_stops_a_one_tile_3d_denoise_within_two_seconds():
+    """Issue 17: on a CPU the automatic plan predicts a 64x256x256 volume as one tile, yet
+    progress moves within it and Cancel acts within 2 s (the pass stops at its next layer)."""
+    network, multiple, radius = make_network(3, depth=2)
+    image = noise((64, 256, 256))
+    stop = threading.Event()
+    reports, stopped_at = [], []
+
+    def progress(done, total, eta):
+        reports.append((done, total))
+        if not stop.is_set():
+            stopped_at.append(time.perf_counter())
+            stop.set()
+
+    with pytest.raises(PredictionCancelled):
+        tiled(network, multiple, radius, image, axes="ZYX", progress=progress, cancel=stop)
+    latency = time.perf_counter() - stopped_at[0]
+    assert latency < 2.0, f"cancel took {latency:.1f} s"
+    assert reports[0][1] == 1 and 0 < reports[0][0] < 1  # one tile, reported partway
+    forward = [t for t in threading.enumerate() if t.name == "selfdenoise-forward"]
+    for thread in forward:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in forward)

@@ -354,6 +354,40 @@ def test_predict_dask_equals_predict_tiled_and_pickles(net2d):
     np.testing.assert_allclose(lazy.compute(scheduler="sync"), expected, atol=TOLERANCE)
 
 
+@pytest.mark.slow
+def test_predict_dask_on_a_local_cluster_builds_once_per_worker(net2d):
+    """Issue 15: two worker processes, one thread each: equal to predict_tiled, and each
+    worker builds the network at most once for all its chunks."""
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    from selfdenoise.tiling import network_builds
+
+    network, multiple, radius = net2d
+    image = noise((3, 100, 90))
+    layout = Layout("SYX", image.shape)
+    expected = predict_tiled(
+        network, image, layout, size_multiple=multiple, receptive_radius=radius
+    )
+    builder = functools.partial(build_network, NetworkConfig(depth=2, base_channels=4), 2, 1)
+    weights = {k: v.numpy() for k, v in network.state_dict().items()}
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for _ in range(2):  # a second factory from the same weights reuses the built network
+            factory = NetworkFactory(builder, weights, multiple, radius)
+            lazy = predict_dask(
+                factory, da.from_array(image, chunks=(1, 48, 48)), layout, device="cpu"
+            )
+            assert lazy.npartitions >= 6
+            np.testing.assert_allclose(lazy.compute(), expected, atol=1e-5)
+        builds = client.run(network_builds)
+    assert len(builds) == 2 and all(count <= 1 for count in builds.values())
+    assert sum(builds.values()) >= 1
+
+
 def test_predict_dask_accepts_modules_and_denoiser_like_objects(net2d):
     da = pytest.importorskip("dask.array")
     network, multiple, radius = net2d

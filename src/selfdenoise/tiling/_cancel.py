@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor, TimeoutError
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -27,14 +28,15 @@ def is_cancelled(cancel) -> bool:
 
 def run_cancellable(
     work: Callable[[], T],
+    executor: Executor | None,
     cancel,
     abort: threading.Event,
     on_wait: Callable[[], None] | None = None,
 ) -> T:
-    """Run ``work`` on a helper thread and wait for it, watching ``cancel`` meanwhile.
+    """Run ``work`` on ``executor``'s thread and wait for it, watching ``cancel`` meanwhile.
 
     One forward pass of a large tile can take tens of seconds on a CPU, and torch cannot be
-    interrupted from outside. So the pass runs on a daemon thread while the caller polls
+    interrupted from outside. So the pass runs on a helper thread while the caller polls
     ``cancel`` every :data:`POLL_SECONDS` (and calls ``on_wait``, e.g. to report progress).
     When ``cancel`` is set, the caller raises :class:`PredictionCancelled` at once and sets
     ``abort``; the helper thread, which only touches the prediction's private network copy
@@ -45,29 +47,24 @@ def run_cancellable(
     ----------
     work : callable
         The computation; its result is returned, its exception re-raised.
+    executor : Executor or None
+        One-thread executor that runs ``work``; None runs it on the caller's thread.
     cancel : threading.Event, callable or None
-        The user's stop request. None: ``work`` runs on the caller's thread.
+        The user's stop request.
     abort : threading.Event
         Set when the caller gives up on ``work``.
     on_wait : callable, optional
         Called after each poll while ``work`` runs.
     """
-    if cancel is None and on_wait is None:
+    if executor is None:
         return work()
-    outcome: dict[str, object] = {}
-    finished = threading.Event()
-
-    def target() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # handed to the waiting thread
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    threading.Thread(target=target, name="selfdenoise-forward", daemon=True).start()
+    future = executor.submit(work)
     try:
-        while not finished.wait(POLL_SECONDS):
+        while True:
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                pass
             if is_cancelled(cancel):
                 raise PredictionCancelled("prediction cancelled")
             if on_wait is not None:
@@ -75,6 +72,3 @@ def run_cancellable(
     except BaseException:
         abort.set()
         raise
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]

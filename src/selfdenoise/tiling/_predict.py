@@ -231,6 +231,13 @@ class _TiledRun:
         buffers = [torch.empty(shape, dtype=torch.float32, pin_memory=pinned) for _ in range(2)]
         report = _Reporter(progress, len(tiles), monitor)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfdenoise-io")
+        # Forward passes run on a helper thread when someone watches them (cancel or
+        # progress), so that cancel acts within a long pass; see run_cancellable.
+        watched = cancel is not None or report.within_batch_hook is not None
+        compute = (
+            ThreadPoolExecutor(1, thread_name_prefix="selfdenoise-forward") if watched else None
+        )
+        finished = False
         try:
             reading = pool.submit(self._read, batches[0], buffers[0])
             writing: Future | None = None
@@ -242,7 +249,11 @@ class _TiledRun:
                     reading = pool.submit(self._read, batches[i + 1], buffers[(i + 1) % 2])
                 report.start_batch(i * size, inputs)
                 predictions = run_cancellable(
-                    lambda x=inputs: forward(x), cancel, monitor.abort, report.within_batch_hook
+                    lambda x=inputs: forward(x),
+                    compute,
+                    cancel,
+                    monitor.abort,
+                    report.within_batch_hook,
                 )
                 if writing is not None:
                     writing.result()
@@ -250,8 +261,11 @@ class _TiledRun:
                 report(i * size + len(batch))
             writing.result()
             pool.submit(self.writer.finish).result()
+            finished = True
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if compute is not None:  # an abandoned pass ends alone at its next layer
+                compute.shutdown(wait=finished, cancel_futures=True)
 
     def _read(self, tiles: list[Tile], buffer: torch.Tensor) -> torch.Tensor:
         array = buffer.numpy()

@@ -83,15 +83,27 @@ class ForwardMonitor:
 
     The work of each leaf module is its output size times the weights per output value
     (a convolution's ``in_channels * kernel volume``; 1 for weightless layers), close to
-    its share of the arithmetic. :meth:`calibrate` measures the work per input voxel on a
-    small input, so that the progress of a long forward pass can be reported as a fraction.
+    its share of the arithmetic. Work is counted per thread, so :meth:`calibrate` may run a
+    small probe on the caller's thread while a long forward pass runs on another; with the
+    work per voxel it measures, the progress of that pass is known as a fraction.
     Setting :attr:`abort` makes the next layer raise :class:`PredictionCancelled`.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The prediction's private copy (hooks are added to it).
+    probe : torch.Tensor
+        Small input ``(1, C, *spatial)`` (sides: multiples of the size multiple) for
+        :meth:`calibrate`, on the network's device and in its memory format.
     """
 
-    def __init__(self, network: torch.nn.Module):
+    def __init__(self, network: torch.nn.Module, probe: torch.Tensor):
+        self.network = network
+        self.probe = probe
         self.abort = threading.Event()
-        self.work = 0.0
-        self.work_per_voxel = 0.0
+        self.work_per_voxel: float | None = None
+        self._work: dict[int, float] = {}
+        self._probing: int | None = None
         for module in network.modules():
             if next(module.children(), None) is None:
                 module.register_forward_pre_hook(self._before)
@@ -107,15 +119,33 @@ class ForwardMonitor:
         if isinstance(weight, torch.Tensor) and weight.ndim > 2:
             per_output = weight.numel() // max(1, weight.shape[0])
         if isinstance(output, torch.Tensor):
-            self.work += output.numel() * per_output
+            thread = threading.get_ident()
+            self._work[thread] = self._work.get(thread, 0.0) + output.numel() * per_output
 
-    def calibrate(self, network: torch.nn.Module, x: torch.Tensor) -> None:
-        """Measure the work per input voxel with one forward pass of the small ``x``."""
-        self.work = 0.0
-        with torch.inference_mode():
-            network(x)
-        self.work_per_voxel = self.work / max(1, x[:, 0].numel())
-        self.work = 0.0
+    @property
+    def work(self) -> float:
+        """Work done since :meth:`reset`, by every thread but a running probe."""
+        return sum(v for k, v in list(self._work.items()) if k != self._probing)
+
+    def reset(self) -> None:
+        """Start counting again (call while no forward pass runs)."""
+        self._work.clear()
+
+    def calibrate(self) -> float:
+        """Measure (once) the work of a forward pass per input voxel; 0.0 if the probe fails."""
+        if self.work_per_voxel is None:
+            self._probing = thread = threading.get_ident()
+            try:
+                with torch.inference_mode():
+                    self.network(self.probe)
+                done = self._work.get(thread, 0.0)
+            except Exception:  # e.g. a network that rejects small inputs: no fraction
+                done = 0.0
+            finally:
+                self._work.pop(thread, None)
+                self._probing = None
+            self.work_per_voxel = done / max(1, self.probe[:, 0].numel())
+        return self.work_per_voxel
 
 
 class BatchForward:

@@ -150,9 +150,9 @@ def predict_tiled(
     # Thread safety: predict with a private copy, never the caller's module (see
     # prediction_copy); the hooks that report progress and abort live on the copy too.
     network = prediction_copy(network, device, memory_format)
-    monitor = ForwardMonitor(network)
-    if progress is not None:
-        _calibrate(monitor, network, layout, size_multiple, device, memory_format, tta)
+    probe_shape = (1, layout.n_channels, *(2 * size_multiple,) * layout.ndim)
+    probe = torch.zeros(probe_shape, device=device).contiguous(memory_format=memory_format)
+    monitor = ForwardMonitor(network, probe)
     amp_dtype = _amp_dtype(device, half)
     forward = BatchForward(network, device, amp_dtype, tta, plan.batch_size, memory_format, notify)
     while True:
@@ -190,17 +190,6 @@ def _warn_thin_overlap(plan: TilePlan, layout: Layout, multiple: int, radius: in
         )
 
 
-def _calibrate(monitor, network, layout, multiple, device, memory_format, tta) -> None:
-    """Work per voxel of one forward pass (for progress within long batches); 0 if unknown."""
-    shape = (1, layout.n_channels, *(2 * multiple,) * layout.ndim)
-    x = torch.zeros(shape, device=device).contiguous(memory_format=memory_format)
-    try:
-        monitor.calibrate(network, x)
-    except Exception:  # e.g. a network that rejects tiny inputs: batch-level progress only
-        monitor.work = monitor.work_per_voxel = 0.0
-    monitor.work_per_voxel *= 8 if tta else 1
-
-
 class _TiledRun:
     """One pass over every tile with a fixed plan: read, predict and write in a pipeline.
 
@@ -229,7 +218,7 @@ class _TiledRun:
         shape = (size, self.layout.n_channels, *self.grid.tile_shape)
         pinned = device.type == "cuda"
         buffers = [torch.empty(shape, dtype=torch.float32, pin_memory=pinned) for _ in range(2)]
-        report = _Reporter(progress, len(tiles), monitor)
+        report = _Reporter(progress, len(tiles), monitor, 8 if forward.tta else 1)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfdenoise-io")
         # Forward passes run on a helper thread when someone watches them (cancel or
         # progress), so that cancel acts within a long pass; see run_cancellable.
@@ -283,39 +272,43 @@ class _Reporter:
     """Progress after each batch, and within a batch that runs for long (CPU, big tiles).
 
     Within a batch, the fraction done is the monitor's work so far over the batch's
-    expected work (calibrated per voxel); reports come at most every :data:`REPORT_SECONDS`
-    and never reach the batch's end, which only the batch-level report announces.
-    ``done`` counts tiles and is fractional within a batch.
+    expected work. The work per voxel is measured once, by a small probe, only when a
+    batch has run for :data:`REPORT_SECONDS` (short predictions never pay for it). Reports
+    come at most every :data:`REPORT_SECONDS` and never reach the batch's end, which only
+    the batch-level report announces. ``done`` counts tiles and is fractional within a
+    batch.
     """
 
-    def __init__(self, progress, total: int, monitor: ForwardMonitor):
+    def __init__(self, progress, total: int, monitor: ForwardMonitor, passes: int):
         self.progress = progress
         self.total = total
         self.monitor = monitor
+        self.passes = passes  # forward passes per batch (8 with test-time augmentation)
         self.started = self.last = time.perf_counter()
         self.done = 0
         self.batch_tiles = 0
-        self.expected = 0.0
+        self.batch_voxels = 0
+
+    @property
+    def within_batch_hook(self):
+        """:meth:`within_batch`, or None without a progress callback."""
+        return self.within_batch if self.progress is not None else None
 
     def start_batch(self, done: int, inputs: torch.Tensor) -> None:
         self.done = done
         self.batch_tiles = len(inputs)
-        self.monitor.work = 0.0
-        self.expected = self.monitor.work_per_voxel * inputs[:, 0].numel()
-
-    @property
-    def within_batch_hook(self):
-        """:meth:`within_batch`, or None when no report can come within a batch."""
-        usable = self.progress is not None and self.monitor.work_per_voxel > 0
-        return self.within_batch if usable else None
+        self.batch_voxels = inputs[:, 0].numel()
+        self.batch_started = time.perf_counter()
+        self.monitor.reset()
 
     def within_batch(self) -> None:
         now = time.perf_counter()
-        if self.progress is None or self.expected <= 0 or now - self.last < REPORT_SECONDS:
+        if min(now - self.last, now - self.batch_started) < REPORT_SECONDS:
             return
-        fraction = min(self.monitor.work / self.expected, 0.99)
-        if fraction > 0:
-            self._send(self.done + fraction * self.batch_tiles, now)
+        expected = self.monitor.calibrate() * self.batch_voxels * self.passes
+        if expected > 0:
+            fraction = min(self.monitor.work / expected, 0.99)
+            self._send(self.done + fraction * self.batch_tiles, time.perf_counter())
 
     def __call__(self, done: int) -> None:
         if self.progress is not None:
@@ -323,6 +316,8 @@ class _Reporter:
 
     def _send(self, done: float, now: float) -> None:
         self.last = now
+        if done <= 0:
+            return
         eta = (now - self.started) / done * (self.total - done)
         self.progress(done, self.total, eta)
 

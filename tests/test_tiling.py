@@ -603,3 +603,24 @@ def test_cancel_stops_a_one_tile_3d_denoise_within_two_seconds():
     for thread in forward:
         thread.join(timeout=30)
     assert not any(thread.is_alive() for thread in forward)
+
+
+def test_split_tiles_need_a_halo_on_inner_sides_only(monkeypatch):
+    """End tiles see the image border, so two tiles cover 256 voxels with a halo of 29 at a
+    side of 160 (not 128 + 2 * 60); the planner finds such tiles and computes less."""
+    import selfdenoise.device
+    from selfdenoise.tiling._plan import _axis_options
+
+    assert _axis_options(256, 29, 4)[160] == 2
+    monkeypatch.setattr(selfdenoise.device, "free_memory_bytes", lambda device: 64 * 1024**3)
+    shape = (64, 512, 512)
+    plan = choose_tiling(
+        shape, n_channels=1, receptive_radius=29, size_multiple=4, base_channels=24
+    )
+    tiles = np.prod(
+        [
+            len(tile_axis(s, t, h, 4))
+            for s, t, h in zip(shape, plan.tile_shape, plan.overlap, strict=True)
+        ]
+    )
+    assert tiles * np.prod(plan.tile_shape) / np.prod(shape) < 1.3  # was 1.59

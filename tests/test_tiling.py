@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -353,6 +354,40 @@ def test_predict_dask_equals_predict_tiled_and_pickles(net2d):
     np.testing.assert_allclose(lazy.compute(scheduler="sync"), expected, atol=TOLERANCE)
 
 
+@pytest.mark.slow
+def test_predict_dask_on_a_local_cluster_builds_once_per_worker(net2d):
+    """Issue 15: two worker processes, one thread each: equal to predict_tiled, and each
+    worker builds the network at most once for all its chunks."""
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    from selfdenoise.tiling import network_builds
+
+    network, multiple, radius = net2d
+    image = noise((3, 100, 90))
+    layout = Layout("SYX", image.shape)
+    expected = predict_tiled(
+        network, image, layout, size_multiple=multiple, receptive_radius=radius
+    )
+    builder = functools.partial(build_network, NetworkConfig(depth=2, base_channels=4), 2, 1)
+    weights = {k: v.numpy() for k, v in network.state_dict().items()}
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for _ in range(2):  # a second factory from the same weights reuses the built network
+            factory = NetworkFactory(builder, weights, multiple, radius)
+            lazy = predict_dask(
+                factory, da.from_array(image, chunks=(1, 48, 48)), layout, device="cpu"
+            )
+            assert lazy.npartitions >= 6
+            np.testing.assert_allclose(lazy.compute(), expected, atol=1e-5)
+        builds = client.run(network_builds)
+    assert len(builds) == 2 and all(count <= 1 for count in builds.values())
+    assert sum(builds.values()) >= 1
+
+
 def test_predict_dask_accepts_modules_and_denoiser_like_objects(net2d):
     da = pytest.importorskip("dask.array")
     network, multiple, radius = net2d
@@ -388,18 +423,28 @@ def test_predict_dask_accepts_modules_and_denoiser_like_objects(net2d):
 # --- control: progress, cancel, out of memory -----------------------------------------------
 
 
+class SharedLog(list):
+    """A list that deep copies to itself: prediction runs on a private copy of the network,
+    and the test reads what that copy recorded."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 class CountingNetwork(torch.nn.Module):
-    """Wraps a network, counts forward calls and fails like CUDA when inputs are too big."""
+    """Wraps a network, records input shapes and fails like CUDA when inputs are too big."""
 
     def __init__(self, network, max_voxels=None):
         super().__init__()
         self.network = network
         self.max_voxels = max_voxels
-        self.calls = 0
-        self.shapes = []
+        self.shapes = SharedLog()
+
+    @property
+    def calls(self):
+        return len(self.shapes)
 
     def forward(self, x):
-        self.calls += 1
         self.shapes.append(tuple(x.shape))
         if self.max_voxels is not None and x.numel() > self.max_voxels:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -429,7 +474,8 @@ def test_progress_and_cancel_within_one_batch(net2d):
             progress=progress,
             cancel=stop,
         )
-    assert counting.calls == 1 and reports == [(2, reports[0][1], reports[0][2])]
+    tile_calls = [shape for shape in counting.shapes if shape[2:] == (64, 64)]
+    assert len(tile_calls) == 1 and reports == [(2, reports[0][1], reports[0][2])]
     assert reports[0][1] > 2 and reports[0][2] >= 0
 
     reports.clear()
@@ -532,3 +578,49 @@ def test_choose_tiling_follows_free_gpu_memory(monkeypatch):
 def test_planning_does_not_import_torch():
     code = "import sys, selfdenoise.tiling; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cancel_stops_a_one_tile_3d_denoise_within_two_seconds():
+    """Issue 17: on a CPU the automatic plan predicts a 64x256x256 volume as one tile, yet
+    progress moves within it and Cancel acts within 2 s (the pass stops at its next layer)."""
+    network, multiple, radius = make_network(3, depth=2)
+    image = noise((64, 256, 256))
+    stop = threading.Event()
+    reports, stopped_at = [], []
+
+    def progress(done, total, eta):
+        reports.append((done, total))
+        if not stop.is_set():
+            stopped_at.append(time.perf_counter())
+            stop.set()
+
+    with pytest.raises(PredictionCancelled):
+        tiled(network, multiple, radius, image, axes="ZYX", progress=progress, cancel=stop)
+    latency = time.perf_counter() - stopped_at[0]
+    assert latency < 2.0, f"cancel took {latency:.1f} s"
+    assert reports[0][1] == 1 and 0 < reports[0][0] < 1  # one tile, reported partway
+    forward = [t for t in threading.enumerate() if t.name.startswith("selfdenoise-forward")]
+    for thread in forward:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in forward)
+
+
+def test_split_tiles_need_a_halo_on_inner_sides_only(monkeypatch):
+    """End tiles see the image border, so two tiles cover 256 voxels with a halo of 29 at a
+    side of 160 (not 128 + 2 * 60); the planner finds such tiles and computes less."""
+    import selfdenoise.device
+    from selfdenoise.tiling._plan import _axis_options
+
+    assert _axis_options(256, 29, 4)[160] == 2
+    monkeypatch.setattr(selfdenoise.device, "free_memory_bytes", lambda device: 64 * 1024**3)
+    shape = (64, 512, 512)
+    plan = choose_tiling(
+        shape, n_channels=1, receptive_radius=29, size_multiple=4, base_channels=24
+    )
+    tiles = np.prod(
+        [
+            len(tile_axis(s, t, h, 4))
+            for s, t, h in zip(shape, plan.tile_shape, plan.overlap, strict=True)
+        ]
+    )
+    assert tiles * np.prod(plan.tile_shape) / np.prod(shape) < 1.3  # was 1.59

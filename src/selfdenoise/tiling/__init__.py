@@ -19,6 +19,7 @@ __all__ = [
     "PredictionCancelled",
     "TilePlan",
     "choose_tiling",
+    "network_builds",
     "predict_dask",
     "predict_tiled",
 ]
@@ -27,6 +28,7 @@ _TORCH_PARTS = {
     "predict_tiled": "._predict",
     "predict_dask": "._dask",
     "NetworkFactory": "._dask",
+    "network_builds": "._dask",
 }
 
 

@@ -3,15 +3,19 @@
 Every chunk is predicted by :func:`predict_tiled` with a halo borrowed from its neighbours
 (:func:`dask.array.map_overlap`). What is shipped to workers is picklable without torch
 pickling a live module: a :class:`NetworkFactory` holding a builder and the weights as
-numpy arrays. Each worker process builds the network once per device and caches it.
+numpy arrays. Each worker process builds the network once per device and caches it,
+keyed by a hash of the factory's builder and weights (:func:`network_builds` counts the
+builds, e.g. ``client.run(network_builds)`` on a cluster).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +32,13 @@ from ._predict import predict_tiled
 _CACHE: OrderedDict[tuple[str, str], torch.nn.Module] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 2
+_BUILDS = 0
+
+
+def network_builds() -> int:
+    """How many networks :class:`NetworkFactory` has built in this process (for tests and
+    for checking that a cluster builds each network once per worker)."""
+    return _BUILDS
 
 
 @dataclass
@@ -43,15 +54,21 @@ class NetworkFactory:
         Weights loaded into the built module (None: keep the builder's weights).
     size_multiple, receptive_radius : int
         What :func:`predict_tiled` needs to know about the network.
-    token : str
-        Identity of these weights; workers cache one built network per token and device.
+    token : str, optional
+        Identity of this network; workers cache one built network per token and device.
+        Default: a hash of the builder's description and the weights (a random token when
+        ``state_dict`` is None), so factories made again from the same model share it.
     """
 
     build: Callable[[], torch.nn.Module]
     state_dict: dict[str, np.ndarray] | None
     size_multiple: int
     receptive_radius: int
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            self.token = _content_token(self.build, self.state_dict)
 
     @classmethod
     def from_module(
@@ -73,6 +90,8 @@ class NetworkFactory:
             return _CACHE[key]
 
     def _build(self, device: torch.device) -> torch.nn.Module:
+        global _BUILDS
+        _BUILDS += 1  # under _CACHE_LOCK
         network = self.build()
         if self.state_dict is not None:
             weights = {name: torch.as_tensor(value) for name, value in self.state_dict.items()}
@@ -81,6 +100,27 @@ class NetworkFactory:
         ndim = next((p.ndim - 2 for p in network.parameters() if p.ndim in (4, 5)), 2)
         convert_memory_format(network, fast_memory_format(device, ndim))
         return network
+
+
+def _content_token(build, state_dict) -> str:
+    """Hash of the builder's description and the weights; random without weights."""
+    if state_dict is None:
+        return uuid.uuid4().hex
+    digest = hashlib.sha256(_describe(build).encode())
+    for name in sorted(state_dict):
+        value = np.ascontiguousarray(state_dict[name])
+        digest.update(f"{name}{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _describe(build) -> str:
+    """The builder without memory addresses (a partial's function by its import path)."""
+    if isinstance(build, functools.partial):
+        function = build.func
+        name = f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
+        return f"{name}{build.args!r}{sorted(build.keywords.items())!r}"
+    return f"{getattr(build, '__module__', '')}.{getattr(build, '__qualname__', repr(build))}"
 
 
 def predict_dask(
@@ -156,6 +196,14 @@ def predict_dask(
     factory = _as_factory(model, size_multiple, receptive_radius)
     radius = factory.receptive_radius if overlap is None else overlap
     halos = (radius,) * layout.ndim if isinstance(radius, int) else tuple(radius)
+    if blend == "crop" and overlap is not None and min(halos) < factory.receptive_radius:
+        warnings.warn(
+            f"overlap {min(halos)} is below the network's receptive radius "
+            f"({factory.receptive_radius}): seams may show between tiles and chunks; use an "
+            f"overlap of at least {factory.receptive_radius}, or blend='hann'.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     depth, chunks = _depth_and_chunks(array, layout, halos, factory.size_multiple)
     predictor = _ChunkPredictor(
         factory,
@@ -266,7 +314,8 @@ class _ChunkPredictor:
             local,
             normaliser,
             size_multiple=self.factory.size_multiple,
-            receptive_radius=self.factory.receptive_radius,
+            # predict_dask warned once about a thin overlap: not again for every chunk.
+            receptive_radius=min(self.factory.receptive_radius, *self.settings["overlap"]),
             **self.settings,
         )
 

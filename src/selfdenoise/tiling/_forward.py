@@ -4,6 +4,8 @@ augmentation and recovery from out-of-memory errors."""
 from __future__ import annotations
 
 import contextlib
+import copy
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch
 
 from .._errors import SelfDenoiseError
 from ..device import is_out_of_memory
+from ._cancel import PredictionCancelled
 
 DIHEDRAL = tuple((turns, flip) for flip in (False, True) for turns in range(4))
 """The 8 symmetries of a square in YX: 0-3 quarter turns, with or without an X flip."""
@@ -42,7 +45,7 @@ def fast_memory_format(device: torch.device, ndim: int) -> torch.memory_format:
 
 def convert_memory_format(network: torch.nn.Module, memory_format: torch.memory_format) -> bool:
     """Put the convolution weights of ``network`` in ``memory_format``; True if that changed
-    anything (then the caller restores the contiguous format afterwards)."""
+    anything."""
     if memory_format == torch.contiguous_format:
         return False
     ndim = 4 if memory_format == torch.channels_last else 5
@@ -51,6 +54,98 @@ def convert_memory_format(network: torch.nn.Module, memory_format: torch.memory_
         return False
     network.to(memory_format=memory_format)
     return True
+
+
+def prediction_copy(
+    network: torch.nn.Module, device: torch.device, memory_format: torch.memory_format
+) -> torch.nn.Module:
+    """A private copy of ``network`` for one prediction: eval mode, on ``device``, weights in
+    ``memory_format``, no gradients.
+
+    Prediction never changes the caller's module (its mode, device, memory format or
+    weights), so one model may serve several predictions at once, or predict while it
+    trains in another thread. The copy reads the weights as they are when the call starts
+    (while another thread trains, that may be partway through an optimiser step). It costs
+    one copy of the weights (a few MB for the default U-Nets), small next to a forward pass.
+    """
+    with torch.no_grad():
+        private = copy.deepcopy(network)
+    for parameter in private.parameters():
+        parameter.grad = None
+        parameter.requires_grad_(False)
+    private.eval().to(device)
+    convert_memory_format(private, memory_format)
+    return private
+
+
+class ForwardMonitor:
+    """Forward hooks on a private network copy: work done so far, and a way to abort.
+
+    The work of each leaf module is its output size times the weights per output value
+    (a convolution's ``in_channels * kernel volume``; 1 for weightless layers), close to
+    its share of the arithmetic. Work is counted per thread, so :meth:`calibrate` may run a
+    small probe on the caller's thread while a long forward pass runs on another; with the
+    work per voxel it measures, the progress of that pass is known as a fraction.
+    Setting :attr:`abort` makes the next layer raise :class:`PredictionCancelled`.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The prediction's private copy (hooks are added to it).
+    probe : torch.Tensor
+        Small input ``(1, C, *spatial)`` (sides: multiples of the size multiple) for
+        :meth:`calibrate`, on the network's device and in its memory format.
+    """
+
+    def __init__(self, network: torch.nn.Module, probe: torch.Tensor):
+        self.network = network
+        self.probe = probe
+        self.abort = threading.Event()
+        self.work_per_voxel: float | None = None
+        self._work: dict[int, float] = {}
+        self._probing: int | None = None
+        for module in network.modules():
+            if next(module.children(), None) is None:
+                module.register_forward_pre_hook(self._before)
+                module.register_forward_hook(self._after)
+
+    def _before(self, module, args) -> None:
+        if self.abort.is_set():
+            raise PredictionCancelled("prediction cancelled")
+
+    def _after(self, module, args, output) -> None:
+        weight = getattr(module, "weight", None)
+        per_output = 1
+        if isinstance(weight, torch.Tensor) and weight.ndim > 2:
+            per_output = weight.numel() // max(1, weight.shape[0])
+        if isinstance(output, torch.Tensor):
+            thread = threading.get_ident()
+            self._work[thread] = self._work.get(thread, 0.0) + output.numel() * per_output
+
+    @property
+    def work(self) -> float:
+        """Work done since :meth:`reset`, by every thread but a running probe."""
+        return sum(v for k, v in list(self._work.items()) if k != self._probing)
+
+    def reset(self) -> None:
+        """Start counting again (call while no forward pass runs)."""
+        self._work.clear()
+
+    def calibrate(self) -> float:
+        """Measure (once) the work of a forward pass per input voxel; 0.0 if the probe fails."""
+        if self.work_per_voxel is None:
+            self._probing = thread = threading.get_ident()
+            try:
+                with torch.inference_mode():
+                    self.network(self.probe)
+                done = self._work.get(thread, 0.0)
+            except Exception:  # e.g. a network that rejects small inputs: no fraction
+                done = 0.0
+            finally:
+                self._work.pop(thread, None)
+                self._probing = None
+            self.work_per_voxel = done / max(1, self.probe[:, 0].numel())
+        return self.work_per_voxel
 
 
 class BatchForward:

@@ -177,15 +177,17 @@ def _fit_tile(
 def _axis_options(size: int, halo: int, multiple: int) -> dict[int, int]:
     """Tile sides worth trying along one axis, with the number of tiles each needs.
 
-    The candidates are the smallest sides that cover the axis with 1 to 32 tiles, powers of
-    two, and the smallest useful side.
+    The candidates are the smallest sides that cover the axis with 1 to 32 tiles (the end
+    tiles need a halo on one side only), powers of two, and the smallest useful side.
     """
     padded = round_up(size, multiple)
     smallest = min_tile(size, halo, multiple)
     sides = {padded, smallest}
     for count in range(2, 33):
-        core = round_up(-(-padded // count), multiple)
-        sides.add(core + round_up(2 * halo, multiple))
+        side = max(smallest, round_up(-(-(padded + 2 * halo * (count - 1)) // count), multiple))
+        while side < padded and len(tile_axis(size, side, halo, multiple)) > count:
+            side += multiple
+        sides.add(side)
     sides.update(multiple * 2**j for j in range(16))
     sides = {min(padded, max(smallest, side)) for side in sides}
     return {side: len(tile_axis(size, side, halo, multiple)) for side in sorted(sides)}

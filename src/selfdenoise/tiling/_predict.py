@@ -14,13 +14,22 @@ from .._errors import SelfDenoiseError
 from ..axes import Layout
 from ..config import AMP_MODES, BLENDS
 from ..device import autocast_dtype, configure_backends, select_device
-from ._cancel import PredictionCancelled, is_cancelled
-from ._forward import BatchForward, TileTooLarge, convert_memory_format, fast_memory_format
-from ._grid import Tile, TileGrid, read_tile
+from ._cancel import PredictionCancelled, is_cancelled, run_cancellable
+from ._forward import (
+    BatchForward,
+    ForwardMonitor,
+    TileTooLarge,
+    fast_memory_format,
+    prediction_copy,
+)
+from ._grid import Tile, TileGrid, read_tile, tile_axis
 from ._plan import TilePlan, choose_tiling, halve_tile
 from ._writer import BlendWriter, CropWriter
 
-ProgressCallback = Callable[[int, int, float], None]
+ProgressCallback = Callable[[float, int, float], None]
+
+REPORT_SECONDS = 0.5
+"""Least time between two progress reports within one batch."""
 
 
 def predict_tiled(
@@ -56,8 +65,10 @@ def predict_tiled(
     Parameters
     ----------
     network : torch.nn.Module
-        Maps ``(B, C, *spatial)`` to the same shape. Put in eval mode for the call (its
-        mode is restored afterwards) and moved to ``device`` if given.
+        Maps ``(B, C, *spatial)`` to the same shape. It is never changed: the prediction
+        runs on a private copy (eval mode, on ``device``, channels-last on CPU and CUDA), so
+        one module may serve predictions in several threads at once, or predict while it
+        trains in another thread (with the weights as they are when the call starts).
     source : array-like
         Image in the user's axes order: numpy, memory-mapped TIFF, zarr or dask array.
         Only the tiles being predicted are read.
@@ -71,7 +82,8 @@ def predict_tiled(
     receptive_radius : int
         Network halo; the default overlap.
     tile_shape, overlap, batch_size : optional
-        Override :func:`choose_tiling`'s choice.
+        Override :func:`choose_tiling`'s choice. An overlap below ``receptive_radius`` in
+        crop mode may leave seams; it is warned about once (``log`` and RuntimeWarning).
     blend : {'crop', 'hann'}
         How tiles are stitched.
     tta : bool
@@ -86,11 +98,16 @@ def predict_tiled(
     out_dtype : dtype
         Dtype of the new output array (integer outputs are rounded and clipped).
     progress : callable, optional
-        ``progress(done_tiles, total_tiles, eta_seconds)`` after each batch.
+        ``progress(done_tiles, total_tiles, eta_seconds)`` after each batch, and at most
+        every half second within a long batch (then ``done_tiles`` is fractional, from the
+        arithmetic done so far), so that one big CPU tile still shows progress.
     cancel : threading.Event or callable, optional
-        Checked before each batch; when set, :class:`PredictionCancelled` is raised.
+        Watched while the prediction runs (every 50 ms, on the calling thread); when set,
+        :class:`PredictionCancelled` is raised within about that time, even in the middle
+        of a forward pass, which then stops at its next layer.
     log : callable, optional
-        Receives one-line messages (also issued as warnings) when memory runs out.
+        Receives one-line messages (also issued as warnings) when memory runs out or the
+        overlap is too thin to hide seams.
 
     Returns
     -------
@@ -102,11 +119,11 @@ def predict_tiled(
     PredictionCancelled
         When ``cancel`` asked to stop.
     SelfDenoiseError
-        For bad settings or shapes, or if even the smallest tile does not fit in memory.
+        For bad settings or shapes, NaN or infinite values in a tile as it is read, or if
+        even the smallest tile does not fit in memory.
     """
     _check_settings(source, layout, blend, half)
     device = _resolve_device(network, device)
-    network.to(device)
     configure_backends(device)
     out = _prepare_output(out, layout, out_dtype)
     plan = choose_tiling(
@@ -127,34 +144,50 @@ def predict_tiled(
             log(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
+    if blend == "crop" and overlap is not None:
+        _warn_thin_overlap(plan, layout, size_multiple, receptive_radius, notify)
     memory_format = fast_memory_format(device, layout.ndim)
+    # Thread safety: predict with a private copy, never the caller's module (see
+    # prediction_copy); the hooks that report progress and abort live on the copy too.
+    network = prediction_copy(network, device, memory_format)
+    probe_shape = (1, layout.n_channels, *(2 * size_multiple,) * layout.ndim)
+    probe = torch.zeros(probe_shape, device=device).contiguous(memory_format=memory_format)
+    monitor = ForwardMonitor(network, probe)
     amp_dtype = _amp_dtype(device, half)
     forward = BatchForward(network, device, amp_dtype, tta, plan.batch_size, memory_format, notify)
-    was_training = network.training
-    network.eval()
-    converted = convert_memory_format(network, memory_format)
-    try:
-        while True:
-            run = _TiledRun(plan, source, layout, normaliser, size_multiple, out, blend)
-            try:
-                run.execute(forward, device, progress, cancel)
-                return out
-            except TileTooLarge:
-                smaller = halve_tile(plan, layout.spatial_shape, size_multiple)
-                if smaller is None:
-                    raise SelfDenoiseError(
-                        f"out of device memory even with {_shape(plan.tile_shape)} tiles; "
-                        "predict on the CPU (device='cpu') or with a smaller model."
-                    ) from None
-                notify(
-                    f"out of device memory: tile {_shape(plan.tile_shape)} -> "
-                    f"{_shape(smaller.tile_shape)}, starting again."
-                )
-                plan = smaller
-    finally:
-        network.train(was_training)
-        if converted:
-            network.to(memory_format=torch.contiguous_format)
+    while True:
+        run = _TiledRun(plan, source, layout, normaliser, size_multiple, out, blend)
+        try:
+            run.execute(forward, monitor, device, progress, cancel)
+            return out
+        except TileTooLarge:
+            smaller = halve_tile(plan, layout.spatial_shape, size_multiple)
+            if smaller is None:
+                raise SelfDenoiseError(
+                    f"out of device memory even with {_shape(plan.tile_shape)} tiles; "
+                    "predict on the CPU (device='cpu') or with a smaller model."
+                ) from None
+            notify(
+                f"out of device memory: tile {_shape(plan.tile_shape)} -> "
+                f"{_shape(smaller.tile_shape)}, starting again."
+            )
+            plan = smaller
+
+
+def _warn_thin_overlap(plan: TilePlan, layout: Layout, multiple: int, radius: int, notify):
+    """One warning when tiles meet with less context than the receptive radius (crop mode)."""
+    thin = [
+        halo
+        for size, tile, halo in zip(
+            layout.spatial_shape, plan.tile_shape, plan.overlap, strict=True
+        )
+        if halo < radius and len(tile_axis(size, tile, halo, multiple)) > 1
+    ]
+    if thin:
+        notify(
+            f"overlap {min(thin)} is below the network's receptive radius ({radius}): seams "
+            f"may show between tiles; use an overlap of at least {radius}, or blend='hann'."
+        )
 
 
 class _TiledRun:
@@ -176,15 +209,24 @@ class _TiledRun:
         writer = CropWriter if blend == "crop" else BlendWriter
         self.writer = writer(out, layout, self.grid, normaliser, layout.n_channels)
 
-    def execute(self, forward: BatchForward, device: torch.device, progress, cancel) -> None:
+    def execute(
+        self, forward: BatchForward, monitor: ForwardMonitor, device: torch.device, progress, cancel
+    ) -> None:
         tiles = list(self.grid)
         size = min(self.plan.batch_size, len(tiles))
         batches = [tiles[i : i + size] for i in range(0, len(tiles), size)]
         shape = (size, self.layout.n_channels, *self.grid.tile_shape)
         pinned = device.type == "cuda"
         buffers = [torch.empty(shape, dtype=torch.float32, pin_memory=pinned) for _ in range(2)]
-        started = time.perf_counter()
+        report = _Reporter(progress, len(tiles), monitor, 8 if forward.tta else 1)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfdenoise-io")
+        # Forward passes run on a helper thread when someone watches them (cancel or
+        # progress), so that cancel acts within a long pass; see run_cancellable.
+        watched = cancel is not None or report.within_batch_hook is not None
+        compute = (
+            ThreadPoolExecutor(1, thread_name_prefix="selfdenoise-forward") if watched else None
+        )
+        finished = False
         try:
             reading = pool.submit(self._read, batches[0], buffers[0])
             writing: Future | None = None
@@ -194,29 +236,99 @@ class _TiledRun:
                 inputs = reading.result()
                 if i + 1 < len(batches):
                     reading = pool.submit(self._read, batches[i + 1], buffers[(i + 1) % 2])
-                predictions = forward(inputs)
+                report.start_batch(i * size, inputs)
+                predictions = run_cancellable(
+                    lambda x=inputs: forward(x),
+                    compute,
+                    cancel,
+                    monitor.abort,
+                    report.within_batch_hook,
+                )
                 if writing is not None:
                     writing.result()
                 writing = pool.submit(self.writer.add, batch, predictions)
-                if progress is not None:
-                    done = i * size + len(batch)
-                    elapsed = time.perf_counter() - started
-                    progress(done, len(tiles), elapsed / done * (len(tiles) - done))
+                report(i * size + len(batch))
             writing.result()
             pool.submit(self.writer.finish).result()
+            finished = True
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if compute is not None:  # an abandoned pass ends alone at its next layer
+                compute.shutdown(wait=finished, cancel_futures=True)
 
     def _read(self, tiles: list[Tile], buffer: torch.Tensor) -> torch.Tensor:
         array = buffer.numpy()
         for i, tile in enumerate(tiles):
-            block = read_tile(
-                self.source, self.layout, tile.sample, self.grid.origins(tile), self.grid.tile_shape
-            )
+            origins = self.grid.origins(tile)
+            block = read_tile(self.source, self.layout, tile.sample, origins, self.grid.tile_shape)
+            _check_finite(block, origins)
             if self.normaliser is not None:
                 block = self.normaliser.forward(block, tile.sample)
             array[i] = block
         return buffer[: len(tiles)]
+
+
+class _Reporter:
+    """Progress after each batch, and within a batch that runs for long (CPU, big tiles).
+
+    Within a batch, the fraction done is the monitor's work so far over the batch's
+    expected work. The work per voxel is measured once, by a small probe, only when a
+    batch has run for :data:`REPORT_SECONDS` (short predictions never pay for it). Reports
+    come at most every :data:`REPORT_SECONDS` and never reach the batch's end, which only
+    the batch-level report announces. ``done`` counts tiles and is fractional within a
+    batch.
+    """
+
+    def __init__(self, progress, total: int, monitor: ForwardMonitor, passes: int):
+        self.progress = progress
+        self.total = total
+        self.monitor = monitor
+        self.passes = passes  # forward passes per batch (8 with test-time augmentation)
+        self.started = self.last = time.perf_counter()
+        self.done = 0
+        self.batch_tiles = 0
+        self.batch_voxels = 0
+
+    @property
+    def within_batch_hook(self):
+        """:meth:`within_batch`, or None without a progress callback."""
+        return self.within_batch if self.progress is not None else None
+
+    def start_batch(self, done: int, inputs: torch.Tensor) -> None:
+        self.done = done
+        self.batch_tiles = len(inputs)
+        self.batch_voxels = inputs[:, 0].numel()
+        self.batch_started = time.perf_counter()
+        self.monitor.reset()
+
+    def within_batch(self) -> None:
+        now = time.perf_counter()
+        if min(now - self.last, now - self.batch_started) < REPORT_SECONDS:
+            return
+        expected = self.monitor.calibrate() * self.batch_voxels * self.passes
+        if expected > 0:
+            fraction = min(self.monitor.work / expected, 0.99)
+            self._send(self.done + fraction * self.batch_tiles, time.perf_counter())
+
+    def __call__(self, done: int) -> None:
+        if self.progress is not None:
+            self._send(done, time.perf_counter())
+
+    def _send(self, done: float, now: float) -> None:
+        self.last = now
+        if done <= 0:
+            return
+        eta = (now - self.started) / done * (self.total - done)
+        self.progress(done, self.total, eta)
+
+
+def _check_finite(block: np.ndarray, origins) -> None:
+    if block.dtype.kind in "fc" and not np.isfinite(block).all():
+        where = ", ".join(map(str, origins))
+        raise SelfDenoiseError(
+            f"the image contains NaN or infinite values (in the tile starting at {where}); "
+            "replace them first, e.g. with numpy.nan_to_num(image) or the image's median."
+        )
 
 
 def _check_settings(source, layout: Layout, blend: str, half: str) -> None:

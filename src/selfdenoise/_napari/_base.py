@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
@@ -11,6 +11,9 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QVBoxLay
 from .._errors import SelfDenoiseError
 from ._feedback import Outcome, notify_error, outcome_from_exception, wait_until
 from ._layers import unwrap_viewer, watch_layers
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 MINIMUM_WIDTH = 380
 """Dock widgets are at least this wide (pixels), so labels and the plots stay readable."""
@@ -77,7 +80,7 @@ def add_row(form: QFormLayout, label: str, widget: Any, tooltip: str = "") -> No
     form.addRow(row_label, native)
 
 
-_RUNNING_WORKERS: set = set()
+_RUNNING_WORKERS: set[Any] = set()
 """Workers stay referenced until they finish, even if their widget is closed meanwhile."""
 
 
@@ -126,9 +129,9 @@ class WorkerWidget(QWidget):
         The viewer (napari passes it when docking the widget).
     """
 
-    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = unwrap_viewer(napari_viewer)
+        self.viewer: napari.viewer.Viewer = unwrap_viewer(napari_viewer)
         self.worker: Any = None
         self.last_error = ""
         self.content = QWidget()

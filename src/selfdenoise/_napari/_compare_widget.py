@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Select, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, LineEdit, Select, SpinBox
 from napari.layers import Shapes
 from qtpy.QtWidgets import (
     QApplication,
@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._errors import SelfDenoiseError
+from ..metrics._table import BASELINE_NOT_APPLICABLE, column_help, display_order
 from ._base import WorkerWidget, add_row, form_layout, shrinkable
 from ._feedback import Outcome
 from ._jobs import CompareRequest, CompareResult, compare_job
@@ -44,21 +45,59 @@ from ._layers import (
     add_derived_image,
     base_data,
     check_same_shape,
+    clean_partner,
     current_slice_index,
+    image_layers,
     layer_choices,
+    layer_kind,
+    preferred_input,
+    show_full_names,
+    source_layer_name,
 )
 from ._plot import PALETTE, LinePlot, Series
 from ._profile import line_profile, line_world_endpoints
 
+if TYPE_CHECKING:
+    import napari.viewer
+    from napari.layers import Layer
+
+    from ..metrics import MetricsTable
+
 WHOLE, CURRENT_SLICE = "whole image", "current slice"
+
+DATA_RANGE_ROW = "Data range L"
+"""First table row: the data range used for PSNR and SSIM (as the docs ask to state it)."""
+
+DATA_RANGE_HELP = (
+    "L in PSNR and SSIM. 'auto': the reference's dtype range for integer data (255 for "
+    "8-bit, 65535 for 16-bit), else its max - min; the same rule as 'selfdenoise compare'. "
+    "Type e.g. 4095 for 12-bit data stored as 16-bit."
+)
+
+
+def parse_data_range(text: str) -> float | None:
+    """``'auto'`` -> None; ``'4095'`` -> 4095.0 (raises a one-line error on bad text)."""
+    cleaned = text.strip().lower()
+    if cleaned in ("", "auto"):
+        return None
+    try:
+        value = float(cleaned)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise SelfDenoiseError(
+            f"data range must be 'auto' or a positive number such as 255; got {text!r}."
+        )
+    return value
+
 
 METRIC_LABELS = {
     "psnr": "PSNR (dB)",
     "psnr_scale_invariant": "PSNR, fitted (dB)",
     "ssim": "SSIM",
-    "epi": "EPI",
+    "epi": "Edge preservation (EPI)",
     "gradient_correlation": "Gradient corr.",
-    "canny_preservation": "Canny kept",
+    "canny_preservation": "Canny recall",
     "canny_f1": "Canny F1",
     "noise_sigma_noisy": "\u03c3 noise (input)",
     "noise_sigma_output": "\u03c3 noise (output)",
@@ -94,10 +133,11 @@ class CompareWidget(WorkerWidget):
         Passed by napari when the widget is docked.
     """
 
-    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
         self.result: CompareResult | None = None
-        self.added_layers: list = []
+        self.added_layers: list[Layer] = []
+        self._baseline_name: str | None = None
         self._build_inputs()
         self._build_table()
         self._build_profile()
@@ -111,6 +151,7 @@ class CompareWidget(WorkerWidget):
         self.candidates = Select(choices=lambda _: layer_choices(self.viewer))
         self.candidates.native.setMaximumHeight(90)
         self.scope = ComboBox(choices=[WHOLE, CURRENT_SLICE], value=WHOLE)
+        self.data_range = LineEdit(value="auto")
         self.edge_tolerance = SpinBox(value=1, min=0, max=10)
         self.baseline = CheckBox(value=True, text="score the noisy layer")
         self.ssim_maps = CheckBox(value=False, text="SSIM map layers")
@@ -133,6 +174,7 @@ class CompareWidget(WorkerWidget):
         add_row(
             form, "Region", self.scope, "Whole image/volume, or only the slice shown in the viewer."
         )
+        add_row(form, "Data range", self.data_range, DATA_RANGE_HELP)
         add_row(
             form,
             "Edge tolerance (px)",
@@ -197,10 +239,49 @@ class CompareWidget(WorkerWidget):
         )
         self.content_layout.addWidget(self.profile_plot)
 
-    def reset_choices(self, *_: Any) -> None:
-        """Refresh all layer pickers."""
+    def reset_choices(self, event: Any = None) -> None:
+        """Refresh all layer pickers and fill the empty ones from the layers' metadata.
+
+        A newly added denoised layer fills all three: itself as the candidate, its source
+        layer as the noisy input and that sample's clean layer (if any) as the reference.
+        """
         for picker in (self.reference, self.noisy, self.candidates, self.profile_shapes):
             picker.reset_choices()
+        added = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        if added is not None and source_layer_name(added) and added in self._choices():
+            self.fill_from(added)
+        else:
+            self._fill_empty()
+        show_full_names(self.reference, self.noisy, self.candidates, self.profile_shapes)
+
+    def _choices(self) -> list[Layer]:
+        return image_layers(self.viewer)
+
+    def fill_from(self, denoised: Layer) -> None:
+        """Compare ``denoised`` with its source layer and the matching clean layer."""
+        names = {layer.name: layer for layer in self._choices()}
+        noisy = names.get(source_layer_name(denoised) or "")
+        self.candidates.value = [denoised]
+        if noisy is not None:
+            self.noisy.value = noisy
+        reference = clean_partner(self.viewer, noisy)
+        if reference is not None:
+            self.reference.value = reference
+
+    def _fill_empty(self) -> None:
+        layers = self._choices()
+        if self.noisy.value is None:
+            noisy = preferred_input(self.viewer)
+            if noisy is not None and layer_kind(noisy) == "noisy":
+                self.noisy.value = noisy
+        if self.reference.value is None:
+            reference = clean_partner(self.viewer, self.noisy.value)
+            if reference is not None:
+                self.reference.value = reference
+        if not self.candidates.value:
+            denoised = [layer for layer in layers if layer_kind(layer) == "denoised"]
+            if denoised:
+                self.candidates.value = denoised[-1:]
 
     # ------------------------------------------------------------------ metrics
     def build_request(self) -> CompareRequest:
@@ -216,25 +297,33 @@ class CompareWidget(WorkerWidget):
         check_same_shape(roles)
         index = self._region_index(reference or noisy)
 
-        def read(layer: Any) -> np.ndarray | None:
-            return None if layer is None else np.asarray(base_data(layer)[index], dtype=np.float32)
+        def read(layer: Layer | None) -> np.ndarray | None:
+            # Arrays keep their dtype: compare() then takes the data range from the
+            # reference's dtype exactly as the CLI does on the same files.
+            return None if layer is None else np.asarray(base_data(layer)[index])
 
         whole = self.scope.value == WHOLE
         arrays = {layer.name: read(layer) for layer in candidates}
-        scored = dict(arrays)
+        scored: dict[str, Any] = dict(arrays)
+        self._baseline_name = None
         if self.baseline.value and noisy is not None and noisy.name not in arrays:
             scored = {noisy.name: read(noisy), **arrays}
+            self._baseline_name = noisy.name
+        options: dict[str, Any] = {
+            "edge_tolerance": int(self.edge_tolerance.value),
+            "data_range": parse_data_range(self.data_range.value),
+        }
         return CompareRequest(
             candidates=scored,
             reference=read(reference),
             noisy=read(noisy),
-            options={"edge_tolerance": int(self.edge_tolerance.value)},
+            options=options,
             ssim_maps=bool(self.ssim_maps.value) and whole,
             residuals=bool(self.residuals.value) and whole,
             map_names=list(arrays),
         )
 
-    def _region_index(self, layer: Any) -> tuple:
+    def _region_index(self, layer: Layer) -> tuple:
         if self.scope.value == CURRENT_SLICE and layer.ndim > 2:
             return current_slice_index(self.viewer, layer)
         return (slice(None),) * layer.ndim
@@ -262,6 +351,8 @@ class CompareWidget(WorkerWidget):
             self.status.setText("Comparison failed; see the notification.")
             return
         self.result = outcome.value
+        if self._baseline_name is not None:
+            self.result.table.mark_not_applicable(self._baseline_name, BASELINE_NOT_APPLICABLE)
         self.show_table(self.result.table)
         self.added_layers = self._add_result_layers(self.result)
         region = "current slice" if self._scope == CURRENT_SLICE else "whole image"
@@ -270,23 +361,34 @@ class CompareWidget(WorkerWidget):
             note = " Map layers are only added for the whole image."
         self.status.setText(f"Metrics over the {region}; hover a row name for its meaning.{note}")
 
-    def show_table(self, table: Any) -> None:
-        """Fill the Qt table: one row per metric, one column per candidate."""
-        from ..metrics import COLUMN_DESCRIPTIONS
-
-        metrics = [c for c in table.columns if c != "name"]
+    def show_table(self, table: MetricsTable) -> None:
+        """Fill the Qt table: the data range, then one row per metric (PSNR, SSIM and edge
+        preservation first), one column per candidate; each row name has a tooltip with its
+        meaning and which way is better."""
+        metrics = display_order(table.columns)
+        data_range = table.settings.get("data_range")
+        show_range = data_range is not None and any(c in table.columns for c in ("psnr", "ssim"))
+        first = 1 if show_range else 0
         self.table.clear()
-        self.table.setRowCount(len(metrics))
+        self.table.setRowCount(len(metrics) + first)
         self.table.setColumnCount(len(table.rows))
         self.table.setHorizontalHeaderLabels([column_title(row["name"]) for row in table.rows])
         for column, row in enumerate(table.rows):
             self.table.horizontalHeaderItem(column).setToolTip(str(row["name"]))
-        for r, metric in enumerate(metrics):
+        if show_range:
+            header = QTableWidgetItem(DATA_RANGE_ROW)
+            header.setToolTip(DATA_RANGE_HELP)
+            self.table.setVerticalHeaderItem(0, header)
+            for c in range(len(table.rows)):
+                self.table.setItem(0, c, QTableWidgetItem(format_value(data_range)))
+        for r, metric in enumerate(metrics, start=first):
             header = QTableWidgetItem(METRIC_LABELS.get(metric, metric))
-            header.setToolTip(COLUMN_DESCRIPTIONS.get(metric, metric))
+            header.setToolTip(column_help(metric))
             self.table.setVerticalHeaderItem(r, header)
             for c, row in enumerate(table.rows):
-                self.table.setItem(r, c, QTableWidgetItem(format_value(row.get(metric))))
+                item = QTableWidgetItem(format_value(row.get(metric)))
+                item.setToolTip(column_help(metric))
+                self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.resizeRowsToContents()
         header = self.table.horizontalHeader().sizeHint().height()
@@ -300,7 +402,7 @@ class CompareWidget(WorkerWidget):
         row = next(r for r in self.result.table.rows if r["name"] == candidate)
         return row.get(metric)
 
-    def _add_result_layers(self, result: CompareResult) -> list:
+    def _add_result_layers(self, result: CompareResult) -> list[Layer]:
         """Add SSIM maps and residuals as new layers aligned with their candidates."""
         added = []
         for name, image in result.ssim_maps.items():
@@ -311,6 +413,7 @@ class CompareWidget(WorkerWidget):
                     source,
                     image,
                     f"SSIM map {name}",
+                    kind="ssim map",
                     colormap="viridis",
                     contrast_limits=(0.0, 1.0),
                 )
@@ -318,7 +421,9 @@ class CompareWidget(WorkerWidget):
         for name, image in result.residuals.items():
             source = self._sources.get(name) or self._reference_layer
             added.append(
-                add_derived_image(self.viewer, source, image, f"residual {name}", colormap="gray")
+                add_derived_image(
+                    self.viewer, source, image, f"residual {name}", kind="residual", colormap="gray"
+                )
             )
         return added
 
@@ -353,7 +458,7 @@ class CompareWidget(WorkerWidget):
             self.export_csv(path)
 
     # ------------------------------------------------------------------ line profile
-    def add_line_layer(self) -> Any:
+    def add_line_layer(self) -> Layer:
         """Add an empty Shapes layer in line-drawing mode and select it for profiles."""
         ndim = max(2, self.viewer.dims.ndim)
         layer = self.viewer.add_shapes(

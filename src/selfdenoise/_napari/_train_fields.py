@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, Select, SpinBox
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
@@ -24,8 +24,20 @@ from ..config import (
 from ..registry import get_method
 from ._base import WorkerWidget, add_row, form_layout, hint_label, parse_shape, shrinkable
 from ._jobs import TrainRequest
-from ._layers import base_data, guess_layer_axes, layer_choices
+from ._layers import (
+    base_data,
+    guess_layer_axes,
+    layer_choices,
+    preferred_input,
+    show_full_names,
+)
 from ._session import SELF_SUPERVISED, SESSION_MODELS, method_label
+
+if TYPE_CHECKING:
+    from napari.layers import Layer
+
+    from ..api import Denoiser
+    from ..config import DenoiserConfig
 
 NEW_MODEL = "new model"
 """Choice of the "Start from" picker that trains from scratch."""
@@ -192,14 +204,19 @@ class TrainFields(WorkerWidget):
 
     # ------------------------------------------------------------------ reactions
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer and model pickers."""
+        """Refresh the layer and model pickers; with nothing chosen, pick the noisy input."""
         for picker in (self.images, self.validation, self.start_from):
             picker.reset_choices()
+        if not self.images.value:
+            preferred = preferred_input(self.viewer)
+            if preferred is not None:
+                self.images.value = [preferred]
+        show_full_names(self.images, self.validation)
 
     def _refresh_models(self) -> None:
         self.start_from.reset_choices()
 
-    def show_model_history(self, model: Any) -> None:
+    def show_model_history(self, model: Denoiser) -> None:
         """Hook: a model to continue from was chosen."""
 
     def _images_changed(self, *_: Any) -> None:
@@ -223,8 +240,12 @@ class TrainFields(WorkerWidget):
             self.base_channels.value = defaults.network.base_channels
         self._set_row_visible(self.lambda_inv, method == "noise2same")
         self._set_row_visible(self.masked_percent, method != "neighbor2neighbor")
+        self.method_changed(method)
 
-    def _method_defaults(self) -> Any:
+    def method_changed(self, method: str) -> None:
+        """Hook: the method changed (its defaults are in the fields already)."""
+
+    def _method_defaults(self) -> DenoiserConfig:
         """The method's settings for the axes in the field (2D ones while they are invalid)."""
         try:
             return make_config(self.method.value, validate_axes(self.axes.value.strip()))
@@ -238,7 +259,7 @@ class TrainFields(WorkerWidget):
         field.native.setVisible(visible)
         self.settings_form.labelForField(field.native).setVisible(visible)
 
-    def _start_model(self) -> Any:
+    def _start_model(self) -> Denoiser | None:
         name = self.start_from.value
         if not name or name == NEW_MODEL or name not in SESSION_MODELS.names():
             return None
@@ -310,7 +331,7 @@ class TrainFields(WorkerWidget):
         )
 
 
-def _axes_mismatch(layer: Any, axes: str) -> None:
+def _axes_mismatch(layer: Layer, axes: str) -> None:
     shape = "x".join(str(s) for s in base_data(layer).shape)
     raise SelfDenoiseError(
         f"axes {axes!r} do not fit layer {layer.name!r} ({len(base_data(layer).shape)}D, {shape}); "

@@ -10,7 +10,7 @@ TINY_TRAINING = {
     "epochs": 2,
     "steps_per_epoch": 3,
     "base_channels": 8,
-    "depth": 2,
+    "unet_depth": 2,
     "device": "cpu",
     "seed": 0,
 }

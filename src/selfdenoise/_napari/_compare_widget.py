@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QApplication,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -119,6 +120,13 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def header_views(table: QTableWidget) -> tuple[QHeaderView, QHeaderView]:
+    """The horizontal and vertical header views of ``table`` (Qt always has both)."""
+    horizontal, vertical = table.horizontalHeader(), table.verticalHeader()
+    assert horizontal is not None and vertical is not None
+    return horizontal, vertical
+
+
 def column_title(name: str, width: int = 14) -> str:
     """A layer name wrapped onto short lines, so table columns stay narrow."""
     return "\n".join(textwrap.wrap(str(name), width, break_long_words=True)) or str(name)
@@ -195,7 +203,7 @@ class CompareWidget(WorkerWidget):
     def _build_table(self) -> None:
         self.table = QTableWidget(0, 0)
         self.table.setMinimumHeight(150)
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        header_views(self.table)[1].setDefaultSectionSize(22)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.copy_button = QPushButton("Copy CSV")
         self.copy_button.clicked.connect(self.copy_csv)
@@ -374,7 +382,9 @@ class CompareWidget(WorkerWidget):
         self.table.setColumnCount(len(table.rows))
         self.table.setHorizontalHeaderLabels([column_title(row["name"]) for row in table.rows])
         for column, row in enumerate(table.rows):
-            self.table.horizontalHeaderItem(column).setToolTip(str(row["name"]))
+            title = self.table.horizontalHeaderItem(column)
+            if title is not None:
+                title.setToolTip(str(row["name"]))
         if show_range:
             header = QTableWidgetItem(DATA_RANGE_ROW)
             header.setToolTip(DATA_RANGE_HELP)
@@ -389,11 +399,16 @@ class CompareWidget(WorkerWidget):
                 item = QTableWidgetItem(format_value(row.get(metric)))
                 item.setToolTip(column_help(metric))
                 self.table.setItem(r, c, item)
+        self._fit_table_height()
+
+    def _fit_table_height(self) -> None:
+        """Make the table tall enough for all its rows, so nothing is drawn over it."""
         self.table.resizeColumnsToContents()
         self.table.resizeRowsToContents()
-        header = self.table.horizontalHeader().sizeHint().height()
-        height = header + self.table.verticalHeader().length() + 2 * self.table.frameWidth()
+        horizontal, vertical = header_views(self.table)
+        height = horizontal.sizeHint().height() + vertical.length() + 2 * self.table.frameWidth()
         self.table.setMinimumHeight(min(height + 6, 520))
+        self.table.updateGeometry()
 
     def table_value(self, candidate: str, metric: str) -> Any:
         """A value of the last table (for scripts and tests)."""
@@ -437,8 +452,9 @@ class CompareWidget(WorkerWidget):
     def copy_csv(self) -> None:
         """Put the table on the clipboard as CSV."""
         text = self.guarded(self.to_csv)
-        if text is not None:
-            QApplication.clipboard().setText(text)
+        clipboard = QApplication.clipboard()
+        if text is not None and clipboard is not None:
+            clipboard.setText(text)
             self.status.setText("Table copied to the clipboard as CSV.")
 
     def export_csv(self, path: str | Path) -> Path | None:

@@ -130,9 +130,12 @@ def show_full_names(*pickers: Any) -> None:
             native.setTextElideMode(Qt.TextElideMode.ElideMiddle)
             for row in range(native.count()):
                 item = native.item(row)
-                item.setToolTip(item.text())
+                if item is not None:
+                    item.setToolTip(item.text())
         elif isinstance(native, QComboBox):
-            native.view().setTextElideMode(Qt.TextElideMode.ElideMiddle)
+            view = native.view()
+            if view is not None:
+                view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
             for row in range(native.count()):
                 native.setItemData(row, native.itemText(row), Qt.ItemDataRole.ToolTipRole)
             base = native.property("fieldTip") or native.toolTip()

@@ -167,7 +167,7 @@ class TrainFields(WorkerWidget):
         self.validation_percent = FloatSpinBox(
             value=100 * _DEFAULTS.validation_fraction, min=0.0, max=50.0
         )
-        self.depth = SpinBox(value=NetworkConfig().depth, min=1, max=6)
+        self.unet_depth = SpinBox(value=NetworkConfig().depth, min=1, max=6)
         self.base_channels = SpinBox(value=NetworkConfig().base_channels, min=4, max=256)
         self.augment = CheckBox(value=_DEFAULTS.augment, text="flips and 90° rotations")
         self.seed = SpinBox(value=_DEFAULTS.seed, min=0, max=2**31 - 1)
@@ -185,7 +185,7 @@ class TrainFields(WorkerWidget):
             self.validation_percent,
             "Share of patches held out when no validation layer is given.",
         )
-        add_row(form, "U-Net depth", self.depth, "Down-sampling levels (new models only).")
+        add_row(form, "U-Net depth", self.unet_depth, "Down-sampling levels (new models only).")
         add_row(
             form,
             "Base channels",
@@ -201,6 +201,9 @@ class TrainFields(WorkerWidget):
 
     def refresh_device(self) -> None:
         """Hook: the device preference changed."""
+
+    def _ask_model_file(self) -> None:
+        """Hook: the 'Load…' button was pressed (the Train widget asks for a file)."""
 
     # ------------------------------------------------------------------ reactions
     def reset_choices(self, *_: Any) -> None:
@@ -235,8 +238,8 @@ class TrainFields(WorkerWidget):
         self.learning_rate.value = f"{defaults.training.learning_rate:g}"
         self.schedule.value = defaults.training.schedule
         self.batch_size.value = defaults.training.batch_size
-        if self.depth.enabled:  # not when continuing a model: its network is fixed
-            self.depth.value = defaults.network.depth
+        if self.unet_depth.enabled:  # not when continuing a model: its network is fixed
+            self.unet_depth.value = defaults.network.depth
             self.base_channels.value = defaults.network.base_channels
         self._set_row_visible(self.lambda_inv, method == "noise2same")
         self._set_row_visible(self.masked_percent, method != "neighbor2neighbor")
@@ -257,7 +260,9 @@ class TrainFields(WorkerWidget):
 
     def _set_row_visible(self, field: Any, visible: bool) -> None:
         field.native.setVisible(visible)
-        self.settings_form.labelForField(field.native).setVisible(visible)
+        label = self.settings_form.labelForField(field.native)
+        if label is not None:
+            label.setVisible(visible)
 
     def _start_model(self) -> Denoiser | None:
         name = self.start_from.value
@@ -268,11 +273,11 @@ class TrainFields(WorkerWidget):
     def _start_from_changed(self, *_: Any) -> None:
         model = self._start_model()
         fixed = model is not None
-        if fixed:
+        if model is not None:
             self.method.value = model.method
             self.show_model_history(model)
         self.method.enabled = not fixed
-        self.depth.enabled = self.base_channels.enabled = not fixed
+        self.unet_depth.enabled = self.base_channels.enabled = not fixed
         self._images_changed()
 
     # ------------------------------------------------------------------ settings
@@ -299,7 +304,7 @@ class TrainFields(WorkerWidget):
             "seed": self.seed.value,
             "device": self.device.value,
             "fraction": self.masked_percent.value / 100,
-            "depth": self.depth.value,
+            "depth": self.unet_depth.value,
             "base_channels": self.base_channels.value,
         }
         if self.method.value == "noise2same":

@@ -255,12 +255,13 @@ class TrainWidget(TrainFields):
 
     def save_model(self, path: str) -> str | None:
         """Save the trained model (weights, settings, history) to ``path``; return the path."""
-        if self.denoiser is None:
+        denoiser = self.denoiser
+        if denoiser is None:
             self.fail("there is no trained model to save yet.")
             return None
-        written = self.guarded(lambda: self.denoiser.save(path))
+        written = self.guarded(lambda: denoiser.save(path))
         if written is not None:
-            SESSION_MODELS.add(self.denoiser, self.model_name or "model", path=str(written))
+            SESSION_MODELS.add(denoiser, self.model_name or "model", path=str(written))
             self.status.setText(f"Saved to {written}.")
             return str(written)
         return None

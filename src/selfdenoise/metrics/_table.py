@@ -220,9 +220,11 @@ class MetricsTable:
             cells = [_plain(row[key]) for key in self.columns]
             writer.writerow(["" if cell is None else cell for cell in cells])
         text = buffer.getvalue()
-        if hasattr(path_or_buffer, "write"):
+        if path_or_buffer is None:
+            return text
+        if not isinstance(path_or_buffer, str | os.PathLike):
             path_or_buffer.write(text)
-        elif path_or_buffer is not None:
+        else:
             with open(path_or_buffer, "w", newline="", encoding="utf-8") as handle:
                 handle.write(text)
         return text

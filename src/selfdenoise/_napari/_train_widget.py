@@ -128,10 +128,10 @@ class TrainWidget(TrainFields):
     def _device_found(self, preference: str, outcome: Outcome) -> None:
         if outcome.ok:
             _DEVICE_NAMES[preference] = outcome
-        if preference != self.device.value:  # an older request answered late
-            return
         text = outcome.value if outcome.ok else f"not available ({outcome.error})"
         try:
+            if preference != self.device.value:  # an older request answered late
+                return
             self.device_label.setText(f"Device: {text}")
         except RuntimeError:  # the widget was closed while the worker ran
             pass

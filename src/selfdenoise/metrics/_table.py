@@ -125,7 +125,7 @@ def column_help(name: str) -> str:
     """One line for a tooltip: what the number means and which way is better."""
     meaning = COLUMN_MEANINGS.get(name) or COLUMN_DESCRIPTIONS.get(name, name)
     direction = COLUMN_DIRECTIONS.get(name)
-    return f"{meaning} ({direction})" if direction else meaning
+    return f"{meaning} Direction: {direction}." if direction else meaning
 
 
 def display_order(columns: list[str]) -> list[str]:

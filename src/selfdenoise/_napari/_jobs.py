@@ -164,7 +164,7 @@ def use_device(denoiser: Denoiser, device: str, path: str | None = None) -> Deno
     how to get there.
     """
     ensure_engine()
-    if device == "auto" or device == str(denoiser.device):
+    if device == "auto" or device == _current_device(denoiser):
         return denoiser
     mover = getattr(denoiser, "to", None)
     if callable(mover):
@@ -178,6 +178,14 @@ def use_device(denoiser: Denoiser, device: str, path: str | None = None) -> Deno
         f"this model cannot be moved to {device!r} here; save it, then load the file with "
         f"device {device!r} chosen."
     )
+
+
+def _current_device(denoiser: Denoiser) -> str | None:
+    """``'cpu'``, ``'cuda'``, ... or None when the model's device is not present here."""
+    try:
+        return str(denoiser.device.type)
+    except SelfDenoiseError:
+        return None
 
 
 def predict_job(

@@ -189,3 +189,21 @@ def test_progress_rows_use_the_global_step():
 
     row = progress_row(_Progress(step=540, run_step=40, loss=float("inf")))
     assert row == {"step": 540, "loss": None, "val_loss": None, "validated": False}
+
+
+def test_long_names_are_elided_not_cut(qtbot):
+    from qtpy.QtWidgets import QComboBox
+
+    from selfdenoise._napari._base import shrinkable
+    from selfdenoise._napari._compare_widget import column_title
+
+    title = column_title("noisy camera denoised (Neighbor2Neighbor)")
+    assert title.splitlines() == ["noisy camera", "denoised", "(Neighbor2Neighbor)"]
+    long = column_title("a very long layer name that goes on and on (N2V)")
+    assert len(long.splitlines()) == 3 and "…" in long and long.endswith("(N2V)")
+    combo = QComboBox()
+    qtbot.addWidget(combo)
+    shrinkable(combo)
+    combo.addItem("noisy camera denoised (Neighbor2Neighbor) with a long tail")
+    combo.resize(120, 30)
+    assert not combo.grab().isNull()  # painted through the eliding filter without error

@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QObject, Qt, Signal
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QScrollArea,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .._errors import SelfDenoiseError
 from ._feedback import Outcome, notify_error, outcome_from_exception, wait_until
@@ -91,10 +101,43 @@ def keep_alive(worker: Any) -> Any:
     return worker
 
 
+class _ElidedComboText(QObject):
+    """Paints a combo box with its current text elided in the middle ("noisy … (N2V)")
+    instead of cut off at the right edge; the full text stays in the tooltip."""
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        if not isinstance(watched, QComboBox) or event is None:
+            return False
+        if event.type() != QEvent.Type.Paint or watched.isEditable():
+            return False
+        painter = QStylePainter(watched)
+        option = QStyleOptionComboBox()
+        watched.initStyleOption(option)
+        style = watched.style()
+        if style is None:
+            return False
+        field = style.subControlRect(
+            QStyle.ComplexControl.CC_ComboBox,
+            option,
+            QStyle.SubControl.SC_ComboBoxEditField,
+            watched,
+        )
+        option.currentText = watched.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideMiddle, max(field.width() - 4, 8)
+        )
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+        return True
+
+
+_ELIDER = _ElidedComboText()
+
+
 def shrinkable(combo: QComboBox, characters: int = 12) -> None:
-    """Let a combo box get narrower than its longest entry (long layer names elide)."""
+    """Let a combo box get narrower than its longest entry; long names elide in the middle."""
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(characters)
+    combo.installEventFilter(_ELIDER)
 
 
 def _disconnector(connections: list[tuple[Any, Callable]]) -> Callable[..., None]:

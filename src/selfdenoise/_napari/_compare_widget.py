@@ -127,9 +127,13 @@ def header_views(table: QTableWidget) -> tuple[QHeaderView, QHeaderView]:
     return horizontal, vertical
 
 
-def column_title(name: str, width: int = 14) -> str:
-    """A layer name wrapped onto short lines, so table columns stay narrow."""
-    return "\n".join(textwrap.wrap(str(name), width, break_long_words=True)) or str(name)
+def column_title(name: str, width: int = 14, lines: int = 3) -> str:
+    """A layer name on at most ``lines`` short lines (words kept whole, the middle elided
+    when longer), so table columns stay narrow; the header's tooltip has the full name."""
+    wrapped = textwrap.wrap(str(name), width, break_long_words=False) or [str(name)]
+    if len(wrapped) > lines:
+        wrapped = [*wrapped[: lines - 2], "…", wrapped[-1]]
+    return "\n".join(wrapped)
 
 
 class CompareWidget(WorkerWidget):
@@ -409,6 +413,8 @@ class CompareWidget(WorkerWidget):
         height = horizontal.sizeHint().height() + vertical.length() + 2 * self.table.frameWidth()
         self.table.setMinimumHeight(min(height + 6, 520))
         self.table.updateGeometry()
+        self.content_layout.invalidate()
+        self.content_layout.activate()  # lay out now: the rows below never sit under it
 
     def table_value(self, candidate: str, metric: str) -> Any:
         """A value of the last table (for scripts and tests)."""

@@ -128,10 +128,14 @@ def show_full_names(*pickers: Any) -> None:
         native = getattr(picker, "native", picker)
         if isinstance(native, QListWidget):
             native.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+            native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             for row in range(native.count()):
                 item = native.item(row)
                 if item is not None:
                     item.setToolTip(item.text())
+            chosen = native.selectedItems()
+            if chosen:
+                native.scrollToItem(chosen[-1])
         elif isinstance(native, QComboBox):
             view = native.view()
             if view is not None:

@@ -14,15 +14,14 @@ MAX_POINTS = 1500
 """Curves with more points are thinned (by averaging) before painting."""
 
 GENERIC_CAPTION = (
-    "Validation loss (right axis, its own scale) is measured on held-out patches: "
-    "it is the curve to judge training by."
+    "Judge training by the validation loss (right axis, its own scale), measured on "
+    "held-out patches."
 )
 """Caption under the loss plot for every method."""
 
 RAMP_CAPTION = (
-    "Neighbor2Neighbor: the training loss rises by design, because the weight gamma of its "
-    "regularisation term ramps up from 0 over the run. Judge training by the validation "
-    "loss (right axis, its own scale)."
+    "Neighbor2Neighbor's training loss rises by design (the weight gamma of its regulariser "
+    "ramps up over the run): judge training by the validation loss (right axis)."
 )
 """Caption for methods whose training loss climbs on purpose (the N2N gamma ramp)."""
 

@@ -270,7 +270,10 @@ class LinePlot(QWidget):
     def _y_ticks(self, limits) -> list[float]:
         _, _, y_min, y_max = limits
         if self.log_y:
-            return log_ticks(10**y_min, 10**y_max)
+            ticks = log_ticks(10**y_min, 10**y_max)
+            if len(ticks) < 3:  # less than a decade: evenly spaced round values instead
+                ticks = [t for t in nice_ticks(10**y_min, 10**y_max, count=4) if t > 0]
+            return ticks
         return nice_ticks(y_min, y_max, count=4)
 
     def _draw_axes(self, painter: QPainter, area: QRectF, limits, foreground: QColor) -> None:

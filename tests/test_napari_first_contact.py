@@ -147,9 +147,20 @@ def test_readouts_are_ordered_explained_and_na_for_the_baseline(viewer, qtbot):
     assert len(COLUMN_DIRECTIONS) == 14
     columns = [table.horizontalHeaderItem(c).toolTip() for c in range(table.columnCount())]
     baseline, candidate = columns.index("noisy"), columns.index("denoised")
-    from selfdenoise._napari._compare_widget import METRIC_LABELS
+    from selfdenoise._napari._compare_table import METRIC_LABELS
 
     for metric in BASELINE_NOT_APPLICABLE:
         r = rows.index(METRIC_LABELS[metric])
         assert table.item(r, baseline).text() == "n/a", metric
         assert table.item(r, candidate).text() != "n/a", metric
+
+
+def test_denoise_picker_follows_new_layers_until_someone_picks(viewer, qtbot):
+    _, predict, _ = make_widgets(viewer, qtbot)
+    first = viewer.add_image(np.zeros((16, 16), np.float32), name="first")
+    assert predict.image.value is first
+    second = viewer.add_image(np.zeros((16, 16), np.float32), name="second")
+    assert predict.image.value is second  # the topmost visible image
+    predict.image.value = first  # a person (or a script) chooses
+    viewer.add_image(np.zeros((16, 16), np.float32), name="third")
+    assert predict.image.value is first

@@ -72,10 +72,22 @@ def rows(*steps, run=1.0):
     return [{"step": s, "loss": run / s, "val_loss": 2.0 * run / s} for s in steps]
 
 
+class _StubModel:
+    """Enough of a Denoiser for widgets that list session models."""
+
+    method = "n2v"
+    history: list = []
+
+    def __init__(self):
+        from selfdenoise.config import make_config
+
+        self.config = make_config("n2v", "YX")
+
+
 def test_session_registry_names_are_unique(clean_session):
     calls = []
     clean_session.changed.connect(lambda: calls.append(1))
-    first, second = object(), object()
+    first, second = _StubModel(), _StubModel()
     assert clean_session.add(first, "model") == "model"
     assert clean_session.add(second, "model") == "model [2]"
     assert clean_session.add(first, "ignored", path="m.safetensors") == "model"
@@ -195,7 +207,7 @@ def test_long_names_are_elided_not_cut(qtbot):
     from qtpy.QtWidgets import QComboBox
 
     from selfdenoise._napari._base import shrinkable
-    from selfdenoise._napari._compare_widget import column_title
+    from selfdenoise._napari._compare_table import column_title
 
     title = column_title("noisy camera denoised (Neighbor2Neighbor)")
     assert title.splitlines() == ["noisy camera", "denoised", "(Neighbor2Neighbor)"]

@@ -17,8 +17,6 @@ Scripted use::
 
 from __future__ import annotations
 
-import math
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,17 +27,21 @@ from qtpy.QtWidgets import (
     QApplication,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QWidget,
 )
 
 from .._errors import SelfDenoiseError
-from ..metrics._table import BASELINE_NOT_APPLICABLE, column_help, display_order
+from ..metrics._table import BASELINE_NOT_APPLICABLE
 from ._base import WorkerWidget, add_row, form_layout, shrinkable
+from ._compare_table import (
+    DATA_RANGE_HELP,
+    fill_table,
+    header_views,
+    parse_data_range,
+)
 from ._feedback import Outcome
 from ._jobs import CompareRequest, CompareResult, compare_job
 from ._layers import (
@@ -65,75 +67,6 @@ if TYPE_CHECKING:
     from ..metrics import MetricsTable
 
 WHOLE, CURRENT_SLICE = "whole image", "current slice"
-
-DATA_RANGE_ROW = "Data range L"
-"""First table row: the data range used for PSNR and SSIM (as the docs ask to state it)."""
-
-DATA_RANGE_HELP = (
-    "L in PSNR and SSIM. 'auto': the reference's dtype range for integer data (255 for "
-    "8-bit, 65535 for 16-bit), else its max - min; the same rule as 'selfdenoise compare'. "
-    "Type e.g. 4095 for 12-bit data stored as 16-bit."
-)
-
-
-def parse_data_range(text: str) -> float | None:
-    """``'auto'`` -> None; ``'4095'`` -> 4095.0 (raises a one-line error on bad text)."""
-    cleaned = text.strip().lower()
-    if cleaned in ("", "auto"):
-        return None
-    try:
-        value = float(cleaned)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise SelfDenoiseError(
-            f"data range must be 'auto' or a positive number such as 255; got {text!r}."
-        )
-    return value
-
-
-METRIC_LABELS = {
-    "psnr": "PSNR (dB)",
-    "psnr_scale_invariant": "PSNR, fitted (dB)",
-    "ssim": "SSIM",
-    "epi": "Edge preservation (EPI)",
-    "gradient_correlation": "Gradient corr.",
-    "canny_preservation": "Canny recall",
-    "canny_f1": "Canny F1",
-    "noise_sigma_noisy": "\u03c3 noise (input)",
-    "noise_sigma_output": "\u03c3 noise (output)",
-    "residual_std": "Residual std",
-    "residual_std_ratio": "Residual / noise",
-    "residual_output_correlation": "Residual corr.",
-    "residual_autocorrelation_spread": "Residual autocorr.",
-    "epi_vs_noisy": "EPI vs noisy",
-}
-"""Display name and explanation of each metric column."""
-
-
-def format_value(value: Any) -> str:
-    """Four significant digits for numbers, 'n/a' for missing values."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if isinstance(value, float | int | np.floating | np.integer):
-        return f"{float(value):.4g}"
-    return str(value)
-
-
-def header_views(table: QTableWidget) -> tuple[QHeaderView, QHeaderView]:
-    """The horizontal and vertical header views of ``table`` (Qt always has both)."""
-    horizontal, vertical = table.horizontalHeader(), table.verticalHeader()
-    assert horizontal is not None and vertical is not None
-    return horizontal, vertical
-
-
-def column_title(name: str, width: int = 14, lines: int = 3) -> str:
-    """A layer name on at most ``lines`` short lines (words kept whole, the middle elided
-    when longer), so table columns stay narrow; the header's tooltip has the full name."""
-    wrapped = textwrap.wrap(str(name), width, break_long_words=False) or [str(name)]
-    if len(wrapped) > lines:
-        wrapped = [*wrapped[: lines - 2], "…", wrapped[-1]]
-    return "\n".join(wrapped)
 
 
 class CompareWidget(WorkerWidget):
@@ -374,47 +307,11 @@ class CompareWidget(WorkerWidget):
         self.status.setText(f"Metrics over the {region}; hover a row name for its meaning.{note}")
 
     def show_table(self, table: MetricsTable) -> None:
-        """Fill the Qt table: the data range, then one row per metric (PSNR, SSIM and edge
-        preservation first), one column per candidate; each row name has a tooltip with its
-        meaning and which way is better."""
-        metrics = display_order(table.columns)
-        data_range = table.settings.get("data_range")
-        show_range = data_range is not None and any(c in table.columns for c in ("psnr", "ssim"))
-        first = 1 if show_range else 0
-        self.table.clear()
-        self.table.setRowCount(len(metrics) + first)
-        self.table.setColumnCount(len(table.rows))
-        self.table.setHorizontalHeaderLabels([column_title(row["name"]) for row in table.rows])
-        for column, row in enumerate(table.rows):
-            title = self.table.horizontalHeaderItem(column)
-            if title is not None:
-                title.setToolTip(str(row["name"]))
-        if show_range:
-            header = QTableWidgetItem(DATA_RANGE_ROW)
-            header.setToolTip(DATA_RANGE_HELP)
-            self.table.setVerticalHeaderItem(0, header)
-            for c in range(len(table.rows)):
-                self.table.setItem(0, c, QTableWidgetItem(format_value(data_range)))
-        for r, metric in enumerate(metrics, start=first):
-            header = QTableWidgetItem(METRIC_LABELS.get(metric, metric))
-            header.setToolTip(column_help(metric))
-            self.table.setVerticalHeaderItem(r, header)
-            for c, row in enumerate(table.rows):
-                item = QTableWidgetItem(format_value(row.get(metric)))
-                item.setToolTip(column_help(metric))
-                self.table.setItem(r, c, item)
-        self._fit_table_height()
-
-    def _fit_table_height(self) -> None:
-        """Make the table tall enough for all its rows, so nothing is drawn over it."""
-        self.table.resizeColumnsToContents()
-        self.table.resizeRowsToContents()
-        horizontal, vertical = header_views(self.table)
-        height = horizontal.sizeHint().height() + vertical.length() + 2 * self.table.frameWidth()
-        self.table.setMinimumHeight(min(height + 6, 520))
-        self.table.updateGeometry()
+        """Fill the Qt table (see :func:`~._compare_table.fill_table`) and lay the dock out
+        at once, so the rows below are never drawn under the grown table."""
+        fill_table(self.table, table)
         self.content_layout.invalidate()
-        self.content_layout.activate()  # lay out now: the rows below never sit under it
+        self.content_layout.activate()
 
     def table_value(self, candidate: str, metric: str) -> Any:
         """A value of the last table (for scripts and tests)."""

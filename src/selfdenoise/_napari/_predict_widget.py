@@ -43,7 +43,6 @@ from ._layers import (
     base_data,
     guess_layer_axes,
     layer_choices,
-    layer_kind,
     preferred_input,
     show_full_names,
 )
@@ -206,6 +205,9 @@ class PredictWidget(WorkerWidget):
     def _build_image_section(self) -> None:
         self.image = ComboBox(choices=lambda _: layer_choices(self.viewer))
         self.image.changed.connect(self._image_changed)
+        self.image.changed.connect(self._image_picked)
+        self._image_chosen = False  # True once a person or a script picked the image
+        self._resetting = False
         self.axes = LineEdit(value="YX")
         self.tile_shape = LineEdit(value="auto")
         self.overlap = LineEdit(value="auto")
@@ -249,17 +251,26 @@ class PredictWidget(WorkerWidget):
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer and model pickers.
 
-        The image picker never starts on a hidden ground truth or a result: while it shows
-        one (or nothing), it moves to the noisy input.
+        Until someone picks the image, it follows the layer a newcomer means (the sample's
+        noisy layer, else the topmost visible image); it never rests on a hidden ground truth
+        or a result by itself.
         """
-        self.image.reset_choices()
-        self.model.reset_choices()
-        current = self.image.value
-        if current is None or layer_kind(current) in ("clean", "denoised"):
-            preferred = preferred_input(self.viewer)
-            if preferred is not None and preferred is not current:
-                self.image.value = preferred
+        self._resetting = True
+        try:
+            self.image.reset_choices()
+            self.model.reset_choices()
+            current = self.image.value
+            if current is None or not self._image_chosen:
+                preferred = preferred_input(self.viewer)
+                if preferred is not None and preferred is not current:
+                    self.image.value = preferred
+        finally:
+            self._resetting = False
         show_full_names(self.image, self.model)
+
+    def _image_picked(self, *_: Any) -> None:
+        if not self._resetting:
+            self._image_chosen = True
 
     def _refresh_models(self) -> None:
         self.model.reset_choices()

@@ -76,12 +76,12 @@ class _StubModel:
     """Enough of a Denoiser for widgets that list session models."""
 
     method = "n2v"
-    history: list = []
 
     def __init__(self):
         from selfdenoise.config import make_config
 
         self.config = make_config("n2v", "YX")
+        self.history: list = []
 
 
 def test_session_registry_names_are_unique(clean_session):

@@ -129,6 +129,7 @@ def fit_table_height(widget: QTableWidget) -> None:
     widget.resizeRowsToContents()
     horizontal, vertical = header_views(widget)
     horizontal.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    horizontal.setMinimumSectionSize(40)  # themes may set a larger one than MAX_COLUMN
     for column in range(widget.columnCount()):
         widget.setColumnWidth(column, min(widget.columnWidth(column), MAX_COLUMN))
     height = horizontal.sizeHint().height() + vertical.length() + 2 * widget.frameWidth()

@@ -22,6 +22,7 @@ demo: install
 test: install-test system-deps
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
 
 docs: install-test

@@ -74,7 +74,8 @@ def train(viewer, steps_per_epoch: int, out: Path):
 def denoise(viewer):
     """Dock the Denoise widget and denoise the noisy layer."""
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise", tabify=True)
-    widget.image.value = viewer.layers["noisy camera"]
+    if widget.image.value is not viewer.layers["noisy camera"]:
+        raise RuntimeError("the Denoise widget did not preselect the noisy layer")
     widget.run()
     widget.wait(timeout=300)
     if not widget.last_layers:
@@ -83,11 +84,13 @@ def denoise(viewer):
 
 
 def compare(viewer, denoised):
-    """Dock the Compare widget, fill the table and plot a profile across the tripod."""
+    """Dock the Compare widget (it fills its pickers from the layers' metadata), fill the table
+    and plot a profile across the tripod."""
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Compare", tabify=True)
-    widget.reference.value = viewer.layers["clean camera"]
-    widget.noisy.value = viewer.layers["noisy camera"]
-    widget.candidates.value = [denoised]
+    filled = (widget.reference.value, widget.noisy.value, list(widget.candidates.value))
+    expected = (viewer.layers["clean camera"], viewer.layers["noisy camera"], [denoised])
+    if filled != expected:
+        raise RuntimeError(f"Compare did not fill itself: {filled}")
     widget.run()
     widget.wait(timeout=300)
     line = viewer.add_shapes(
@@ -96,6 +99,29 @@ def compare(viewer, denoised):
     widget.profile_shapes.value = line
     widget.plot_profile()
     return widget
+
+
+def train_3d(viewer, trainer, out: Path) -> None:
+    """A short 3D run (one validation): shoot the Train widget alone to show its loss plot."""
+    from selfdenoise._napari._train_fields import NEW_MODEL
+
+    viewer.open_sample(PLUGIN, "nuclei_3d")
+    trainer.start_from.value = NEW_MODEL
+    trainer.images.value = [viewer.layers["noisy nuclei 3D"]]
+    trainer.patch_size.value = "16,32,32"
+    trainer.batch_size.value = 2
+    trainer.epochs.value = 1
+    trainer.steps_per_epoch.value = 15
+    trainer.run()
+    if not trainer.wait(timeout=600) or trainer.last_error:
+        raise RuntimeError(f"3D training failed: {trainer.last_error or 'timeout'}")
+    dock = trainer.parentWidget()
+    dock.raise_()
+    trainer.scroll_area.ensureWidgetVisible(trainer.loss_caption)
+    settle()
+    path = out / "train_widget_3d.png"
+    trainer.grab().save(str(path))
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -111,6 +137,10 @@ def main() -> None:
     level = settings.gui_notification_level
     try:
         import napari
+
+        from selfdenoise._napari._torch_import import ensure_engine
+
+        ensure_engine()  # the widgets' own serialised import
         import torch
 
         torch.set_num_threads(1)  # steady on small shared machines
@@ -126,12 +156,14 @@ def main() -> None:
         shoot(viewer, args.out / "denoise_widget.png")
 
         viewer.layers["noisy camera"].visible = True
-        viewer.grid.enabled = False
+        canvas = getattr(viewer, "canvas", None)
+        (canvas.grid if canvas is not None else viewer.grid).enabled = False
         comparer = compare(viewer, denoised)
         viewer.layers.selection.active = viewer.layers["profile line"]
         shoot(viewer, args.out / "compare_widget.png")
         comparer.scroll_area.ensureWidgetVisible(comparer.profile_plot)
         shoot(viewer, args.out / "compare_profile.png")
+        train_3d(viewer, trainer, args.out)
         del trainer, predictor, comparer
         viewer.close()
     finally:

@@ -10,7 +10,7 @@ TINY_TRAINING = {
     "epochs": 2,
     "steps_per_epoch": 3,
     "base_channels": 8,
-    "depth": 2,
+    "unet_depth": 2,
     "device": "cpu",
     "seed": 0,
 }
@@ -27,25 +27,26 @@ def clean_session():
     SESSION_MODELS.clear()
 
 
-@pytest.fixture(scope="session")
-def torch_imported():
-    """Import torch once up front so that the first training worker does not pay for it."""
-    import torch
-
-    return torch
-
-
 @pytest.fixture
-def torch_single_thread(torch_imported):
+def torch_single_thread():
     """Train on one CPU thread during a test (restored after it).
 
     On a shared machine with few cores, torch's default of one thread per core spins
     against other processes and trains many times slower than with a single thread.
+    torch is imported through the widgets' own serialised import
+    (:func:`selfdenoise._napari._torch_import.ensure_engine`), the path the thread workers
+    take; the cold start of a fresh napari (nothing imported) is tested in a subprocess by
+    ``tests/test_napari_cold_start.py``.
     """
-    previous = torch_imported.get_num_threads()
-    torch_imported.set_num_threads(1)
+    from selfdenoise._napari._torch_import import ensure_engine
+
+    ensure_engine()
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
-    torch_imported.set_num_threads(previous)
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

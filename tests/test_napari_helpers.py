@@ -1,4 +1,4 @@
-"""Pieces behind the widgets: parsing, messages, history merging, session models, plots."""
+"""Pieces behind the widgets: parsing, messages, session models, plots, status lines."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from selfdenoise._napari._feedback import (
     run_guarded,
     user_message,
 )
-from selfdenoise._napari._jobs import merge_history
 from selfdenoise._napari._loss_plot import LossPlot, smooth, thin
 from selfdenoise._napari._plot import LinePlot, Series, format_tick, log_ticks, nice_ticks
 
@@ -73,19 +72,22 @@ def rows(*steps, run=1.0):
     return [{"step": s, "loss": run / s, "val_loss": 2.0 * run / s} for s in steps]
 
 
-def test_merge_history_shifts_restarted_steps():
-    restarted = rows(5, 10, run=0.5)
-    assert [r["step"] for r in merge_history(rows(5, 10), restarted)] == [5, 10, 15, 20]
-    assert [r["step"] for r in merge_history(rows(5, 10), rows(15, 20))] == [5, 10, 15, 20]
-    kept = rows(5, 10) + rows(15)
-    assert merge_history(rows(5, 10), kept) == kept
-    assert merge_history([], rows(5)) == rows(5)
+class _StubModel:
+    """Enough of a Denoiser for widgets that list session models."""
+
+    method = "n2v"
+
+    def __init__(self):
+        from selfdenoise.config import make_config
+
+        self.config = make_config("n2v", "YX")
+        self.history: list = []
 
 
 def test_session_registry_names_are_unique(clean_session):
     calls = []
     clean_session.changed.connect(lambda: calls.append(1))
-    first, second = object(), object()
+    first, second = _StubModel(), _StubModel()
     assert clean_session.add(first, "model") == "model"
     assert clean_session.add(second, "model") == "model [2]"
     assert clean_session.add(first, "ignored", path="m.safetensors") == "model"
@@ -130,7 +132,8 @@ def test_loss_plot_paints_curves(qtbot):
     )
     assert len(plot.val_steps) == 10 and len(plot.train_steps) == 100
     assert painted(plot, qtbot) > empty
-    assert plot.series[-1].label == "validation"
+    assert plot.series[-1].label.startswith("validation")
+    assert plot.series[-1].right_axis  # its own scale: a flat-looking curve shows its trend
 
 
 def test_line_plot_skips_bad_values(qtbot):
@@ -140,3 +143,79 @@ def test_line_plot_skips_bad_values(qtbot):
     painted(plot, qtbot)
     plot.set_series([Series("b", [0, 1], [np.nan, -2.0])])
     assert plot.data_limits() is None
+
+
+def test_single_validation_point_sits_inside_the_frame(qtbot):
+    """A short 3D run has one validation point at the last step: it must not sit on the
+    frame (clipped) and gets its own axis, so it is not squeezed against the training loss."""
+    plot = LossPlot()
+    plot.add_points({"step": s, "loss": 0.3 + 0.004 * s, "validated": False} for s in range(1, 60))
+    plot.add_points([{"step": 60, "loss": 0.55, "val_loss": 0.02, "validated": True}])
+    x_min, x_max, _, _ = plot.data_limits()
+    assert x_min < 1 and x_max > 60
+    _, _, y_min, y_max = plot.data_limits(right_axis=True)
+    assert y_min < np.log10(0.02) < y_max
+    assert painted(plot, qtbot) > 0
+
+
+def test_loss_caption_explains_the_n2n_ramp():
+    from selfdenoise._napari._loss_plot import loss_caption
+
+    assert "by design" in loss_caption("neighbor2neighbor")
+    assert "gamma" in loss_caption("neighbor2neighbor")
+    assert "by design" not in loss_caption("n2v")
+    plot = LossPlot()
+    plot.set_method("neighbor2neighbor")
+    assert "ramps up" in plot.toolTip()
+
+
+class _Progress:
+    def __init__(self, **values):
+        defaults = dict(
+            step=40, run_step=40, total_steps=100, epoch=2, loss=0.31, val_loss=None,
+            elapsed_seconds=65.0, eta_seconds=12.0, done=False, validated=False,
+        )  # fmt: skip
+        self.__dict__.update({**defaults, **values})
+
+
+def test_status_line_shows_the_users_budget_and_no_nan():
+    from selfdenoise._napari._train_widget import budget_fraction, status_line
+
+    line = status_line(_Progress(), (5, None), steps_per_epoch=20)
+    assert line.startswith("epoch 2/5 · step 40/100 · loss 0.31")
+    # a time limit: the minutes the user set, not an estimated epoch total
+    timed = status_line(_Progress(total_steps=333), (10, 5.0), steps_per_epoch=20)
+    assert timed.startswith("1:05 of 5 min · step 40") and "epoch" not in timed
+    assert budget_fraction(_Progress(), (10, 5.0)) == pytest.approx(65 / 300)
+    # the last record after Stop has no finite loss: no "loss nan"
+    stopped = status_line(_Progress(loss=float("nan"), done=True), (5, None), 20)
+    assert "nan" not in stopped and "ETA" not in stopped
+    # a continued run: the epoch and bar follow this run's steps, not the global count
+    continued = _Progress(step=540, run_step=40)
+    assert status_line(continued, (5, None), 20).startswith("epoch 2/5 · step 40/100")
+    assert budget_fraction(continued, (5, None)) == pytest.approx(0.4)
+
+
+def test_progress_rows_use_the_global_step():
+    from selfdenoise._napari._jobs import progress_row
+
+    row = progress_row(_Progress(step=540, run_step=40, loss=float("inf")))
+    assert row == {"step": 540, "loss": None, "val_loss": None, "validated": False}
+
+
+def test_long_names_are_elided_not_cut(qtbot):
+    from qtpy.QtWidgets import QComboBox
+
+    from selfdenoise._napari._base import shrinkable
+    from selfdenoise._napari._compare_table import column_title
+
+    title = column_title("noisy camera denoised (Neighbor2Neighbor)")
+    assert title.splitlines() == ["noisy camera", "denoised", "(Neighbor2Neighbor)"]
+    long = column_title("a very long layer name that goes on and on (N2V)")
+    assert len(long.splitlines()) == 3 and "…" in long and long.endswith("(N2V)")
+    combo = QComboBox()
+    qtbot.addWidget(combo)
+    shrinkable(combo)
+    combo.addItem("noisy camera denoised (Neighbor2Neighbor) with a long tail")
+    combo.resize(120, 30)
+    assert not combo.grab().isNull()  # painted through the eliding filter without error

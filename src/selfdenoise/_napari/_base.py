@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QObject, Qt, Signal
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QScrollArea,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .._errors import SelfDenoiseError
 from ._feedback import Outcome, notify_error, outcome_from_exception, wait_until
 from ._layers import unwrap_viewer, watch_layers
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 MINIMUM_WIDTH = 380
 """Dock widgets are at least this wide (pixels), so labels and the plots stay readable."""
@@ -77,7 +90,7 @@ def add_row(form: QFormLayout, label: str, widget: Any, tooltip: str = "") -> No
     form.addRow(row_label, native)
 
 
-_RUNNING_WORKERS: set = set()
+_RUNNING_WORKERS: set[Any] = set()
 """Workers stay referenced until they finish, even if their widget is closed meanwhile."""
 
 
@@ -88,10 +101,43 @@ def keep_alive(worker: Any) -> Any:
     return worker
 
 
+class _ElidedComboText(QObject):
+    """Paints a combo box with its current text elided in the middle ("noisy … (N2V)")
+    instead of cut off at the right edge; the full text stays in the tooltip."""
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        if not isinstance(watched, QComboBox) or event is None:
+            return False
+        if event.type() != QEvent.Type.Paint or watched.isEditable():
+            return False
+        painter = QStylePainter(watched)
+        option = QStyleOptionComboBox()
+        watched.initStyleOption(option)
+        style = watched.style()
+        if style is None:
+            return False
+        field = style.subControlRect(
+            QStyle.ComplexControl.CC_ComboBox,
+            option,
+            QStyle.SubControl.SC_ComboBoxEditField,
+            watched,
+        )
+        option.currentText = watched.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideMiddle, max(field.width() - 4, 8)
+        )
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+        return True
+
+
+_ELIDER = _ElidedComboText()
+
+
 def shrinkable(combo: QComboBox, characters: int = 12) -> None:
-    """Let a combo box get narrower than its longest entry (long layer names elide)."""
+    """Let a combo box get narrower than its longest entry; long names elide in the middle."""
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(characters)
+    combo.installEventFilter(_ELIDER)
 
 
 def _disconnector(connections: list[tuple[Any, Callable]]) -> Callable[..., None]:
@@ -126,9 +172,9 @@ class WorkerWidget(QWidget):
         The viewer (napari passes it when docking the widget).
     """
 
-    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = unwrap_viewer(napari_viewer)
+        self.viewer: napari.viewer.Viewer = unwrap_viewer(napari_viewer)
         self.worker: Any = None
         self.last_error = ""
         self.content = QWidget()

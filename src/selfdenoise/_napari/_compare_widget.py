@@ -17,13 +17,11 @@ Scripted use::
 
 from __future__ import annotations
 
-import math
-import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Select, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, LineEdit, Select, SpinBox
 from napari.layers import Shapes
 from qtpy.QtWidgets import (
     QApplication,
@@ -32,57 +30,43 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QWidget,
 )
 
 from .._errors import SelfDenoiseError
+from ..metrics._table import BASELINE_NOT_APPLICABLE
 from ._base import WorkerWidget, add_row, form_layout, shrinkable
+from ._compare_table import (
+    DATA_RANGE_HELP,
+    fill_table,
+    header_views,
+    parse_data_range,
+)
 from ._feedback import Outcome
 from ._jobs import CompareRequest, CompareResult, compare_job
 from ._layers import (
     add_derived_image,
     base_data,
     check_same_shape,
+    clean_partner,
     current_slice_index,
+    image_layers,
     layer_choices,
+    layer_kind,
+    preferred_input,
+    show_full_names,
+    source_layer_name,
 )
 from ._plot import PALETTE, LinePlot, Series
 from ._profile import line_profile, line_world_endpoints
 
+if TYPE_CHECKING:
+    import napari.viewer
+    from napari.layers import Layer
+
+    from ..metrics import MetricsTable
+
 WHOLE, CURRENT_SLICE = "whole image", "current slice"
-
-METRIC_LABELS = {
-    "psnr": "PSNR (dB)",
-    "psnr_scale_invariant": "PSNR, fitted (dB)",
-    "ssim": "SSIM",
-    "epi": "EPI",
-    "gradient_correlation": "Gradient corr.",
-    "canny_preservation": "Canny kept",
-    "canny_f1": "Canny F1",
-    "noise_sigma_noisy": "\u03c3 noise (input)",
-    "noise_sigma_output": "\u03c3 noise (output)",
-    "residual_std": "Residual std",
-    "residual_std_ratio": "Residual / noise",
-    "residual_output_correlation": "Residual corr.",
-    "residual_autocorrelation_spread": "Residual autocorr.",
-    "epi_vs_noisy": "EPI vs noisy",
-}
-"""Display name and explanation of each metric column."""
-
-
-def format_value(value: Any) -> str:
-    """Four significant digits for numbers, 'n/a' for missing values."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if isinstance(value, float | int | np.floating | np.integer):
-        return f"{float(value):.4g}"
-    return str(value)
-
-
-def column_title(name: str, width: int = 14) -> str:
-    """A layer name wrapped onto short lines, so table columns stay narrow."""
-    return "\n".join(textwrap.wrap(str(name), width, break_long_words=True)) or str(name)
 
 
 class CompareWidget(WorkerWidget):
@@ -94,10 +78,11 @@ class CompareWidget(WorkerWidget):
         Passed by napari when the widget is docked.
     """
 
-    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
         self.result: CompareResult | None = None
-        self.added_layers: list = []
+        self.added_layers: list[Layer] = []
+        self._baseline_name: str | None = None
         self._build_inputs()
         self._build_table()
         self._build_profile()
@@ -111,6 +96,7 @@ class CompareWidget(WorkerWidget):
         self.candidates = Select(choices=lambda _: layer_choices(self.viewer))
         self.candidates.native.setMaximumHeight(90)
         self.scope = ComboBox(choices=[WHOLE, CURRENT_SLICE], value=WHOLE)
+        self.data_range = LineEdit(value="auto")
         self.edge_tolerance = SpinBox(value=1, min=0, max=10)
         self.baseline = CheckBox(value=True, text="score the noisy layer")
         self.ssim_maps = CheckBox(value=False, text="SSIM map layers")
@@ -133,6 +119,7 @@ class CompareWidget(WorkerWidget):
         add_row(
             form, "Region", self.scope, "Whole image/volume, or only the slice shown in the viewer."
         )
+        add_row(form, "Data range", self.data_range, DATA_RANGE_HELP)
         add_row(
             form,
             "Edge tolerance (px)",
@@ -153,7 +140,7 @@ class CompareWidget(WorkerWidget):
     def _build_table(self) -> None:
         self.table = QTableWidget(0, 0)
         self.table.setMinimumHeight(150)
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        header_views(self.table)[1].setDefaultSectionSize(22)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.copy_button = QPushButton("Copy CSV")
         self.copy_button.clicked.connect(self.copy_csv)
@@ -197,10 +184,49 @@ class CompareWidget(WorkerWidget):
         )
         self.content_layout.addWidget(self.profile_plot)
 
-    def reset_choices(self, *_: Any) -> None:
-        """Refresh all layer pickers."""
+    def reset_choices(self, event: Any = None) -> None:
+        """Refresh all layer pickers and fill the empty ones from the layers' metadata.
+
+        A newly added denoised layer fills all three: itself as the candidate, its source
+        layer as the noisy input and that sample's clean layer (if any) as the reference.
+        """
         for picker in (self.reference, self.noisy, self.candidates, self.profile_shapes):
             picker.reset_choices()
+        added = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        if added is not None and source_layer_name(added) and added in self._choices():
+            self.fill_from(added)
+        else:
+            self._fill_empty()
+        show_full_names(self.reference, self.noisy, self.candidates, self.profile_shapes)
+
+    def _choices(self) -> list[Layer]:
+        return image_layers(self.viewer)
+
+    def fill_from(self, denoised: Layer) -> None:
+        """Compare ``denoised`` with its source layer and the matching clean layer."""
+        names = {layer.name: layer for layer in self._choices()}
+        noisy = names.get(source_layer_name(denoised) or "")
+        self.candidates.value = [denoised]
+        if noisy is not None:
+            self.noisy.value = noisy
+        reference = clean_partner(self.viewer, noisy)
+        if reference is not None:
+            self.reference.value = reference
+
+    def _fill_empty(self) -> None:
+        layers = self._choices()
+        if self.noisy.value is None:
+            noisy = preferred_input(self.viewer)
+            if noisy is not None and layer_kind(noisy) == "noisy":
+                self.noisy.value = noisy
+        if self.reference.value is None:
+            reference = clean_partner(self.viewer, self.noisy.value)
+            if reference is not None:
+                self.reference.value = reference
+        if not self.candidates.value:
+            denoised = [layer for layer in layers if layer_kind(layer) == "denoised"]
+            if denoised:
+                self.candidates.value = denoised[-1:]
 
     # ------------------------------------------------------------------ metrics
     def build_request(self) -> CompareRequest:
@@ -216,25 +242,33 @@ class CompareWidget(WorkerWidget):
         check_same_shape(roles)
         index = self._region_index(reference or noisy)
 
-        def read(layer: Any) -> np.ndarray | None:
-            return None if layer is None else np.asarray(base_data(layer)[index], dtype=np.float32)
+        def read(layer: Layer | None) -> np.ndarray | None:
+            # Arrays keep their dtype: compare() then takes the data range from the
+            # reference's dtype exactly as the CLI does on the same files.
+            return None if layer is None else np.asarray(base_data(layer)[index])
 
         whole = self.scope.value == WHOLE
         arrays = {layer.name: read(layer) for layer in candidates}
-        scored = dict(arrays)
+        scored: dict[str, Any] = dict(arrays)
+        self._baseline_name = None
         if self.baseline.value and noisy is not None and noisy.name not in arrays:
             scored = {noisy.name: read(noisy), **arrays}
+            self._baseline_name = noisy.name
+        options: dict[str, Any] = {
+            "edge_tolerance": int(self.edge_tolerance.value),
+            "data_range": parse_data_range(self.data_range.value),
+        }
         return CompareRequest(
             candidates=scored,
             reference=read(reference),
             noisy=read(noisy),
-            options={"edge_tolerance": int(self.edge_tolerance.value)},
+            options=options,
             ssim_maps=bool(self.ssim_maps.value) and whole,
             residuals=bool(self.residuals.value) and whole,
             map_names=list(arrays),
         )
 
-    def _region_index(self, layer: Any) -> tuple:
+    def _region_index(self, layer: Layer) -> tuple:
         if self.scope.value == CURRENT_SLICE and layer.ndim > 2:
             return current_slice_index(self.viewer, layer)
         return (slice(None),) * layer.ndim
@@ -262,6 +296,8 @@ class CompareWidget(WorkerWidget):
             self.status.setText("Comparison failed; see the notification.")
             return
         self.result = outcome.value
+        if self._baseline_name is not None:
+            self.result.table.mark_not_applicable(self._baseline_name, BASELINE_NOT_APPLICABLE)
         self.show_table(self.result.table)
         self.added_layers = self._add_result_layers(self.result)
         region = "current slice" if self._scope == CURRENT_SLICE else "whole image"
@@ -270,28 +306,12 @@ class CompareWidget(WorkerWidget):
             note = " Map layers are only added for the whole image."
         self.status.setText(f"Metrics over the {region}; hover a row name for its meaning.{note}")
 
-    def show_table(self, table: Any) -> None:
-        """Fill the Qt table: one row per metric, one column per candidate."""
-        from ..metrics import COLUMN_DESCRIPTIONS
-
-        metrics = [c for c in table.columns if c != "name"]
-        self.table.clear()
-        self.table.setRowCount(len(metrics))
-        self.table.setColumnCount(len(table.rows))
-        self.table.setHorizontalHeaderLabels([column_title(row["name"]) for row in table.rows])
-        for column, row in enumerate(table.rows):
-            self.table.horizontalHeaderItem(column).setToolTip(str(row["name"]))
-        for r, metric in enumerate(metrics):
-            header = QTableWidgetItem(METRIC_LABELS.get(metric, metric))
-            header.setToolTip(COLUMN_DESCRIPTIONS.get(metric, metric))
-            self.table.setVerticalHeaderItem(r, header)
-            for c, row in enumerate(table.rows):
-                self.table.setItem(r, c, QTableWidgetItem(format_value(row.get(metric))))
-        self.table.resizeColumnsToContents()
-        self.table.resizeRowsToContents()
-        header = self.table.horizontalHeader().sizeHint().height()
-        height = header + self.table.verticalHeader().length() + 2 * self.table.frameWidth()
-        self.table.setMinimumHeight(min(height + 6, 520))
+    def show_table(self, table: MetricsTable) -> None:
+        """Fill the Qt table (see :func:`~._compare_table.fill_table`) and lay the dock out
+        at once, so the rows below are never drawn under the grown table."""
+        fill_table(self.table, table)
+        self.content_layout.invalidate()
+        self.content_layout.activate()
 
     def table_value(self, candidate: str, metric: str) -> Any:
         """A value of the last table (for scripts and tests)."""
@@ -300,7 +320,7 @@ class CompareWidget(WorkerWidget):
         row = next(r for r in self.result.table.rows if r["name"] == candidate)
         return row.get(metric)
 
-    def _add_result_layers(self, result: CompareResult) -> list:
+    def _add_result_layers(self, result: CompareResult) -> list[Layer]:
         """Add SSIM maps and residuals as new layers aligned with their candidates."""
         added = []
         for name, image in result.ssim_maps.items():
@@ -311,6 +331,7 @@ class CompareWidget(WorkerWidget):
                     source,
                     image,
                     f"SSIM map {name}",
+                    kind="ssim map",
                     colormap="viridis",
                     contrast_limits=(0.0, 1.0),
                 )
@@ -318,7 +339,9 @@ class CompareWidget(WorkerWidget):
         for name, image in result.residuals.items():
             source = self._sources.get(name) or self._reference_layer
             added.append(
-                add_derived_image(self.viewer, source, image, f"residual {name}", colormap="gray")
+                add_derived_image(
+                    self.viewer, source, image, f"residual {name}", kind="residual", colormap="gray"
+                )
             )
         return added
 
@@ -332,8 +355,9 @@ class CompareWidget(WorkerWidget):
     def copy_csv(self) -> None:
         """Put the table on the clipboard as CSV."""
         text = self.guarded(self.to_csv)
-        if text is not None:
-            QApplication.clipboard().setText(text)
+        clipboard = QApplication.clipboard()
+        if text is not None and clipboard is not None:
+            clipboard.setText(text)
             self.status.setText("Table copied to the clipboard as CSV.")
 
     def export_csv(self, path: str | Path) -> Path | None:
@@ -353,7 +377,7 @@ class CompareWidget(WorkerWidget):
             self.export_csv(path)
 
     # ------------------------------------------------------------------ line profile
-    def add_line_layer(self) -> Any:
+    def add_line_layer(self) -> Layer:
         """Add an empty Shapes layer in line-drawing mode and select it for profiles."""
         ndim = max(2, self.viewer.dims.ndim)
         layer = self.viewer.add_shapes(

@@ -10,13 +10,18 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._errors import SelfDenoiseError
 from ._feedback import Outcome, outcome_from_exception, run_guarded
+from ._torch_import import ensure_engine, ensure_metrics, import_lock
+
+if TYPE_CHECKING:
+    from ..api import Denoiser
 
 YIELD_INTERVAL = 0.1
 """Seconds between progress updates sent to the GUI (validation steps always are)."""
@@ -50,27 +55,33 @@ class TrainRequest:
     axes: str
     method: str
     settings: dict = field(default_factory=dict)
-    model: Any = None
+    model: Denoiser | None = None
 
 
 @dataclass
 class TrainUpdate:
     """A message from the training job: the model it built, or progress with new loss rows."""
 
-    denoiser: Any = None
+    denoiser: Denoiser | None = None
     progress: Any = None
     rows: list[dict] = field(default_factory=list)
 
 
 def describe_device(preference: str) -> Outcome:
     """Name of the device training would use (imports torch: run it in a worker)."""
-    from ..api import describe_default_device
 
-    return run_guarded(describe_default_device, preference)
+    def describe() -> str:
+        ensure_engine()
+        from ..api import describe_default_device
+
+        return describe_default_device(preference)
+
+    return run_guarded(describe)
 
 
-def build_or_update_model(request: TrainRequest) -> Any:
+def build_or_update_model(request: TrainRequest) -> Denoiser:
     """A new :class:`~selfdenoise.Denoiser`, or ``request.model`` with the new budget."""
+    ensure_engine()
     from ..api import Denoiser
 
     if request.model is None:
@@ -81,40 +92,14 @@ def build_or_update_model(request: TrainRequest) -> Any:
     return model
 
 
-def merge_history(previous: list[dict], new: list[dict]) -> list[dict]:
-    """History of a continued run: the earlier rows, then the new ones after them.
+def progress_row(progress: Any) -> dict:
+    """The plot-relevant fields of a training progress record.
 
-    The engine may restart step numbers at 1 (the new rows are shifted past the earlier
-    ones), continue them (appended as they are), or keep the earlier rows itself (the new
-    history is returned unchanged).
+    ``progress.step`` counts every step the model was ever trained (continued runs go on
+    from the earlier steps), so rows of several runs line up on one axis as they are.
     """
-    if not previous or not new:
-        return list(previous) + list(new)
-    if len(new) >= len(previous) and all(
-        _same_row(a, b) for a, b in zip(previous, new, strict=False)
-    ):
-        return list(new)
-    last = int(previous[-1].get("step") or 0)
-    if int(new[0].get("step", 0)) > last:
-        return list(previous) + list(new)
-    return list(previous) + [dict(row, step=int(row.get("step", 0)) + last) for row in new]
-
-
-def _same_row(a: dict, b: dict) -> bool:
-    """Rows are equal in step and losses (NaN equals NaN)."""
-
-    def same(x: Any, y: Any) -> bool:
-        if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
-            return True
-        return x == y
-
-    return all(same(a.get(key), b.get(key)) for key in ("step", "loss", "val_loss"))
-
-
-def progress_row(progress: Any, offset: int = 0) -> dict:
-    """The plot-relevant fields of a :class:`~selfdenoise.train.Progress` record."""
     return {
-        "step": int(progress.step) + offset,
+        "step": int(progress.step),
         "loss": _finite_or_none(progress.loss),
         "val_loss": _finite_or_none(progress.val_loss),
         "validated": bool(getattr(progress, "validated", False)),
@@ -139,36 +124,72 @@ def train_job(
     """
     try:
         denoiser = build_or_update_model(request)
-        previous = list(getattr(denoiser, "history", []) or [])
-        last_step = int(previous[-1].get("step", 0)) if previous else 0
+        was_trained = denoiser.is_trained
         yield TrainUpdate(denoiser=denoiser)
-        steps, rows, last_sent, offset = 0, [], 0.0, None
-        for progress in denoiser.fit_iter(
+        run_steps, rows, last_sent = 0, [], 0.0
+        records = denoiser.fit_iter(
             request.data, request.validation, axes=request.axes, cancel=stop
-        ):
-            steps = int(progress.step)
-            if offset is None:  # restarted step numbers are shifted past the earlier run
-                offset = last_step if steps <= last_step else 0
+        )
+        for progress in _first_step_locked(records):
             if not progress.done:
-                rows.append(progress_row(progress, offset))
+                run_steps += 1
+                rows.append(progress_row(progress))
             now = time.monotonic()
-            if (
-                progress.done
-                or getattr(progress, "validated", False)
-                or now - last_sent > YIELD_INTERVAL
-            ):
+            if progress.done or progress.validated or now - last_sent > YIELD_INTERVAL:
                 yield TrainUpdate(progress=progress, rows=rows)
                 rows, last_sent = [], now
-        denoiser.history = merge_history(previous, list(denoiser.history))
-        if steps == 0 and not previous:
+        if run_steps == 0 and not was_trained:
             return Outcome(cancelled=True)
         return Outcome(value=denoiser)
     except Exception as exc:
         return outcome_from_exception(exc)
 
 
+def _first_step_locked(records: Iterator[Any]) -> Iterator[Any]:
+    """Yield from ``records``; the first step (which imports the training modules) runs
+    under the process-wide import lock."""
+    with import_lock():
+        first = next(records, None)
+    if first is None:
+        return
+    yield first
+    yield from records
+
+
+def use_device(denoiser: Denoiser, device: str, path: str | None = None) -> Denoiser:
+    """``denoiser`` on ``device`` (``'auto'`` keeps the device it is on).
+
+    Uses the engine's public ``Denoiser.to``; with an engine that lacks it, a model that has
+    a file is loaded again onto ``device`` (:meth:`Denoiser.load`), otherwise the error says
+    how to get there.
+    """
+    ensure_engine()
+    if device == "auto" or device == _current_device(denoiser):
+        return denoiser
+    mover = getattr(denoiser, "to", None)
+    if callable(mover):
+        mover(device)
+        return denoiser
+    if path:
+        from ..api import Denoiser
+
+        return Denoiser.load(path, device=device)
+    raise SelfDenoiseError(
+        f"this model cannot be moved to {device!r} here; save it, then load the file with "
+        f"device {device!r} chosen."
+    )
+
+
+def _current_device(denoiser: Denoiser) -> str | None:
+    """``'cpu'``, ``'cuda'``, ... or None when the model's device is not present here."""
+    try:
+        return str(denoiser.device.type)
+    except SelfDenoiseError:
+        return None
+
+
 def predict_job(
-    denoiser: Any,
+    denoiser: Denoiser,
     image: Any,
     axes: str,
     options: dict,
@@ -176,16 +197,26 @@ def predict_job(
     cancel: threading.Event,
 ) -> Outcome:
     """Denoise ``image`` with tiled prediction; the value is the new float32 array."""
+    ensure_engine()
     return run_guarded(
         denoiser.predict, image, axes=axes, progress=progress, cancel=cancel, **options
     )
 
 
-def load_job(path: str) -> Outcome:
-    """Load a model file; the value is the :class:`~selfdenoise.Denoiser`."""
-    from ..api import Denoiser
+def load_job(path: str, device: str = "auto") -> Outcome:
+    """Load a model file onto ``device``; the value is the :class:`~selfdenoise.Denoiser`.
 
-    return run_guarded(Denoiser.load, path)
+    ``'auto'`` picks the best device present here, so a model trained on a GPU also loads on
+    a machine without one.
+    """
+
+    def load() -> Denoiser:
+        ensure_engine()
+        from ..api import Denoiser
+
+        return Denoiser.load(path, device=device)
+
+    return run_guarded(load)
 
 
 @dataclass
@@ -216,6 +247,7 @@ def compare_job(request: CompareRequest) -> Outcome:
 
 
 def _compare(request: CompareRequest) -> CompareResult:
+    ensure_metrics()
     from ..metrics import compare, ssim_map
 
     table = compare(

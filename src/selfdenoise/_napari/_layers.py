@@ -29,6 +29,14 @@ _COPIED_STATE = (
 """Display and geometry settings that a derived layer inherits from its source."""
 
 
+KIND_KEY = "kind"
+"""Layer-metadata key telling what a layer holds: 'noisy' / 'clean' (samples), 'denoised',
+'ssim map' or 'residual' (layers the widgets add)."""
+
+SOURCE_KEY = "selfdenoise"
+"""Layer-metadata key of a denoised layer's provenance (method, source layer, model)."""
+
+
 def unwrap_viewer(viewer: Any) -> Any:
     """The real viewer behind napari's ``PublicOnlyProxy`` (identity of layers then holds)."""
     return getattr(viewer, "__wrapped__", viewer)
@@ -66,6 +74,78 @@ def watch_layers(viewer: Any, callback: Callable[..., Any]) -> list[tuple[Any, C
             emitter.connect(callback)
             connected.append((emitter, callback))
     return connected
+
+
+def layer_kind(layer: Layer) -> str:
+    """What a layer holds, from its metadata: 'noisy', 'clean', 'denoised', ... or ''."""
+    return str((layer.metadata or {}).get(KIND_KEY, ""))
+
+
+def source_layer_name(layer: Layer) -> str | None:
+    """Name of the layer a denoised layer was made from (from its metadata), if known."""
+    provenance = (layer.metadata or {}).get(SOURCE_KEY) or {}
+    name = provenance.get("source_layer") if isinstance(provenance, dict) else None
+    return str(name) if name else None
+
+
+def image_layers(viewer: Any) -> list[Image]:
+    """The viewer's image layers, bottom to top."""
+    return [layer for layer in viewer.layers if isinstance(layer, Image)]
+
+
+def preferred_input(viewer: Any) -> Image | None:
+    """The layer a newcomer means to train on or denoise: the sample's noisy layer, else the
+    topmost visible image that is neither a hidden ground truth nor a result of the widgets."""
+    images = image_layers(viewer)
+    noisy = [layer for layer in images if layer_kind(layer) == "noisy"]
+    if noisy:
+        return noisy[-1]
+    plain = [layer for layer in images if layer_kind(layer) == "" and layer.visible]
+    if plain:
+        return plain[-1]
+    return next((layer for layer in reversed(images) if layer_kind(layer) != "clean"), None)
+
+
+def clean_partner(viewer: Any, noisy: Layer | None) -> Image | None:
+    """The ground-truth layer that belongs to ``noisy`` (same sample), if there is one."""
+    cleans = [layer for layer in image_layers(viewer) if layer_kind(layer) == "clean"]
+    if noisy is None or not cleans:
+        return cleans[-1] if len(cleans) == 1 else None
+    description = (noisy.metadata or {}).get("description")
+    same = [c for c in cleans if (c.metadata or {}).get("description") == description]
+    shape = np.shape(base_data(noisy))
+    fitting = [c for c in (same or cleans) if np.shape(base_data(c)) == shape]
+    return fitting[-1] if fitting else None
+
+
+def show_full_names(*pickers: Any) -> None:
+    """Long layer names: elide in the middle in lists and give each entry its full name as a
+    tooltip (the picker's own tooltip shows the current choice in full)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QComboBox, QListWidget
+
+    for picker in pickers:
+        native = getattr(picker, "native", picker)
+        if isinstance(native, QListWidget):
+            native.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+            native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            for row in range(native.count()):
+                item = native.item(row)
+                if item is not None:
+                    item.setToolTip(item.text())
+            chosen = native.selectedItems()
+            if chosen:
+                native.scrollToItem(chosen[-1])
+        elif isinstance(native, QComboBox):
+            view = native.view()
+            if view is not None:
+                view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+            for row in range(native.count()):
+                native.setItemData(row, native.itemText(row), Qt.ItemDataRole.ToolTipRole)
+            base = native.property("fieldTip") or native.toolTip()
+            native.setProperty("fieldTip", base)
+            current = native.currentText()
+            native.setToolTip(f"{current}\n{base}" if current and base else current or base)
 
 
 def base_data(layer: Layer) -> Any:
@@ -141,14 +221,24 @@ def derived_layer_kwargs(source: Layer, name: str, extra_metadata: dict | None =
 
 
 def add_derived_image(
-    viewer: Any, source: Layer, data: np.ndarray, name: str, **overrides: Any
+    viewer: Any,
+    source: Layer,
+    data: np.ndarray,
+    name: str,
+    kind: str = "",
+    **overrides: Any,
 ) -> Image:
     """Add ``data`` as a NEW image layer aligned with ``source``; never reuses a layer.
 
     napari adds a numbered suffix when ``name`` is taken, so no user layer is replaced.
+    ``kind`` ('denoised', 'ssim map', 'residual') replaces the source's kind in the metadata,
+    so a result is never mistaken for the noisy input or the ground truth.
     """
     metadata = overrides.pop("selfdenoise_metadata", None)
     kwargs = derived_layer_kwargs(source, name, metadata)
+    kwargs["metadata"][KIND_KEY] = kind
+    if not metadata:
+        kwargs["metadata"].pop(SOURCE_KEY, None)
     kwargs.update(overrides)
     if getattr(source, "rgb", False) and np.ndim(data) == source.ndim + 1:
         kwargs["rgb"] = True

@@ -6,11 +6,29 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
+from qtpy.QtWidgets import QWidget
 
 from ._plot import PALETTE, LinePlot, Series
 
 MAX_POINTS = 1500
 """Curves with more points are thinned (by averaging) before painting."""
+
+GENERIC_CAPTION = (
+    "Judge training by the validation loss (right axis, its own scale), measured on "
+    "held-out patches."
+)
+"""Caption under the loss plot for every method."""
+
+RAMP_CAPTION = (
+    "Neighbor2Neighbor's training loss rises by design (the weight gamma of its regulariser "
+    "ramps up over the run): judge training by the validation loss (right axis)."
+)
+"""Caption for methods whose training loss climbs on purpose (the N2N gamma ramp)."""
+
+
+def loss_caption(method: str) -> str:
+    """The one-line explanation shown under (and as the tooltip of) the loss plot."""
+    return RAMP_CAPTION if method == "neighbor2neighbor" else GENERIC_CAPTION
 
 
 def smooth(values: np.ndarray, span: int | None = None) -> np.ndarray:
@@ -42,12 +60,15 @@ def thin(x: np.ndarray, y: np.ndarray, limit: int = MAX_POINTS) -> tuple[np.ndar
 
 
 class LossPlot(LinePlot):
-    """Training and validation loss against optimiser steps, log-scaled.
+    """Training loss (left axis) and validation loss (right axis) against steps, log-scaled.
 
-    Feed it with :meth:`add_points` (live) or :meth:`set_curves` (a whole history).
+    The two losses get their own scales so that a validation curve that moves little next to
+    a climbing training loss (Neighbor2Neighbor's ramp) still shows its trend, and a lone
+    validation point (a short 3D run) sits inside the frame. Feed it with :meth:`add_points`
+    (live) or :meth:`set_curves` (a whole history).
     """
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(
             x_label="step",
             y_label="loss",
@@ -59,6 +80,11 @@ class LossPlot(LinePlot):
         self.train_losses: list[float] = []
         self.val_steps: list[float] = []
         self.val_losses: list[float] = []
+        self.setToolTip(GENERIC_CAPTION)
+
+    def set_method(self, method: str) -> None:
+        """Explain the curves of ``method`` in the tooltip."""
+        self.setToolTip(loss_caption(method))
 
     def reset(self) -> None:
         """Forget every point."""
@@ -99,12 +125,13 @@ class LossPlot(LinePlot):
         if self.val_steps:
             series.append(
                 Series(
-                    "validation",
+                    "validation (right axis)" if train_x.size else "validation",
                     np.asarray(self.val_steps),
                     np.asarray(self.val_losses),
                     PALETTE[1],
                     width=2.0,
                     markers=True,
+                    right_axis=bool(train_x.size),
                 )
             )
         self.set_series(series)

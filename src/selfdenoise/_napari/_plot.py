@@ -36,6 +36,9 @@ class Series:
         Draw a dot at each point (for sparse curves such as validation loss).
     alpha : float
         Opacity, 0..1.
+    right_axis : bool
+        Scale this curve on its own y axis, drawn on the right in the curve's colour (for a
+        curve whose level differs from the others, such as a validation loss).
     """
 
     label: str
@@ -45,6 +48,7 @@ class Series:
     width: float = 1.6
     markers: bool = False
     alpha: float = 1.0
+    right_axis: bool = False
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -154,21 +158,33 @@ class LinePlot(QWidget):
             keep &= y > 0
         return x[keep], y[keep]
 
-    def data_limits(self) -> tuple[float, float, float, float] | None:
-        """``(x_min, x_max, y_min, y_max)`` over all drawable points, padded; None if empty."""
+    def data_limits(
+        self, right_axis: bool | None = None
+    ) -> tuple[float, float, float, float] | None:
+        """``(x_min, x_max, y_min, y_max)`` of the drawable points, padded; None if empty.
+
+        The x range covers every curve (a lone point sits inside, not on the frame); the y
+        range covers the curves of one axis (``right_axis`` True/False) or all (None).
+        """
         points = [self._finite_points(s) for s in self.series]
         xs = np.concatenate([p[0] for p in points]) if points else np.empty(0)
-        ys = np.concatenate([p[1] for p in points]) if points else np.empty(0)
-        if xs.size == 0:
+        chosen = [
+            p[1]
+            for p, s in zip(points, self.series, strict=True)
+            if right_axis is None or s.right_axis == right_axis
+        ]
+        ys = np.concatenate(chosen) if chosen else np.empty(0)
+        if xs.size == 0 or ys.size == 0:
             return None
         x_min, x_max = float(xs.min()), float(xs.max())
         if x_max <= x_min:
             x_min, x_max = x_min - 0.5, x_max + 0.5
+        x_pad = 0.03 * (x_max - x_min)
         y_min, y_max = float(ys.min()), float(ys.max())
         if self.log_y:
             y_min, y_max = math.log10(y_min), math.log10(y_max)
         pad = 0.06 * (y_max - y_min) if y_max > y_min else 0.5
-        return x_min, x_max, y_min - pad, y_max + pad
+        return x_min - x_pad, x_max + x_pad, y_min - pad, y_max + pad
 
     # ------------------------------------------------------------------ painting
     def paintEvent(self, event) -> None:
@@ -177,19 +193,24 @@ class LinePlot(QWidget):
         palette = self.palette()
         foreground = palette.color(QPalette.ColorRole.WindowText)
         painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
-        limits = self.data_limits()
+        limits = self.data_limits(right_axis=False) or self.data_limits()
         if limits is None:
             painter.setPen(foreground)
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
             painter.end()
             return
-        area = self._plot_area(painter, limits)
+        right = self.data_limits(right_axis=True) if self._has_left_series() else None
+        area = self._plot_area(painter, limits, right)
         limits = self._with_legend_headroom(painter, area, limits)
         self._draw_axes(painter, area, limits, foreground)
+        if right is not None:
+            right = self._with_legend_headroom(painter, area, right)
+            self._draw_right_axis(painter, area, right)
         painter.save()
         painter.setClipRect(area)
         for series in self.series:
-            self._draw_series(painter, area, limits, series)
+            own = right if series.right_axis and right is not None else limits
+            self._draw_series(painter, area, own, series)
         painter.restore()
         self._draw_legend(painter, area, foreground)
         painter.end()
@@ -204,15 +225,39 @@ class LinePlot(QWidget):
         x_min, x_max, y_min, y_max = limits
         return x_min, x_max, y_min, y_max + fraction / (1 - fraction) * (y_max - y_min)
 
-    def _plot_area(self, painter: QPainter, limits) -> QRectF:
+    def _has_left_series(self) -> bool:
+        return any(not s.right_axis for s in self.series)
+
+    def _right_series(self) -> Series | None:
+        return next((s for s in self.series if s.right_axis), None)
+
+    def _plot_area(self, painter: QPainter, limits, right=None) -> QRectF:
         metrics = painter.fontMetrics()
         height = metrics.height()
         labels = [format_tick(tick) for tick in self._y_ticks(limits)] or ["0"]
         left = max(metrics.horizontalAdvance(label) for label in labels) + height + 10
+        margin = 12
+        if right is not None:
+            labels = [format_tick(tick) for tick in self._y_ticks(right)] or ["0"]
+            margin = max(metrics.horizontalAdvance(label) for label in labels) + 10
         bottom = 2 * height + 10
         return QRectF(
-            left, 8, max(self.width() - left - 12, 10), max(self.height() - bottom - 8, 10)
+            left, 8, max(self.width() - left - margin, 10), max(self.height() - bottom - 8, 10)
         )
+
+    def _draw_right_axis(self, painter: QPainter, area: QRectF, limits) -> None:
+        """Ticks of the right-hand y axis, in the colour of its curve."""
+        series = self._right_series()
+        colour = QColor(series.color if series else PALETTE[1])
+        metrics = painter.fontMetrics()
+        x_min = limits[0]
+        painter.setPen(colour)
+        for tick in self._y_ticks(limits):
+            point = self._to_pixel(area, limits, x_min, tick)
+            painter.drawLine(QPointF(area.right() - 4, point.y()), QPointF(area.right(), point.y()))
+            painter.drawText(
+                QPointF(area.right() + 3, point.y() + metrics.ascent() / 2 - 1), format_tick(tick)
+            )
 
     def _to_pixel(self, area: QRectF, limits, x: float, y: float) -> QPointF:
         x_min, x_max, y_min, y_max = limits
@@ -225,7 +270,10 @@ class LinePlot(QWidget):
     def _y_ticks(self, limits) -> list[float]:
         _, _, y_min, y_max = limits
         if self.log_y:
-            return log_ticks(10**y_min, 10**y_max)
+            ticks = log_ticks(10**y_min, 10**y_max)
+            if len(ticks) < 3:  # less than a decade: evenly spaced round values instead
+                ticks = [t for t in nice_ticks(10**y_min, 10**y_max, count=4) if t > 0]
+            return ticks
         return nice_ticks(y_min, y_max, count=4)
 
     def _draw_axes(self, painter: QPainter, area: QRectF, limits, foreground: QColor) -> None:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, LineEdit
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from .._errors import SelfDenoiseError
 from ..axes import validate_axes
+from ..config import DEVICES
 from ._base import (
     ProgressRelay,
     WorkerWidget,
@@ -35,10 +36,28 @@ from ._base import (
     parse_shape,
     shrinkable,
 )
-from ._feedback import Outcome, format_duration, notify_info
-from ._jobs import load_job, predict_job
-from ._layers import add_derived_image, base_data, guess_layer_axes, layer_choices
+from ._feedback import Outcome, format_duration, notify_info, run_guarded
+from ._jobs import load_job, predict_job, use_device
+from ._layers import (
+    add_derived_image,
+    base_data,
+    guess_layer_axes,
+    layer_choices,
+    preferred_input,
+    show_full_names,
+)
 from ._session import SESSION_MODELS, method_label
+
+if TYPE_CHECKING:
+    import napari.viewer
+    from napari.layers import Image, Layer
+
+    from ..api import Denoiser
+
+DEVICE_HELP = (
+    "Where to run the model: 'auto' keeps a model on its device when that is present here "
+    "(else the best one present); 'cpu' runs a GPU-trained model on a machine without a GPU."
+)
 
 
 def denoised_name(layer_name: str, method: str) -> str:
@@ -46,7 +65,9 @@ def denoised_name(layer_name: str, method: str) -> str:
     return f"{layer_name} denoised ({method_label(method)})"
 
 
-def add_denoised_layer(viewer: Any, source: Any, data: Any, denoiser: Any, options: dict) -> Any:
+def add_denoised_layer(
+    viewer: Any, source: Layer, data: Any, denoiser: Denoiser, options: dict
+) -> Image:
     """Add the prediction as a new layer on top of ``source`` (same scale/translate/metadata)."""
     entry = SESSION_MODELS.find(denoiser)
     provenance = {
@@ -61,19 +82,21 @@ def add_denoised_layer(viewer: Any, source: Any, data: Any, denoiser: Any, optio
         source,
         data,
         denoised_name(source.name, denoiser.method),
+        kind="denoised",
         selfdenoise_metadata=provenance,
     )
 
 
 def denoise_into_new_layers(
     owner: WorkerWidget,
-    denoiser: Any,
-    layers: list,
-    on_added: Callable[[list], None],
+    denoiser: Denoiser,
+    layers: list[Layer],
+    on_added: Callable[[list[Image]], None],
     axes: str | None = None,
     options: dict | None = None,
     progress: Callable[[int, int, float | None], None] | None = None,
     cancel: threading.Event | None = None,
+    device: str = "auto",
 ) -> Any:
     """Denoise ``layers`` one after the other in ``owner``'s worker; add the results as layers.
 
@@ -95,8 +118,12 @@ def denoise_into_new_layers(
         ``progress(done_tiles, total_tiles, eta)``, called from the worker thread.
     cancel : threading.Event, optional
         Set it to stop between tile batches.
+    device : str
+        'auto' (the model's own device), 'cpu', 'cuda' or 'mps'.
     """
     options = dict(options or {})
+    entry = SESSION_MODELS.find(denoiser)
+    path = entry.path if entry else None
     cancel = cancel or threading.Event()
     inputs = [
         (layer, base_data(layer), axes or guess_layer_axes(layer, denoiser.config.ndim))
@@ -105,8 +132,11 @@ def denoise_into_new_layers(
 
     def work() -> Outcome:
         results = []
+        moved = run_guarded(use_device, denoiser, device, path)
+        if not moved.ok:
+            return moved
         for _, data, layer_axes in inputs:
-            outcome = predict_job(denoiser, data, layer_axes, options, progress, cancel)
+            outcome = predict_job(moved.value, data, layer_axes, options, progress, cancel)
             if not outcome.ok:
                 return outcome
             results.append(outcome.value)
@@ -136,9 +166,9 @@ class PredictWidget(WorkerWidget):
         Passed by napari when the widget is docked.
     """
 
-    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
-        self.last_layers: list = []
+        self.last_layers: list[Image] = []
         self._cancel = threading.Event()
         self._relay = ProgressRelay(self)
         self._relay.progressed.connect(self._show_progress)
@@ -175,10 +205,14 @@ class PredictWidget(WorkerWidget):
     def _build_image_section(self) -> None:
         self.image = ComboBox(choices=lambda _: layer_choices(self.viewer))
         self.image.changed.connect(self._image_changed)
+        self.image.changed.connect(self._image_picked)
+        self._image_chosen = False  # True once a person or a script picked the image
+        self._resetting = False
         self.axes = LineEdit(value="YX")
         self.tile_shape = LineEdit(value="auto")
         self.overlap = LineEdit(value="auto")
         self.tta = CheckBox(value=False, text="8 flips/rotations (8x slower)")
+        self.device = ComboBox(choices=list(DEVICES), value="auto")
         form = form_layout()
         add_row(form, "Image", self.image, "Layer to denoise; it is never modified.")
         add_row(
@@ -200,6 +234,7 @@ class PredictWidget(WorkerWidget):
             "Halo around each tile; 'auto' = the network's receptive field (seamless).",
         )
         add_row(form, "TTA", self.tta, "Test-time augmentation: a little better, 8x slower.")
+        add_row(form, "Device", self.device, DEVICE_HELP)
         self.content_layout.addLayout(form)
 
     def _build_run_section(self) -> None:
@@ -214,9 +249,28 @@ class PredictWidget(WorkerWidget):
 
     # ------------------------------------------------------------------ reactions
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer and model pickers."""
-        self.image.reset_choices()
-        self.model.reset_choices()
+        """Refresh the layer and model pickers.
+
+        Until someone picks the image, it follows the layer a newcomer means (the sample's
+        noisy layer, else the topmost visible image); it never rests on a hidden ground truth
+        or a result by itself.
+        """
+        self._resetting = True
+        try:
+            self.image.reset_choices()
+            self.model.reset_choices()
+            current = self.image.value
+            if current is None or not self._image_chosen:
+                preferred = preferred_input(self.viewer)
+                if preferred is not None and preferred is not current:
+                    self.image.value = preferred
+        finally:
+            self._resetting = False
+        show_full_names(self.image, self.model)
+
+    def _image_picked(self, *_: Any) -> None:
+        if not self._resetting:
+            self._image_chosen = True
 
     def _refresh_models(self) -> None:
         self.model.reset_choices()
@@ -226,7 +280,7 @@ class PredictWidget(WorkerWidget):
         self._model_changed()
 
     @property
-    def denoiser(self) -> Any:
+    def denoiser(self) -> Denoiser | None:
         """The selected model (None when there is none)."""
         name = self.model.value
         return SESSION_MODELS.get(name).denoiser if name in SESSION_MODELS.names() else None
@@ -248,6 +302,8 @@ class PredictWidget(WorkerWidget):
     # ------------------------------------------------------------------ running
     def prediction_options(self, axes: str) -> dict[str, Any]:
         """``tile_shape``, ``overlap`` and ``tta`` from the fields (raises on bad text)."""
+        if self.denoiser is None:
+            raise SelfDenoiseError("choose a model: train one, or load a file with 'Load…'.")
         ndim = self.denoiser.config.ndim
         return {
             "tile_shape": parse_shape(self.tile_shape.value, ndim, "tile size"),
@@ -255,8 +311,9 @@ class PredictWidget(WorkerWidget):
             "tta": bool(self.tta.value),
         }
 
-    def _check_inputs(self) -> tuple[Any, str, dict]:
-        if self.denoiser is None:
+    def _check_inputs(self) -> tuple[Denoiser, Layer, str, dict]:
+        denoiser = self.denoiser
+        if denoiser is None:
             raise SelfDenoiseError("choose a model: train one, or load a file with 'Load…'.")
         layer = self.image.value
         if layer is None:
@@ -267,7 +324,7 @@ class PredictWidget(WorkerWidget):
                 f"axes {axes!r} do not fit layer {layer.name!r} ({len(base_data(layer).shape)}D); "
                 "give one letter per dimension."
             )
-        return layer, axes, self.prediction_options(axes)
+        return denoiser, layer, axes, self.prediction_options(axes)
 
     def _run_or_cancel(self) -> None:
         if self.is_running:
@@ -283,7 +340,7 @@ class PredictWidget(WorkerWidget):
         checked = self.guarded(self._check_inputs)
         if checked is None:
             return None
-        layer, axes, options = checked
+        denoiser, layer, axes, options = checked
         self._cancel = threading.Event()
         self.last_layers = []
         self.progress_bar.setValue(0)
@@ -291,13 +348,14 @@ class PredictWidget(WorkerWidget):
         self.run_button.setText("Cancel")
         return denoise_into_new_layers(
             self,
-            self.denoiser,
+            denoiser,
             [layer],
             self._added,
             axes=axes,
             options=options,
             progress=self._relay,
             cancel=self._cancel,
+            device=self.device.value,
         )
 
     def cancel(self) -> None:
@@ -309,7 +367,7 @@ class PredictWidget(WorkerWidget):
         self.progress_bar.setValue(round(100 * done / max(total, 1)))
         self.status.setText(f"tile {done}/{total} · ETA {format_duration(eta)}")
 
-    def _added(self, layers: list) -> None:
+    def _added(self, layers: list[Image]) -> None:
         self.last_layers = layers
         if layers:
             self.progress_bar.setValue(100)
@@ -324,10 +382,16 @@ class PredictWidget(WorkerWidget):
 
     # ------------------------------------------------------------------ models
     def load_model(self, path: str) -> Any:
-        """Load a model file in a worker, add it to the session and select it."""
+        """Load a model file onto the chosen device in a worker; add it to the session.
+
+        With device 'auto' a model trained on a GPU loads on the CPU of a machine without one.
+        """
         self.status.setText(f"Loading {Path(path).name}…")
         return self.start_job(
-            load_job, str(path), on_done=lambda outcome: self._loaded(outcome, str(path))
+            load_job,
+            str(path),
+            self.device.value,
+            on_done=lambda outcome: self._loaded(outcome, str(path)),
         )
 
     def _loaded(self, outcome: Outcome, path: str) -> None:

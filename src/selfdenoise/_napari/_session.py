@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from psygnal import Signal
 
 from ..registry import get_method, method_names
+
+if TYPE_CHECKING:
+    from ..api import Denoiser
 
 SELF_SUPERVISED = method_names(self_supervised=True)
 """Methods offered by the Train widget (they need nothing but the noisy data)."""
@@ -38,7 +41,7 @@ class SessionModel:
     """
 
     name: str
-    denoiser: Any
+    denoiser: Denoiser
     source: str = ""
     path: str | None = None
     extra: dict = field(default_factory=dict)
@@ -60,7 +63,7 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[str, SessionModel] = {}
 
-    def add(self, denoiser: Any, label: str, source: str = "", path: str | None = None) -> str:
+    def add(self, denoiser: Denoiser, label: str, source: str = "", path: str | None = None) -> str:
         """Register a model under a unique name derived from ``label``; return the name."""
         for entry in self._models.values():
             if entry.denoiser is denoiser:
@@ -78,7 +81,7 @@ class ModelRegistry:
         """The entry called ``name`` (KeyError if unknown)."""
         return self._models[name]
 
-    def find(self, denoiser: Any) -> SessionModel | None:
+    def find(self, denoiser: Denoiser) -> SessionModel | None:
         """The entry holding ``denoiser``, if registered."""
         return next((m for m in self._models.values() if m.denoiser is denoiser), None)
 

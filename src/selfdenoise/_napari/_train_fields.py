@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, Select, SpinBox
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
@@ -24,8 +24,20 @@ from ..config import (
 from ..registry import get_method
 from ._base import WorkerWidget, add_row, form_layout, hint_label, parse_shape, shrinkable
 from ._jobs import TrainRequest
-from ._layers import base_data, guess_layer_axes, layer_choices
+from ._layers import (
+    base_data,
+    guess_layer_axes,
+    layer_choices,
+    preferred_input,
+    show_full_names,
+)
 from ._session import SELF_SUPERVISED, SESSION_MODELS, method_label
+
+if TYPE_CHECKING:
+    from napari.layers import Layer
+
+    from ..api import Denoiser
+    from ..config import DenoiserConfig
 
 NEW_MODEL = "new model"
 """Choice of the "Start from" picker that trains from scratch."""
@@ -155,7 +167,7 @@ class TrainFields(WorkerWidget):
         self.validation_percent = FloatSpinBox(
             value=100 * _DEFAULTS.validation_fraction, min=0.0, max=50.0
         )
-        self.depth = SpinBox(value=NetworkConfig().depth, min=1, max=6)
+        self.unet_depth = SpinBox(value=NetworkConfig().depth, min=1, max=6)
         self.base_channels = SpinBox(value=NetworkConfig().base_channels, min=4, max=256)
         self.augment = CheckBox(value=_DEFAULTS.augment, text="flips and 90° rotations")
         self.seed = SpinBox(value=_DEFAULTS.seed, min=0, max=2**31 - 1)
@@ -173,7 +185,7 @@ class TrainFields(WorkerWidget):
             self.validation_percent,
             "Share of patches held out when no validation layer is given.",
         )
-        add_row(form, "U-Net depth", self.depth, "Down-sampling levels (new models only).")
+        add_row(form, "U-Net depth", self.unet_depth, "Down-sampling levels (new models only).")
         add_row(
             form,
             "Base channels",
@@ -190,16 +202,24 @@ class TrainFields(WorkerWidget):
     def refresh_device(self) -> None:
         """Hook: the device preference changed."""
 
+    def _ask_model_file(self) -> None:
+        """Hook: the 'Load…' button was pressed (the Train widget asks for a file)."""
+
     # ------------------------------------------------------------------ reactions
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer and model pickers."""
+        """Refresh the layer and model pickers; with nothing chosen, pick the noisy input."""
         for picker in (self.images, self.validation, self.start_from):
             picker.reset_choices()
+        if not self.images.value:
+            preferred = preferred_input(self.viewer)
+            if preferred is not None:
+                self.images.value = [preferred]
+        show_full_names(self.images, self.validation)
 
     def _refresh_models(self) -> None:
         self.start_from.reset_choices()
 
-    def show_model_history(self, model: Any) -> None:
+    def show_model_history(self, model: Denoiser) -> None:
         """Hook: a model to continue from was chosen."""
 
     def _images_changed(self, *_: Any) -> None:
@@ -218,13 +238,17 @@ class TrainFields(WorkerWidget):
         self.learning_rate.value = f"{defaults.training.learning_rate:g}"
         self.schedule.value = defaults.training.schedule
         self.batch_size.value = defaults.training.batch_size
-        if self.depth.enabled:  # not when continuing a model: its network is fixed
-            self.depth.value = defaults.network.depth
+        if self.unet_depth.enabled:  # not when continuing a model: its network is fixed
+            self.unet_depth.value = defaults.network.depth
             self.base_channels.value = defaults.network.base_channels
         self._set_row_visible(self.lambda_inv, method == "noise2same")
         self._set_row_visible(self.masked_percent, method != "neighbor2neighbor")
+        self.method_changed(method)
 
-    def _method_defaults(self) -> Any:
+    def method_changed(self, method: str) -> None:
+        """Hook: the method changed (its defaults are in the fields already)."""
+
+    def _method_defaults(self) -> DenoiserConfig:
         """The method's settings for the axes in the field (2D ones while they are invalid)."""
         try:
             return make_config(self.method.value, validate_axes(self.axes.value.strip()))
@@ -236,9 +260,11 @@ class TrainFields(WorkerWidget):
 
     def _set_row_visible(self, field: Any, visible: bool) -> None:
         field.native.setVisible(visible)
-        self.settings_form.labelForField(field.native).setVisible(visible)
+        label = self.settings_form.labelForField(field.native)
+        if label is not None:
+            label.setVisible(visible)
 
-    def _start_model(self) -> Any:
+    def _start_model(self) -> Denoiser | None:
         name = self.start_from.value
         if not name or name == NEW_MODEL or name not in SESSION_MODELS.names():
             return None
@@ -247,11 +273,11 @@ class TrainFields(WorkerWidget):
     def _start_from_changed(self, *_: Any) -> None:
         model = self._start_model()
         fixed = model is not None
-        if fixed:
+        if model is not None:
             self.method.value = model.method
             self.show_model_history(model)
         self.method.enabled = not fixed
-        self.depth.enabled = self.base_channels.enabled = not fixed
+        self.unet_depth.enabled = self.base_channels.enabled = not fixed
         self._images_changed()
 
     # ------------------------------------------------------------------ settings
@@ -278,7 +304,7 @@ class TrainFields(WorkerWidget):
             "seed": self.seed.value,
             "device": self.device.value,
             "fraction": self.masked_percent.value / 100,
-            "depth": self.depth.value,
+            "depth": self.unet_depth.value,
             "base_channels": self.base_channels.value,
         }
         if self.method.value == "noise2same":
@@ -310,7 +336,7 @@ class TrainFields(WorkerWidget):
         )
 
 
-def _axes_mismatch(layer: Any, axes: str) -> None:
+def _axes_mismatch(layer: Layer, axes: str) -> None:
     shape = "x".join(str(s) for s in base_data(layer).shape)
     raise SelfDenoiseError(
         f"axes {axes!r} do not fit layer {layer.name!r} ({len(base_data(layer).shape)}D, {shape}); "

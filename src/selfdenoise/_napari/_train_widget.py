@@ -13,19 +13,26 @@ Scripted use::
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from ._base import keep_alive
+from ._base import hint_label, keep_alive
 from ._feedback import Outcome, format_duration, notify_info
 from ._jobs import TrainUpdate, describe_device, load_job, train_job
-from ._loss_plot import LossPlot
+from ._loss_plot import LossPlot, loss_caption
 from ._predict_widget import denoise_into_new_layers
 from ._session import SESSION_MODELS, method_label
 from ._train_fields import TrainFields
+
+if TYPE_CHECKING:
+    import napari.viewer
+    from napari.layers import Layer
+
+    from ..api import Denoiser
 
 _DEVICE_NAMES: dict[str, Outcome] = {}
 """Device descriptions already found, by preference (finding one imports torch)."""
@@ -40,12 +47,14 @@ class TrainWidget(TrainFields):
         Passed by napari when the widget is docked.
     """
 
-    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
-        self.denoiser: Any = None
+        self.denoiser: Denoiser | None = None
         self.model_name: str | None = None
         self._stop_event = threading.Event()
-        self._training_model: Any = None
+        self._training_model: Denoiser | None = None
+        self._layer_names: list[str] = []
+        self._budget: tuple[int, float | None] = (1, None)
         self.build_fields()
         self._build_run_section()
         self.content_layout.addStretch(1)
@@ -66,6 +75,7 @@ class TrainWidget(TrainFields):
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
         self.loss_plot = LossPlot()
+        self.loss_caption = hint_label(loss_caption(self.method.value))
         self.denoise_button = QPushButton("Denoise layer")
         self.denoise_button.setToolTip(
             "Denoise the 'Train on' layer(s) with this model; results are new layers."
@@ -85,14 +95,21 @@ class TrainWidget(TrainFields):
             self.progress_bar,
             self.status,
             self.loss_plot,
+            self.loss_caption,
         ):
             self.content_layout.addWidget(widget)
         self.content_layout.addLayout(after)
         self._set_trained(False)
 
-    def show_model_history(self, model: Any) -> None:
+    def show_model_history(self, model: Denoiser) -> None:
         """Show the loss history of the model that training continues from."""
         self.loss_plot.set_curves(model.history)
+
+    def method_changed(self, method: str) -> None:
+        """Explain the loss curves of ``method`` under the plot."""
+        if hasattr(self, "loss_caption"):
+            self.loss_caption.setText(loss_caption(method))
+            self.loss_plot.set_method(method)
 
     # ------------------------------------------------------------------ device
     def refresh_device(self) -> None:
@@ -111,10 +128,10 @@ class TrainWidget(TrainFields):
     def _device_found(self, preference: str, outcome: Outcome) -> None:
         if outcome.ok:
             _DEVICE_NAMES[preference] = outcome
-        if preference != self.device.value:  # an older request answered late
-            return
         text = outcome.value if outcome.ok else f"not available ({outcome.error})"
         try:
+            if preference != self.device.value:  # an older request answered late
+                return
             self.device_label.setText(f"Device: {text}")
         except RuntimeError:  # the widget was closed while the worker ran
             pass
@@ -136,6 +153,7 @@ class TrainWidget(TrainFields):
             return None
         self._stop_event = threading.Event()
         self._layer_names = [layer.name for layer in self.images.value]
+        self._budget = (int(self.epochs.value), request.settings.get("max_minutes"))
         if request.model is None:
             self.loss_plot.reset()
         self.progress_bar.setValue(0)
@@ -163,16 +181,14 @@ class TrainWidget(TrainFields):
             self._show_progress(update.progress)
 
     def _show_progress(self, progress: Any) -> None:
-        total = max(int(progress.total_steps), 1)
-        self.progress_bar.setValue(min(100, round(100 * progress.step / total)))
-        epochs = max(1, -(-total // max(self.steps_per_epoch.value, 1)))
-        parts = [f"epoch {progress.epoch}/{epochs}", f"step {progress.step}/{total}"]
-        if progress.loss is not None:
-            parts.append(f"loss {progress.loss:.4g}")
-        if progress.val_loss is not None:
-            parts.append(f"val {progress.val_loss:.4g}")
-        parts.append(f"ETA {format_duration(progress.eta_seconds)}")
-        self.status.setText(" · ".join(parts))
+        """Progress bar and status line against the budget the user set.
+
+        With a time limit, the line shows the elapsed time of that limit (the step total
+        is only an estimate there); otherwise the epoch and step of the chosen epochs. Losses
+        that are not finite (the last record after Stop) are left out.
+        """
+        self.progress_bar.setValue(round(100 * budget_fraction(progress, self._budget)))
+        self.status.setText(status_line(progress, self._budget, self.steps_per_epoch.value))
 
     def _on_trained(self, outcome: Outcome) -> None:
         self._training_model = None
@@ -190,7 +206,7 @@ class TrainWidget(TrainFields):
         )
         self.progress_bar.setValue(100)
         history = self.denoiser.history
-        best = min((r["val_loss"] for r in history if r.get("val_loss") is not None), default=None)
+        best = min((r["val_loss"] for r in history if _finite(r.get("val_loss"))), default=None)
         steps = history[-1]["step"] if history else 0
         summary = f"Done: {steps} steps" + (
             f", best validation loss {best:.4g}" if best is not None else ""
@@ -220,7 +236,7 @@ class TrainWidget(TrainFields):
         self.save_button.setEnabled(trained)
 
     # ------------------------------------------------------------------ after training
-    def denoise(self, layers: list | None = None) -> Any:
+    def denoise(self, layers: list[Layer] | None = None) -> Any:
         """Denoise ``layers`` (default: the 'Train on' layers) into new layers."""
         if self.denoiser is None:
             self.fail("train a model first (or use the Denoise widget with a saved model).")
@@ -233,18 +249,19 @@ class TrainWidget(TrainFields):
         axes = self.axes.value.strip() if layers == list(self.images.value) else None
         return denoise_into_new_layers(self, self.denoiser, layers, self._denoised, axes=axes)
 
-    def _denoised(self, new_layers: list) -> None:
+    def _denoised(self, new_layers: list[Layer]) -> None:
         if new_layers:
             self.status.setText(f"Added {', '.join(repr(layer.name) for layer in new_layers)}.")
 
     def save_model(self, path: str) -> str | None:
         """Save the trained model (weights, settings, history) to ``path``; return the path."""
-        if self.denoiser is None:
+        denoiser = self.denoiser
+        if denoiser is None:
             self.fail("there is no trained model to save yet.")
             return None
-        written = self.guarded(lambda: self.denoiser.save(path))
+        written = self.guarded(lambda: denoiser.save(path))
         if written is not None:
-            SESSION_MODELS.add(self.denoiser, self.model_name or "model", path=str(written))
+            SESSION_MODELS.add(denoiser, self.model_name or "model", path=str(written))
             self.status.setText(f"Saved to {written}.")
             return str(written)
         return None
@@ -257,9 +274,17 @@ class TrainWidget(TrainFields):
             self.save_model(path)
 
     def load_model(self, path: str) -> Any:
-        """Load a model file in a worker and select it under 'Start from'."""
+        """Load a model file (onto the chosen device) in a worker; select it under 'Start from'.
+
+        With device 'auto' a model trained on a GPU also loads on a machine without one.
+        """
         self.status.setText(f"Loading {path}…")
-        return self.start_job(load_job, path, on_done=lambda outcome: self._loaded(outcome, path))
+        return self.start_job(
+            load_job,
+            path,
+            self.device.value,
+            on_done=lambda outcome: self._loaded(outcome, path),
+        )
 
     def _loaded(self, outcome: Outcome, path: str) -> None:
         if not outcome.ok:
@@ -278,3 +303,38 @@ class TrainWidget(TrainFields):
         path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "Models (*.safetensors)")
         if path:
             self.load_model(path)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def budget_fraction(progress: Any, budget: tuple[int, float | None]) -> float:
+    """Share of the run's budget used: elapsed / time limit, or run steps / step budget."""
+    _, minutes = budget
+    if minutes:
+        return min(1.0, max(0.0, float(progress.elapsed_seconds) / (60.0 * minutes)))
+    run_step = int(getattr(progress, "run_step", progress.step))
+    return min(1.0, run_step / max(int(progress.total_steps), 1))
+
+
+def status_line(progress: Any, budget: tuple[int, float | None], steps_per_epoch: int) -> str:
+    """``'epoch 2/10 · step 40/200 · loss 0.31 · val 0.29 · ETA 0:12'`` for a step budget, or
+    ``'1:05 of 5 min · step 40 · ...'`` with a time limit (the budget the user set)."""
+    epochs, minutes = budget
+    run_step = int(getattr(progress, "run_step", progress.step))
+    if minutes:
+        parts = [
+            f"{format_duration(progress.elapsed_seconds)} of {minutes:g} min",
+            f"step {run_step}",
+        ]
+    else:
+        epoch = min(max(1, math.ceil(run_step / max(steps_per_epoch, 1))), epochs)
+        parts = [f"epoch {epoch}/{epochs}", f"step {run_step}/{int(progress.total_steps)}"]
+    if _finite(progress.loss):
+        parts.append(f"loss {progress.loss:.4g}")
+    if _finite(progress.val_loss):
+        parts.append(f"val {progress.val_loss:.4g}")
+    if not progress.done:
+        parts.append(f"ETA {format_duration(progress.eta_seconds)}")
+    return " · ".join(parts)

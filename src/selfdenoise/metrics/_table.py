@@ -55,6 +55,84 @@ COLUMN_DESCRIPTIONS = {
 }
 """One line per column, for tooltips, legends and docs."""
 
+DISPLAY_ORDER = (
+    "psnr",
+    "ssim",
+    "epi",
+    "psnr_scale_invariant",
+    "gradient_correlation",
+    "canny_f1",
+    "canny_preservation",
+    "noise_sigma_noisy",
+    "noise_sigma_output",
+    "residual_std",
+    "residual_std_ratio",
+    "residual_output_correlation",
+    "residual_autocorrelation_spread",
+    "epi_vs_noisy",
+)
+"""Order in which people read the metrics: the three numbers they look for (PSNR, SSIM,
+edge preservation) first, then the other reference scores, then the no-reference readouts."""
+
+COLUMN_MEANINGS = {
+    "psnr": "How close to the clean reference, in decibels (+3 dB = half the squared error).",
+    "psnr_scale_invariant": "PSNR after the best brightness/contrast fit to the reference.",
+    "ssim": "Structural similarity to the reference (local means, contrasts, structure); 1 = identical.",
+    "epi": "Edge preservation: correlation of fine detail (Laplacian) with the reference's.",
+    "gradient_correlation": "Correlation of edge strength (gradient magnitude) with the reference's.",
+    "canny_f1": "Edges found where the reference has them, and no extra ones (F1 of Canny edges).",
+    "canny_preservation": "Share of the reference's Canny edges found (recall only: noise adds edges, so the noisy image scores high; read it with Canny F1).",
+    "noise_sigma_noisy": "Estimated noise level of the noisy input (image units); a yardstick for the rows below.",
+    "noise_sigma_output": "Estimated noise left in the result (image units); 0 may also mean over-smoothing.",
+    "residual_std": "Spread of what was removed (noisy - result); ideally about the input's noise level.",
+    "residual_std_ratio": "What was removed / the input's noise level: below 1 noise left, above 1 signal removed.",
+    "residual_output_correlation": "Correlation of what was removed with the result: above 0 image structure was removed (blur); below 0 the result kept noise-like texture.",
+    "residual_autocorrelation_spread": "How structured what was removed is: 0 = pure pixel noise, higher = patterns or edges removed.",
+    "epi_vs_noisy": "Fine-detail agreement with the NOISY input (no clean image needed): agreement, not quality; it can be negative once noise is gone.",
+}
+"""What each number means, in one plain line (tooltips of the Compare widget, docs)."""
+
+COLUMN_DIRECTIONS = {
+    "psnr": "higher is better",
+    "psnr_scale_invariant": "higher is better",
+    "ssim": "higher is better (at most 1)",
+    "epi": "higher is better (at most 1)",
+    "gradient_correlation": "higher is better (at most 1)",
+    "canny_f1": "higher is better (at most 1)",
+    "canny_preservation": "higher is better, with a high Canny F1",
+    "noise_sigma_noisy": "information (no better or worse)",
+    "noise_sigma_output": "lower is better, unless the result looks blurred",
+    "residual_std": "closest to the input noise sigma is best",
+    "residual_std_ratio": "closest to 1 is best",
+    "residual_output_correlation": "closest to 0 is best",
+    "residual_autocorrelation_spread": "lower is better (0 = only noise removed)",
+    "epi_vs_noisy": "information (agreement, not quality)",
+}
+"""Which way each number should go."""
+
+BASELINE_NOT_APPLICABLE = (
+    "residual_std",
+    "residual_std_ratio",
+    "residual_output_correlation",
+    "residual_autocorrelation_spread",
+    "epi_vs_noisy",
+)
+"""Readouts that compare a result with the noisy input: meaningless for the noisy input
+itself (its residual is 0, which would read as "perfect"); shown as n/a there."""
+
+
+def column_help(name: str) -> str:
+    """One line for a tooltip: what the number means and which way is better."""
+    meaning = COLUMN_MEANINGS.get(name) or COLUMN_DESCRIPTIONS.get(name, name)
+    direction = COLUMN_DIRECTIONS.get(name)
+    return f"{meaning} Direction: {direction}." if direction else meaning
+
+
+def display_order(columns: list[str]) -> list[str]:
+    """The metric columns of a table (not ``'name'``) in :data:`DISPLAY_ORDER`."""
+    known = [c for c in DISPLAY_ORDER if c in columns]
+    return known + [c for c in columns if c not in known and c != "name"]
+
 
 def _plain(value: Any) -> Any:
     """JSON/CSV-friendly value: NaN -> None, numpy scalars -> Python numbers."""
@@ -104,6 +182,15 @@ class MetricsTable:
             )
         return [row[name] for row in self.rows]
 
+    def mark_not_applicable(self, name: str, columns: tuple[str, ...]) -> None:
+        """Set ``columns`` of row ``name`` to NaN (shown as n/a), e.g. the residual readouts
+        of the noisy input scored as a baseline (:data:`BASELINE_NOT_APPLICABLE`)."""
+        for row in self.rows:
+            if row["name"] == name:
+                for column in columns:
+                    if column in row:
+                        row[column] = float("nan")
+
     def to_dict(self) -> dict[str, Any]:
         """``{'columns': [...], 'rows': [...], 'settings': {...}}`` with NaN as None."""
         return {
@@ -133,9 +220,11 @@ class MetricsTable:
             cells = [_plain(row[key]) for key in self.columns]
             writer.writerow(["" if cell is None else cell for cell in cells])
         text = buffer.getvalue()
-        if hasattr(path_or_buffer, "write"):
+        if path_or_buffer is None:
+            return text
+        if not isinstance(path_or_buffer, str | os.PathLike):
             path_or_buffer.write(text)
-        elif path_or_buffer is not None:
+        else:
             with open(path_or_buffer, "w", newline="", encoding="utf-8") as handle:
                 handle.write(text)
         return text

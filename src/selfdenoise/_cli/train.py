@@ -36,9 +36,7 @@ def _train_settings(args: argparse.Namespace) -> dict:
         "struct_span": args.struct_span,
     }
     settings.update({k: v for k, v in optional.items() if v is not None})
-    if args.minutes is not None:
-        settings["epochs"] = 10**6  # no epoch limit: the time budget ends training
-    return settings
+    return settings  # under --minutes the time budget alone ends training
 
 
 def _check_train_args(args: argparse.Namespace) -> Path:
@@ -115,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if is_main_process():
         path = model.save(out)
         best = min((h["val_loss"] for h in history), default=float("nan"))
-        steps = int(getattr(model, "steps_trained", history[-1]["step"] if history else 0))
+        steps = model.steps_trained
         output.event(
             "saved",
             f"saved {path} ({steps} steps, best validation loss {best:.5f})",

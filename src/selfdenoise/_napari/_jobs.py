@@ -156,28 +156,12 @@ def _first_step_locked(records: Iterator[Any]) -> Iterator[Any]:
     yield from records
 
 
-def use_device(denoiser: Denoiser, device: str, path: str | None = None) -> Denoiser:
-    """``denoiser`` on ``device`` (``'auto'`` keeps the device it is on).
-
-    Uses the engine's public ``Denoiser.to``; with an engine that lacks it, a model that has
-    a file is loaded again onto ``device`` (:meth:`Denoiser.load`), otherwise the error says
-    how to get there.
-    """
+def use_device(denoiser: Denoiser, device: str) -> Denoiser:
+    """``denoiser`` on ``device`` (``'auto'`` keeps the device it is on), via ``Denoiser.to``."""
     ensure_engine()
     if device == "auto" or device == _current_device(denoiser):
         return denoiser
-    mover = getattr(denoiser, "to", None)
-    if callable(mover):
-        mover(device)
-        return denoiser
-    if path:
-        from ..api import Denoiser
-
-        return Denoiser.load(path, device=device)
-    raise SelfDenoiseError(
-        f"this model cannot be moved to {device!r} here; save it, then load the file with "
-        f"device {device!r} chosen."
-    )
+    return denoiser.to(device)
 
 
 def _current_device(denoiser: Denoiser) -> str | None:

@@ -314,7 +314,7 @@ def budget_fraction(progress: Any, budget: tuple[int, float | None]) -> float:
     _, minutes = budget
     if minutes:
         return min(1.0, max(0.0, float(progress.elapsed_seconds) / (60.0 * minutes)))
-    run_step = int(getattr(progress, "run_step", progress.step))
+    run_step = int(progress.run_step)
     return min(1.0, run_step / max(int(progress.total_steps), 1))
 
 
@@ -322,7 +322,7 @@ def status_line(progress: Any, budget: tuple[int, float | None], steps_per_epoch
     """``'epoch 2/10 · step 40/200 · loss 0.31 · val 0.29 · ETA 0:12'`` for a step budget, or
     ``'1:05 of 5 min · step 40 · ...'`` with a time limit (the budget the user set)."""
     epochs, minutes = budget
-    run_step = int(getattr(progress, "run_step", progress.step))
+    run_step = int(progress.run_step)
     if minutes:
         parts = [
             f"{format_duration(progress.elapsed_seconds)} of {minutes:g} min",

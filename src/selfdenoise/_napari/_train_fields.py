@@ -114,7 +114,7 @@ class TrainFields(WorkerWidget):
     def _build_settings_section(self) -> None:
         self.patch_size = LineEdit(value="auto")
         self.batch_size = SpinBox(value=_DEFAULTS.batch_size, min=1, max=1024)
-        self.epochs = SpinBox(value=_DEFAULTS.epochs, min=1, max=100_000)
+        self.epochs = SpinBox(value=_DEFAULTS.epochs or 10, min=1, max=100_000)
         self.max_minutes = FloatSpinBox(value=0.0, min=0.0, max=10_000.0, step=1.0)
         self.max_minutes.native.setSpecialValueText("off (use epochs)")
         self.lambda_inv = FloatSpinBox(value=2.0, min=0.0, max=100.0, step=0.5)

@@ -261,6 +261,8 @@ def write_image(
             raise SelfDenoiseError(f"scale has {len(scale)} values but the image has {ndim} axes.")
     unit = normal_unit(unit)
     write = entry.write
+    if write is None:
+        raise SelfDenoiseError(f"cannot write {entry.name} files.")
 
     def write_to(target: Path) -> None:
         write(target, array, axes, scale, unit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -238,7 +239,7 @@ class _TiledRun:
                     reading = pool.submit(self._read, batches[i + 1], buffers[(i + 1) % 2])
                 report.start_batch(i * size, inputs)
                 predictions = run_cancellable(
-                    lambda x=inputs: forward(x),
+                    functools.partial(forward, inputs),
                     compute,
                     cancel,
                     monitor.abort,

@@ -9,6 +9,12 @@ Tiles are stitched by keeping each tile's core (``blend='crop'``, the default: w
 overlap at least the network's receptive radius the result equals whole-image prediction)
 or by blending with raised-cosine weights (``blend='hann'``). See :mod:`._grid` for the
 geometry. The planning part is importable without torch; the rest imports it on first use.
+
+Prediction never changes the network it is given: each call runs a private copy (eval
+mode, fast memory format), so one model may serve several threads, or predict while it
+trains. Forward passes run on a helper thread, so that ``cancel`` acts within about 50 ms
+even during one long pass, and ``progress`` reports fractions of a tile within it. Tiles
+holding NaN or infinite values are refused with a one-line error as they are read.
 """
 
 from ._cancel import PredictionCancelled

@@ -70,5 +70,6 @@ def run_cancellable(
             if on_wait is not None:
                 on_wait()
     except BaseException:
-        abort.set()
+        if not future.done():  # given up while running (not failed by itself): stop it
+            abort.set()
         raise

@@ -467,9 +467,11 @@ class Denoiser:
         dtype : dtype or 'input', optional
             Output data type; float32 by default, ``'input'`` for the input's dtype (clipped).
         progress : callable, optional
-            ``progress(done_tiles, total_tiles, eta_seconds)``.
+            ``progress(done_tiles, total_tiles, eta_seconds)``; ``done_tiles`` may be fractional
+            (progress inside a long batch).
         cancel : threading.Event or callable, optional
-            Stop between batches (raises :class:`selfdenoise.tiling.PredictionCancelled`).
+            Stop within about 50 ms, also inside a long tile (raises
+            :class:`selfdenoise.tiling.PredictionCancelled`).
 
         Returns
         -------

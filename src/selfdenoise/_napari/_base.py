@@ -155,12 +155,15 @@ def _disconnector(connections: list[tuple[Any, Callable]]) -> Callable[..., None
 
 
 class ProgressRelay(QObject):
-    """Carries ``(done, total, eta_seconds)`` from a worker thread to the GUI thread."""
+    """Carries ``(done, total, eta_seconds)`` from a worker thread to the GUI thread.
 
-    progressed = Signal(int, int, object)
+    ``done`` may be fractional: tiled prediction reports progress inside a long batch.
+    """
 
-    def __call__(self, done: int, total: int, eta: float | None = None) -> None:
-        self.progressed.emit(int(done), int(total), eta)
+    progressed = Signal(float, int, object)
+
+    def __call__(self, done: float, total: int, eta: float | None = None) -> None:
+        self.progressed.emit(float(done), int(total), eta)
 
 
 class WorkerWidget(QWidget):

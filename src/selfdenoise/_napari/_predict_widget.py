@@ -359,13 +359,14 @@ class PredictWidget(WorkerWidget):
         )
 
     def cancel(self) -> None:
-        """Stop the running prediction between tile batches; no layer is added."""
+        """Stop the running prediction (within about 50 ms, even inside a tile); no layer is added."""
         self._cancel.set()
         self.status.setText("Cancelling…")
 
-    def _show_progress(self, done: int, total: int, eta: float | None) -> None:
+    def _show_progress(self, done: float, total: int, eta: float | None) -> None:
         self.progress_bar.setValue(round(100 * done / max(total, 1)))
-        self.status.setText(f"tile {done}/{total} · ETA {format_duration(eta)}")
+        tiles = f"{done:.1f}" if done % 1 else f"{int(done)}"
+        self.status.setText(f"tile {tiles}/{total} · ETA {format_duration(eta)}")
 
     def _added(self, layers: list[Image]) -> None:
         self.last_layers = layers

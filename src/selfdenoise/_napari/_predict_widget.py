@@ -122,8 +122,6 @@ def denoise_into_new_layers(
         'auto' (the model's own device), 'cpu', 'cuda' or 'mps'.
     """
     options = dict(options or {})
-    entry = SESSION_MODELS.find(denoiser)
-    path = entry.path if entry else None
     cancel = cancel or threading.Event()
     inputs = [
         (layer, base_data(layer), axes or guess_layer_axes(layer, denoiser.config.ndim))
@@ -132,7 +130,7 @@ def denoise_into_new_layers(
 
     def work() -> Outcome:
         results = []
-        moved = run_guarded(use_device, denoiser, device, path)
+        moved = run_guarded(use_device, denoiser, device)
         if not moved.ok:
             return moved
         for _, data, layer_axes in inputs:

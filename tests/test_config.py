@@ -93,3 +93,9 @@ def test_the_architecture_is_named_and_checked():
     old_file = make_config().to_dict()
     del old_file["network"]["architecture"]
     assert DenoiserConfig.from_dict(old_file).network.architecture == "unet"
+
+
+def test_struct_axis_z_needs_3d_axes():
+    with pytest.raises(SelfDenoiseError, match="needs 3D"):
+        make_config("n2v", "YX", struct_axis=-3)
+    assert make_config("n2v", "ZYX", struct_axis=-3).masking.struct_axis == -3

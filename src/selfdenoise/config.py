@@ -380,6 +380,10 @@ class DenoiserConfig:
             check_lambda_inv(self.lambda_inv)
         for section in (self.network, self.masking, self.training, self.normalisation, self.tiling):
             section.validate()
+        if self.masking.struct_axis == -3 and self.ndim == 2:
+            raise SelfDenoiseError(
+                f"struct_axis -3 (Z) needs 3D data; the axes {self.axes!r} have no Z."
+            )
         return self
 
     @property

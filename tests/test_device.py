@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
@@ -452,3 +457,62 @@ def test_host_to_device_on_cpu_keeps_values_and_format():
     tensor = dev.host_to_device(batch[:, :, ::-1], torch.device("cpu"), torch.channels_last)
     assert tensor.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_array_equal(tensor.numpy(), batch[:, :, ::-1])
+
+
+# --- benchmarks/gpu.py without a GPU ---------------------------------------------------------
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+def test_gpu_benchmark_refuses_without_cuda():
+    env = {**os.environ, "PYTHONPATH": str(BENCHMARKS.parent / "src")}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gpu.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert done.stdout.strip() == (
+        "error: benchmarks/gpu.py needs a CUDA GPU (use --cpu-smoke to test the script)."
+    )
+
+
+def test_gpu_benchmark_renders_targets_from_results(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    gpu = importlib.import_module("gpu")
+    training = {"ndim": 2, "amp": "auto", "method": "neighbor2neighbor", "sizes": "device"}
+    results = {
+        "mode": "quick",
+        "seconds": 200.0,
+        "environment": {
+            "machine": "m",
+            "torch": "2.11",
+            "device": "NVIDIA H100 (CUDA, 79 GiB)",
+            "gpu": "NVIDIA H100",
+            "gpu_settings": "cudnn.benchmark",
+            "sizes_2d": "a",
+            "sizes_3d": "b",
+        },
+        "throughput": {
+            "training": [
+                {
+                    **training,
+                    "batch": 256,
+                    "patch": [128, 128],
+                    "steps_per_s": 10.0,
+                    "patches_per_s": 2560.0,
+                    "mvox_per_s": 41.9,
+                    "bare_mvox_per_s": 83.9,
+                    "utilisation": 0.5,
+                },
+            ],
+            "bare_large_batch": [],
+        },
+        "quality": {"skipped": "Set12 not found"},
+    }
+    text = gpu.render(results)
+    assert "| default 2D training (device sizes) / bare network | >= 0.40 | 0.50 |" in text
+    assert "GPU: NVIDIA H100" in text and "Quality: Set12 not found." in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import subprocess
@@ -324,7 +325,7 @@ def test_cpu_recipe_is_the_configs_default():
 def test_user_settings_win_everywhere(monkeypatch):
     sizes = dev.training_sizes("cpu", 2, 1, 32, 2, user_batch=3, user_patch=(32, 48))
     assert sizes[:2] == (3, (32, 48))
-    assert "batch and patch set by you" in sizes.reason
+    assert "batch and patch as set" in sizes.reason
     _free(monkeypatch, 80 * GIB)
     sizes = dev.training_sizes("cuda", 2, 1, 32, 2, user_batch=5)
     assert sizes.batch_size == 5 and sizes.patch_shape == (128, 128)
@@ -516,3 +517,38 @@ def test_gpu_benchmark_renders_targets_from_results(monkeypatch):
     text = gpu.render(results)
     assert "| default 2D training (device sizes) / bare network | >= 0.40 | 0.50 |" in text
     assert "GPU: NVIDIA H100" in text and "Quality: Set12 not found." in text
+
+
+# --- sized_for_device: the engine's hook -----------------------------------------------------
+
+
+def test_sized_for_device_leaves_cpu_settings_alone():
+    from selfdenoise.config import make_config
+
+    config = make_config("n2v", "YX")
+    training, reason = dev.sized_for_device(
+        config.training, config.network, "cpu", 1, [(300, 400), (200, 500)]
+    )
+    assert training is config.training and "CPU recipe" in reason
+
+
+def test_sized_for_device_fills_the_unset_patch_on_cuda(monkeypatch):
+    from selfdenoise.config import make_config
+
+    _free(monkeypatch, 80 * GIB)
+    config = make_config("n2v", "ZYX")
+    before = config.to_dict()
+    training, reason = dev.sized_for_device(
+        config.training, config.network, "cuda", 1, [(40, 300, 400), (64, 100, 512)]
+    )
+    assert config.to_dict() == before  # the model's settings are untouched
+    assert training.patch_shape == (32, 100, 128)  # clipped to the smallest image
+    assert training.batch_size == config.training.batch_size  # today the batch is always set
+    assert "batch as set" in reason
+    unset = dataclasses.replace(config.training, batch_size=None)  # once it can be unset
+    training, _ = dev.sized_for_device(unset, config.network, "cuda", 1, [(64, 256, 256)])
+    assert training.batch_size == 30 and training.patch_shape == (32, 128, 128)
+    mine = dataclasses.replace(config.training, patch_shape=(8, 32, 32))
+    assert dev.sized_for_device(mine, config.network, "cuda", 1, [(64, 256, 256)])[
+        0
+    ].patch_shape == (8, 32, 32)

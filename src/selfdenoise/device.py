@@ -31,6 +31,7 @@ __all__ = [
     "host_to_device",
     "is_out_of_memory",
     "select_device",
+    "sized_for_device",
     "training_sizes",
 ]
 
@@ -403,6 +404,57 @@ def training_sizes(
     return _with_user(batch, patch, user_batch, user_patch, reason)
 
 
+def sized_for_device(training, network, device, n_channels: int, spatial_shapes) -> tuple:
+    """A copy of the training settings with the batch and patch the device calls for.
+
+    On CUDA, :func:`training_sizes` fills in what the settings leave unset (``None``): the
+    patch shape (``None`` by default) and the batch size (once the configuration can leave it
+    unset); the patch is clipped to the smallest of ``spatial_shapes``. On the CPU and MPS the
+    settings are returned unchanged (the engine's CPU recipe applies). The given settings are
+    never modified.
+
+    Parameters
+    ----------
+    training : TrainingConfig
+        The model's training settings.
+    network : NetworkConfig
+        Its network settings (width and depth decide the memory per voxel).
+    device : torch.device or str
+        Where the run trains.
+    n_channels : int
+        Channels of the training data.
+    spatial_shapes : sequence of tuple of int
+        Spatial shapes of every training (and validation) image.
+
+    Returns
+    -------
+    tuple
+        ``(TrainingConfig, reason)``: the settings for this run and one line saying what was
+        chosen and why.
+    """
+    import dataclasses
+
+    device = torch.device(device)
+    ndim = len(spatial_shapes[0])
+    smallest = tuple(min(shape[axis] for shape in spatial_shapes) for axis in range(ndim))
+    sizes = training_sizes(
+        device,
+        ndim,
+        n_channels,
+        network.base_channels,
+        network.depth,
+        user_batch=training.batch_size,
+        user_patch=training.patch_shape,
+        image_shape=smallest,
+    )
+    if device.type != "cuda":
+        return training, sizes.reason
+    changed = dataclasses.replace(
+        training, batch_size=sizes.batch_size, patch_shape=sizes.patch_shape
+    )
+    return changed, sizes.reason
+
+
 def _clip_patch(patch, image_shape, multiple: int) -> tuple[int, ...]:
     if image_shape is None:
         return tuple(patch)
@@ -418,7 +470,7 @@ def _with_user(batch, patch, user_batch, user_patch, reason: str) -> TrainingSiz
     chosen = f"{batch} x {'x'.join(map(str, patch))} patches"
     mine = [n for n, v in (("batch", user_batch), ("patch", user_patch)) if v is not None]
     if mine:
-        chosen += f" ({' and '.join(mine)} set by you)"
+        chosen += f" ({' and '.join(mine)} as set)"
     return TrainingSizes(batch, patch, f"{chosen}; {reason}")
 
 

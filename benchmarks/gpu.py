@@ -35,6 +35,7 @@ python benchmarks/gpu.py --from-json benchmarks/_work/gpu-check/gpu.json
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import subprocess
@@ -318,18 +319,26 @@ def large_batch_rate(plan: Plan, method: str, ndim: int, batch: int, patch) -> d
         except Exception as exc:
             if not is_out_of_memory(exc) or batch <= 1:
                 raise
-            if plan.device == "cuda":
-                torch.cuda.empty_cache()
-            batch //= 2
+        # Outside the handler, so the failed attempt's tensors are no longer referenced.
+        gc.collect()
+        if plan.device == "cuda":
+            torch.cuda.empty_cache()
+        batch //= 2
 
 
 def run_throughput(plan: Plan, log) -> dict:
-    rows, large = [], []
+    rows, large, failed = [], [], []
     images = {ndim: synthetic(shape, seed=ndim) for ndim, shape in plan.train_shapes.items()}
     for method, ndim, amp, variant in plan.configs():
         batch, patch, reason = sizes_for(plan, method, ndim, variant, images[ndim].shape)
-        trained = measure_training(plan, method, images[ndim], batch, patch, amp)
-        bare = bare_step_rate(plan, method, ndim, batch, patch, amp)
+        label = f"{method} {ndim}D amp={amp} {variant} {batch}x{_shape(patch)}"
+        try:
+            trained = measure_training(plan, method, images[ndim], batch, patch, amp)
+            bare = bare_step_rate(plan, method, ndim, batch, patch, amp)
+        except Exception as exc:  # one failed configuration must not lose the others
+            failed.append({"config": label, "error": _one_line(exc)})
+            log(f"train {label}: FAILED {_one_line(exc)}")
+            continue
         row = {
             "method": method,
             "ndim": ndim,
@@ -344,8 +353,7 @@ def run_throughput(plan: Plan, log) -> dict:
         }
         rows.append(row)
         log(
-            f"train {method} {ndim}D amp={amp} {variant} {batch}x{_shape(patch)}: "
-            f"{row['steps_per_s']:.1f} steps/s, {row['mvox_per_s']:.1f} Mvox/s, "
+            f"train {label}: {row['steps_per_s']:.1f} steps/s, {row['mvox_per_s']:.1f} Mvox/s, "
             f"{row['utilisation']:.0%} of bare"
         )
     for ndim in (2, 3):
@@ -354,7 +362,12 @@ def run_throughput(plan: Plan, log) -> dict:
             result = large_batch_rate(plan, method, ndim, batch, patch)
             large.append({"method": method, "ndim": ndim, "patch": list(patch), **result})
             log(f"bare {method} {ndim}D large batch {result['batch']}: {result['mvox_per_s']:.1f}")
-    return {"training": rows, "bare_large_batch": large}
+    return {"training": rows, "bare_large_batch": large, "failed": failed}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,7 +559,8 @@ def targets_table(results: dict) -> str:
                 f"{row['utilisation']:.2f}",
             ]
         )
-    for row in results.get("predict", []):
+    predicted = results.get("predict")
+    for row in predicted if isinstance(predicted, list) else []:
         rows.append(
             [f"tiled prediction {row['image']} / bare forward", ">= 0.70", f"{row['ratio']:.2f}"]
         )
@@ -577,8 +591,11 @@ def render(results: dict) -> str:
         "",
         targets_table(results),
     ]
+    for part in PARTS:
+        if isinstance(results.get(part), dict) and "error" in results[part]:
+            lines += ["", f"Part `{part}` failed: {results[part]['error']}"]
     throughput = results.get("throughput")
-    if throughput:
+    if throughput and "training" in throughput:
         lines += ["", "### Training throughput (bare = the same network alone, same sizes)", ""]
         header = ["method", "dims", "AMP", "sizes", "batch x patch", "steps/s", "patches/s"]
         header += ["Mvox/s", "bare Mvox/s", "utilisation"]
@@ -604,7 +621,10 @@ def render(results: dict) -> str:
             for r in throughput["bare_large_batch"]
         ]
         lines.append(markdown_table(["method", "dims", "batch x patch", "Mvox/s"], body))
-    if results.get("predict"):
+        for failure in throughput.get("failed", []):
+            lines.append(f"- failed: {failure['config']}: {failure['error']}")
+    predicted = results.get("predict")
+    if isinstance(predicted, list) and predicted:
         lines += ["", "### Tiled prediction (default method, `half='auto'`)", ""]
         body = [
             [r["image"], r["plan"], r["tiled_mvox_per_s"], r["bare_mvox_per_s"], r["ratio"]]
@@ -704,7 +724,11 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for part in parts:
         part_started = time.perf_counter()
-        results[part] = runners[part]()
+        try:
+            results[part] = runners[part]()
+        except Exception as exc:  # keep the other parts' results
+            results[part] = {"error": _one_line(exc)}
+            log(f"{part}: FAILED {_one_line(exc)}")
         results[f"{part}_seconds"] = time.perf_counter() - part_started
         results["seconds"] = time.perf_counter() - started
         out.write_text(json.dumps(results, indent=1, default=str) + "\n")  # kept if stopped later

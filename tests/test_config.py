@@ -76,3 +76,20 @@ def test_default_method_is_the_cpu_budget_winner():
     assert DEFAULT_METHOD == "neighbor2neighbor" == METHODS[0]
     assert make_config().method == DEFAULT_METHOD
     assert Denoiser().method == DEFAULT_METHOD
+
+
+def test_a_time_budget_alone_has_no_epoch_limit():
+    assert make_config(max_minutes=2).training.total_steps is None
+    assert make_config(epochs=None, max_minutes=2).training.total_steps is None
+    assert make_config(steps=7, max_minutes=2).training.total_steps == 7
+    with pytest.raises(SelfDenoiseError, match="give a budget"):
+        make_config(epochs=None)
+
+
+def test_the_architecture_is_named_and_checked():
+    assert make_config().network.architecture == "unet"
+    with pytest.raises(SelfDenoiseError, match="architecture must be one of unet"):
+        make_config(architecture="transformer")
+    old_file = make_config().to_dict()
+    del old_file["network"]["architecture"]
+    assert DenoiserConfig.from_dict(old_file).network.architecture == "unet"

@@ -252,3 +252,20 @@ def test_flops_per_pixel_matches_counted_convolutions(ndim, options):
         network(torch.randn(1, 2, *shape))
     pixels = 8**ndim
     assert flops_per_pixel(config, ndim, 2) == pytest.approx(sum(counted) / pixels)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_the_network_knows_its_size_multiple_and_receptive_radius(ndim):
+    config = NetworkConfig(depth=3, base_channels=4)
+    network = build_network(config, ndim, 1)
+    assert network.size_multiple == size_multiple(config) == 8
+    assert network.receptive_radius == receptive_radius(config, ndim)
+
+
+def test_an_oversized_network_is_refused_before_allocation():
+    from selfdenoise import SelfDenoiseError
+    from selfdenoise.nets import MAX_PARAMETERS
+
+    config = NetworkConfig(depth=6, base_channels=256)
+    with pytest.raises(SelfDenoiseError, match=f"limit {MAX_PARAMETERS:,}"):
+        build_network(config, 3, 1)

@@ -13,13 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from . import distributed
 from ._errors import SelfDenoiseError
-from ._version import __version__
-from .axes import Layout, to_canonical, validate_axes
+from ._metadata import MODEL_FORMAT, check_metadata, metadata_dict
+from .axes import Layout, validate_axes
 from .config import DEFAULT_METHOD, DenoiserConfig, make_config
-from .data import Normaliser, PatchSampler, check_finite, check_image, fit_patch_shape
+from .data import Normaliser, check_finite, check_image
 
-MODEL_FORMAT = "napari-selfdenoise-model"
+__all__ = ["MODEL_FORMAT", "Denoiser", "describe_default_device"]
+
 ProgressCallback = Callable[[Any], None]
 
 
@@ -73,8 +75,10 @@ class Denoiser:
         self.in_channels: int | None = None
         self.lambda_inv: float | None = None
         self.history: list[dict] = []
-        self._resume_state: dict | None = None
-        self._stop_event = threading.Event()
+        self._steps_trained = 0
+        self._from_file = False
+        self._run_lock = threading.Lock()
+        self._active_stop: threading.Event | None = None
         self._device = None
 
     # ------------------------------------------------------------------ properties
@@ -85,8 +89,14 @@ class Denoiser:
 
     @property
     def is_trained(self) -> bool:
-        """True once the model has weights from training or a file."""
-        return self.network is not None and self.normaliser is not None
+        """True once the model has weights from at least one training step or a file."""
+        has_weights = self.network is not None and self.normaliser is not None
+        return has_weights and (self._from_file or self._steps_trained > 0)
+
+    @property
+    def steps_trained(self) -> int:
+        """Training steps the weights have had in all (across continued and resumed runs)."""
+        return self._steps_trained
 
     @property
     def device(self):
@@ -104,8 +114,25 @@ class Denoiser:
 
         return describe_device(self.device)
 
+    def to(self, device: str) -> Denoiser:
+        """Use ``device`` (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``, ``'auto'``) from now on.
+
+        Moves the weights there; the next :meth:`fit` and :meth:`predict` run there.
+
+        Raises
+        ------
+        SelfDenoiseError
+            For an unknown device or one that is not present.
+        """
+        from .device import select_device
+
+        self._device = select_device(device)
+        if self.network is not None:
+            self.network.to(self._device)
+        return self
+
     def __repr__(self) -> str:
-        state = f"trained {self.history[-1]['step']} steps" if self.history else "untrained"
+        state = f"trained {self.steps_trained} steps" if self.is_trained else "untrained"
         return f"Denoiser(method={self.method!r}, axes={self.config.axes!r}, {state})"
 
     # ------------------------------------------------------------------ training
@@ -132,9 +159,12 @@ class Denoiser:
     def stop(self) -> None:
         """Ask a running :meth:`fit` / :meth:`fit_iter` to stop (thread-safe).
 
-        Training ends before the next step and keeps the best weights so far.
+        Training ends before the next step, keeping the best weights so far. Without a
+        running fit this does nothing (it does not cancel a later one).
         """
-        self._stop_event.set()
+        with self._run_lock:
+            if self._active_stop is not None:
+                self._active_stop.set()
 
     def fit(
         self,
@@ -165,18 +195,33 @@ class Denoiser:
         cancel : threading.Event or callable, optional
             Stop when set; the best weights so far are kept.
         resume : path, optional
-            A checkpoint written with ``checkpoint_every`` to continue from.
+            A checkpoint written with ``checkpoint_every`` to continue from (same method,
+            axes and network).
 
         Returns
         -------
         list of dict
-            One record per validation: step, epoch, loss, val_loss, learning_rate, elapsed.
+            One record per validation: step (global), epoch, loss, val_loss, learning_rate,
+            elapsed.
+
+        Notes
+        -----
+        Under ``torchrun`` the process group is joined here and left when training ends.
+        On any interruption (Ctrl-C included) the model keeps the best weights so far before
+        the exception propagates, so it can still be saved.
         """
-        for progress in self.fit_iter(
+        joined = not distributed.is_active()
+        iterator = self.fit_iter(
             data, validation, targets=targets, axes=axes, cancel=cancel, resume=resume
-        ):
-            if callback is not None:
-                callback(progress)
+        )
+        try:
+            for progress in iterator:
+                if callback is not None:
+                    callback(progress)
+        finally:
+            iterator.close()
+            if joined:
+                distributed.teardown()
         return self.history
 
     def fit_iter(
@@ -191,142 +236,154 @@ class Denoiser:
     ) -> Generator:
         """Like :meth:`fit`, but yield a :class:`~selfdenoise.train.Progress` after each step.
 
-        Calling it on a trained model continues training from its weights.
+        Calling it on a trained model continues training from its weights; step numbers
+        continue from :attr:`steps_trained`. Under ``torchrun`` the process group is joined
+        and stays (leave it with :func:`selfdenoise.distributed.teardown`).
         """
-        import torch
+        run = self._start_run(data, validation, targets, axes, cancel, resume)
+        try:
+            yield from run.steps()
+        finally:
+            self._end_run(run)
+        return self.history
 
-        from .device import training_memory_format
+    def _start_run(self, data, validation, targets, axes, cancel, resume):
+        """Prepare the data, network, objective and a :class:`TrainingRun` for one fit."""
         from .methods import get_objective
-        from .nets import build_network, size_multiple
-        from .train import distributed_setup, train, wrap_distributed
+        from .prepare import prepare_training_data
+        from .training import TrainingRun, make_sampler
 
         axes = validate_axes(axes or self.config.axes)
-        config = self.config
-        if config.method == "supervised" and targets is None:
+        if self.config.method == "supervised" and targets is None:
             raise SelfDenoiseError(
                 "the supervised method needs targets (a second noisy or clean image)."
             )
-        if resume is not None:
-            self._load_resume(resume)
-        arrays, layouts = _prepare_arrays(data, axes, config.channels_jointly, "training image")
-        target_arrays = None
-        if targets is not None:
-            target_arrays, _ = _prepare_arrays(targets, axes, config.channels_jointly, "target")
-        val_arrays, val_layouts = None, None
-        if validation is not None:
-            val_arrays, val_layouts = _prepare_arrays(
-                validation, axes, config.channels_jointly, "validation image"
-            )
-        if layouts[0].ndim != config.ndim:
-            raise SelfDenoiseError(
-                f"axes {axes!r} are {layouts[0].ndim}D but the model is {config.ndim}D ({config.axes})."
-            )
-        n_channels = layouts[0].n_channels
-        if any(layout.n_channels != n_channels for layout in layouts):
-            raise SelfDenoiseError("all training images must have the same number of channels.")
-        if self.in_channels is not None and n_channels != self.in_channels:
-            raise SelfDenoiseError(
-                f"this model takes {self.in_channels} channel(s) but the data has {n_channels}."
-            )
-        if self.normaliser is None:
-            self.normaliser = Normaliser.fit(arrays, layouts, config.normalisation)
-        normalised = [self._normalise(a, layout) for a, layout in zip(arrays, layouts, strict=True)]
-        norm_targets = None
-        if target_arrays is not None:
-            norm_targets = [
-                self._normalise(t, layout) for t, layout in zip(target_arrays, layouts, strict=True)
-            ]
+        checkpoint_state = self._read_checkpoint(resume) if resume is not None else None
+        if checkpoint_state is None and not self.is_trained:
+            self.network, self.normaliser, self.in_channels = None, None, None
+        prepared, self.normaliser = prepare_training_data(
+            self.config,
+            data,
+            axes=axes,
+            validation=validation,
+            targets=targets,
+            normaliser=self.normaliser,
+            in_channels=self.in_channels,
+        )
+        rank, _world, self._device = distributed.setup(self.device)
+        network = self._network_for(prepared.n_channels).to(self._device)
+        training = self.config.training
+        sampler = make_sampler(prepared, training, network.size_multiple, rank)
+        self.lambda_inv = self._resolve_lambda_inv(prepared.arrays)
+        stop = threading.Event()
+        run = TrainingRun(
+            network,
+            get_objective(self.config, lambda_inv=self.lambda_inv),
+            sampler,
+            training,
+            self._device,
+            start_step=self._steps_trained,
+            history=self.history,
+            cancel=_either(stop, cancel),
+            checkpoint=self._checkpoint_writer(rank),
+        )
+        if checkpoint_state is not None:
+            try:
+                run.load_state_dict(checkpoint_state)
+            except (KeyError, RuntimeError, ValueError, TypeError):
+                raise SelfDenoiseError(
+                    f"the checkpoint '{resume}' is damaged or does not fit this model."
+                ) from None
+        with self._run_lock:
+            self._active_stop = stop
+        return run
 
-        training = config.training
-        device = self.device
-        rank, _world, device = distributed_setup(device)
-        self._device = device
+    def _end_run(self, run) -> None:
+        """Take the run's history and step count (also after an interruption)."""
+        with self._run_lock:
+            self._active_stop = None
+        self.history = list(run.state.history)
+        self._steps_trained = run.state.step
+
+    def _network_for(self, n_channels: int):
+        """The network to train: the current one, or a new one seeded from the config."""
         if self.network is None:
-            torch.manual_seed(training.seed)
+            import torch
+
+            from .nets import build_network
+
+            torch.manual_seed(self.config.training.seed)
             self.in_channels = n_channels
-            self.network = build_network(config.network, config.ndim, n_channels)
-        if self._resume_state is not None:
-            self.network.load_state_dict(self._resume_state["network"])
-        self.network.to(device)
-        patch_shape = fit_patch_shape(
-            training.patch_shape,
-            [a.shape[2:] for a in normalised]
-            + ([v.shape[2:] for v in val_arrays] if val_arrays else []),
-            size_multiple(config.network),
-        )
-        sampler = PatchSampler(
-            normalised,
-            patch_shape,
-            validation_fraction=0.0 if val_arrays else training.validation_fraction,
-            augment=training.augment,
-            skip_background=training.skip_background,
-            seed=training.seed + 1000 * rank,
-            targets=norm_targets,
-        )
-        if val_arrays:
-            validation_sampler = PatchSampler(
-                [
-                    self._normalise(v, layout)
-                    for v, layout in zip(val_arrays, val_layouts, strict=True)
-                ],
-                patch_shape,
-                validation_fraction=0.0,
-                augment=False,
-                seed=training.seed,
+            self.network = build_network(self.config.network, self.config.ndim, n_channels)
+        return self.network
+
+    def _resolve_lambda_inv(self, normalised: list[np.ndarray]) -> float | None:
+        if self.config.method != "noise2same":
+            return None
+        if self.config.lambda_inv != "auto":
+            return float(self.config.lambda_inv)
+        from .metrics import estimate_noise_sigma
+
+        sample = normalised[0][0, 0]
+        if sample.ndim == 3:
+            sample = sample[sample.shape[0] // 2]
+        from .methods.noise2same import lambda_inv_from_sigma
+
+        return lambda_inv_from_sigma(estimate_noise_sigma(sample))
+
+    def _checkpoint_writer(self, rank: int) -> Callable[[dict], None] | None:
+        """Writes the run's state into ``checkpoint_dir`` (rank 0 only); errors propagate
+        to the run, which reports them once and trains on."""
+        training = self.config.training
+        if not (training.checkpoint_every and training.checkpoint_dir) or rank != 0:
+            return None
+        from .train import save_resumable
+
+        folder = Path(training.checkpoint_dir)
+
+        def write(state: dict) -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            history = list(state["history"])
+            metadata = metadata_dict(
+                self.config,
+                self.normaliser,
+                self.in_channels,
+                self.lambda_inv,
+                history,
+                int(state["step"]),
             )
-            sampler.validation_patches = validation_sampler.validation_patches
-            sampler.validation_is_held_out = True
-        self.lambda_inv = self._resolve_lambda_inv(normalised)
-        objective = get_objective(config, lambda_inv=self.lambda_inv)
-        # Train in the memory format train() feeds its batches in; set it before
-        # DistributedDataParallel sees the weights (it fixes their strides), and hand the
-        # network back in the default format afterwards.
-        self.network.to(
-            memory_format=training_memory_format(device, config.ndim, training.channels_last)
-        )
-        model = wrap_distributed(self.network, device)
+            save_resumable(folder / "checkpoint.pt", state, metadata)
 
-        def stop_requested() -> bool:
-            from .train import is_cancelled
+        return write
 
-            return self._stop_event.is_set() or is_cancelled(cancel)
+    def _read_checkpoint(self, path: str | Path) -> dict:
+        """Load a checkpoint, check it belongs to this model's method, axes and network, and
+        take its normaliser and channels; return the run state."""
+        from .io import load_checkpoint
 
-        checkpoint = None
-        if training.checkpoint_every and training.checkpoint_dir and rank == 0:
-            checkpoint = self._checkpoint_writer(Path(training.checkpoint_dir))
-        try:
-            result = yield from train(
-                model,
-                objective,
-                sampler,
-                training,
-                device,
-                cancel=stop_requested,
-                resume=self._resume_state,
-                checkpoint=checkpoint,
+        state = load_checkpoint(path)
+        meta = check_metadata(state.get("extra"), "training checkpoint", path)
+        mine, theirs = self.config, meta.config
+        for name in ("method", "axes", "channels_jointly"):
+            if getattr(mine, name) != getattr(theirs, name):
+                raise SelfDenoiseError(
+                    f"the checkpoint '{path}' was trained with {name} {getattr(theirs, name)!r}, "
+                    f"not {getattr(mine, name)!r}; resume with the same {name}."
+                )
+        if mine.network != theirs.network:
+            raise SelfDenoiseError(
+                f"the checkpoint '{path}' has another network shape; resume with its settings."
             )
-        finally:
-            self._stop_event.clear()
-            self.network.to(memory_format=torch.contiguous_format)
-        resumed = self._resume_state is not None
-        self._resume_state = None
-        # A resumed run carries the earlier history in its state; continued training appends.
-        self.history = (
-            result["history"]
-            if resumed
-            else self.history + _offset_history(result["history"], self.history)
-        )
-        self._last_state = result["state"]
-        self._validation_held_out = sampler.validation_is_held_out
-        self.network.eval()
-        return self.history
+        self.normaliser, self.in_channels = meta.normaliser, meta.in_channels
+        self.network = None
+        return state
 
     def network_factory(self):
         """Picklable recipe (:class:`~selfdenoise.tiling.NetworkFactory`) that rebuilds this
         network with its weights elsewhere, e.g. on dask workers."""
         import functools
 
-        from .nets import build_network, receptive_radius, size_multiple
+        from .nets import build_network
         from .tiling import NetworkFactory
 
         self._require_trained()
@@ -337,8 +394,8 @@ class Denoiser:
         return NetworkFactory(
             build,
             weights,
-            size_multiple(self.config.network),
-            receptive_radius(self.config.network, self.config.ndim),
+            self.network.size_multiple,
+            self.network.receptive_radius,
         )
 
     def predict_dask(self, image, axes: str | None = None, **options):
@@ -367,49 +424,10 @@ class Denoiser:
             image,
             layout,
             self.normaliser.bind(layout),
-            device=self.config.training.device,
+            device=str(self.device),
             channels_jointly=self.config.channels_jointly,
             **options,
         )
-
-    def _normalise(self, array: np.ndarray, layout: Layout) -> np.ndarray:
-        canonical, _ = to_canonical(array, layout.axes, layout.channels_jointly)
-        bound = self.normaliser.bind(layout)
-        return np.stack([bound.forward(canonical[n], n) for n in range(canonical.shape[0])])
-
-    def _resolve_lambda_inv(self, normalised: list[np.ndarray]) -> float | None:
-        if self.config.method != "noise2same":
-            return None
-        if self.config.lambda_inv != "auto":
-            return float(self.config.lambda_inv)
-        from .metrics import estimate_noise_sigma
-
-        sample = normalised[0][0, 0]
-        if sample.ndim == 3:
-            sample = sample[sample.shape[0] // 2]
-        from .methods.noise2same import lambda_inv_from_sigma
-
-        return lambda_inv_from_sigma(estimate_noise_sigma(sample))
-
-    def _checkpoint_writer(self, folder: Path) -> Callable[[dict], None]:
-        from .train import save_resumable
-
-        folder.mkdir(parents=True, exist_ok=True)
-
-        def write(state: dict) -> None:
-            save_resumable(folder / "checkpoint.pt", state, self._metadata())
-
-        return write
-
-    def _load_resume(self, path: str | Path) -> None:
-        from .io import load_checkpoint
-
-        state = load_checkpoint(path)
-        extra = state.get("extra") or {}
-        if extra.get("format") != MODEL_FORMAT:
-            raise SelfDenoiseError(f"'{path}' is not a napari-selfdenoise training checkpoint.")
-        self._apply_metadata(extra)
-        self._resume_state = state
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -459,7 +477,6 @@ class Denoiser:
             The denoised image (``out`` if given), same shape as ``image``.
         """
         self._require_trained()
-        from .nets import receptive_radius, size_multiple
         from .tiling import predict_tiled
 
         layout = self.prediction_layout(image, axes)
@@ -471,8 +488,8 @@ class Denoiser:
             image,
             layout,
             self.normaliser.bind(layout),
-            size_multiple=size_multiple(self.config.network),
-            receptive_radius=receptive_radius(self.config.network, self.config.ndim),
+            size_multiple=self.network.size_multiple,
+            receptive_radius=self.network.receptive_radius,
             tile_shape=tuple(tile_shape) if tile_shape is not None else tiling.tile_shape,
             overlap=overlap if overlap is not None else tiling.overlap,
             batch_size=batch_size or tiling.tile_batch_size,
@@ -530,32 +547,29 @@ class Denoiser:
 
     # ------------------------------------------------------------------ files
     def _metadata(self) -> dict:
-        return {
-            "format": MODEL_FORMAT,
-            "version": __version__,
-            "config": self.config.to_dict(),
-            "normaliser": self.normaliser.to_dict() if self.normaliser else None,
-            "in_channels": self.in_channels,
-            "lambda_inv": self.lambda_inv,
-            "history": self.history,
-        }
-
-    def _apply_metadata(self, metadata: dict) -> None:
-        try:
-            self.config = DenoiserConfig.from_dict(metadata["config"])
-            self.normaliser = Normaliser.from_dict(metadata["normaliser"])
-            self.in_channels = int(metadata["in_channels"])
-        except (KeyError, TypeError) as exc:
-            raise SelfDenoiseError(f"the model file is incomplete (missing {exc}).") from None
-        self.lambda_inv = metadata.get("lambda_inv")
-        self.history = list(metadata.get("history", []))
+        return metadata_dict(
+            self.config,
+            self.normaliser,
+            self.in_channels,
+            self.lambda_inv,
+            self.history,
+            self._steps_trained,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Save weights (safetensors) and settings, normalisation and history (JSON) to one file.
 
         Returns the path written (``.safetensors`` is appended when there is no suffix).
+
+        Raises
+        ------
+        SelfDenoiseError
+            When the model has no trained weights (e.g. stopped before its first step).
         """
-        self._require_trained()
+        if not self.is_trained:
+            raise SelfDenoiseError(
+                "the model has not been trained (0 steps); train it before saving."
+            )
         from .io import save_bundle
 
         return save_bundle(path, self.network.state_dict(), self._metadata())
@@ -564,57 +578,45 @@ class Denoiser:
     def load(cls, path: str | Path, device: str | None = None) -> Denoiser:
         """Load a model saved with :meth:`save`; never unpickles.
 
+        Every field of the file is checked before anything is built from it.
+
         Parameters
         ----------
         path : path
             The ``.safetensors`` model file.
         device : str, optional
-            Override the device stored with the model (``'cpu'``, ``'cuda'``, ``'mps'``).
+            Where to run it (``'cpu'``, ``'cuda'``, ``'mps'``, ``'auto'``). Default ``'auto'``:
+            the device the model was trained on is a preference, not a requirement, so a
+            model trained on a GPU loads on a CPU-only machine. See also :meth:`to`.
         """
         from .io import load_bundle
         from .nets import build_network
 
         state_dict, metadata = load_bundle(path)
-        if metadata.get("format") != MODEL_FORMAT:
-            raise SelfDenoiseError(f"'{path}' is not a napari-selfdenoise model file.")
-        denoiser = cls.__new__(cls)
-        Denoiser.__init__(denoiser, config=DenoiserConfig.from_dict(metadata["config"]))
-        denoiser._apply_metadata(metadata)
+        meta = check_metadata(metadata, path=path)
+        denoiser = cls(config=meta.config)
+        denoiser.normaliser, denoiser.in_channels = meta.normaliser, meta.in_channels
+        denoiser.lambda_inv, denoiser.history = meta.lambda_inv, meta.history
+        denoiser._steps_trained, denoiser._from_file = meta.steps_trained, True
         if device is not None:
-            denoiser.config.training.device = device
-        network = build_network(denoiser.config.network, denoiser.config.ndim, denoiser.in_channels)
+            denoiser.continue_training(device=device)
+        network = build_network(meta.config.network, meta.config.ndim, meta.in_channels)
         try:
             network.load_state_dict(state_dict)
         except RuntimeError:
             raise SelfDenoiseError(
                 f"the weights in '{path}' do not match its network settings; the file is damaged."
             ) from None
-        denoiser.network = network.to(denoiser.device).eval()
+        denoiser.network = network.eval()
+        denoiser.to(device or "auto")
         return denoiser
 
 
-def _prepare_arrays(data, axes: str, channels_jointly: bool, name: str):
-    """Check and convert training inputs to float arrays with layouts."""
-    items = list(data) if isinstance(data, list | tuple) else [data]
-    if not items:
-        raise SelfDenoiseError(f"no {name} given.")
-    arrays, layouts = [], []
-    for index, item in enumerate(items):
-        label = name if len(items) == 1 else f"{name} {index + 1}"
-        layout = check_image(item, axes, label)
-        array = np.asarray(item)
-        check_finite(array, label)
-        arrays.append(array)
-        layouts.append(Layout(layout.axes, layout.shape, channels_jointly))
-    return arrays, layouts
+def _either(event: threading.Event, cancel) -> Callable[[], bool]:
+    """A cancel check that is true when ``event`` is set or ``cancel`` asks to stop."""
+    from .train import is_cancelled
 
-
-def _offset_history(new: list[dict], old: list[dict]) -> list[dict]:
-    """Renumber the steps of a continued run so they follow the earlier history."""
-    if not old:
-        return new
-    offset = old[-1]["step"]
-    return [{**row, "step": row["step"] + offset} for row in new]
+    return lambda: event.is_set() or is_cancelled(cancel)
 
 
 def _cast_output(result, dtype, input_dtype):

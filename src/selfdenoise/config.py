@@ -39,6 +39,13 @@ BLENDS = ("crop", "hann")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
+ARCHITECTURES = {"unet": "selfdenoise.nets.unet:UNet"}
+"""Network architectures by name: ``'module:class'`` of each (imported when a network is
+built, so this table stays torch-free). Another architecture is one more entry."""
+
+MAX_BASE_CHANNELS = 256
+"""Largest ``base_channels`` a configuration accepts (the parameter count is bounded too)."""
+
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -50,6 +57,11 @@ def _check_positive(name: str, value: float | int | None, allow_none: bool = Fal
         return
     if value is None or value <= 0:
         raise SelfDenoiseError(f"{name} must be a positive number; got {value!r}.")
+
+
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SelfDenoiseError(f"{name} must be an integer; got {value!r}.")
 
 
 def _check_shape(name: str, value: tuple[int, ...] | None) -> None:
@@ -65,6 +77,8 @@ class NetworkConfig:
 
     Parameters
     ----------
+    architecture : str
+        A name in :data:`ARCHITECTURES`; ``'unet'`` is the only one for now.
     depth : int
         Number of down-sampling levels; inputs are padded to a multiple of ``2**depth``.
     base_channels : int
@@ -81,6 +95,7 @@ class NetworkConfig:
         Convolution kernel side.
     """
 
+    architecture: str = "unet"
     depth: int = 2
     base_channels: int = 32
     batch_norm: bool = False
@@ -90,9 +105,15 @@ class NetworkConfig:
     kernel_size: int = 3
 
     def validate(self) -> None:
+        _check_choice("architecture", self.architecture, tuple(ARCHITECTURES))
+        _check_int("depth", self.depth)
         if not 1 <= self.depth <= 6:
             raise SelfDenoiseError(f"network depth must be between 1 and 6; got {self.depth}.")
-        _check_positive("base_channels", self.base_channels)
+        _check_int("base_channels", self.base_channels)
+        if not 1 <= self.base_channels <= MAX_BASE_CHANNELS:
+            raise SelfDenoiseError(
+                f"base_channels must be between 1 and {MAX_BASE_CHANNELS}; got {self.base_channels}."
+            )
         if self.kernel_size not in (3, 5):
             raise SelfDenoiseError(f"kernel_size must be 3 or 5; got {self.kernel_size}.")
 
@@ -162,12 +183,16 @@ class TrainingConfig:
         given: four 16x64x64 patches are already 4x the voxels of sixteen 64x64 ones, and
         more, smaller steps converge faster on a CPU (the 3D CPU-budget results).
     steps : int or None
-        Total optimiser steps. ``None`` = ``epochs * steps_per_epoch``.
-    epochs, steps_per_epoch : int
-        Budget in epochs; an epoch is ``steps_per_epoch`` steps (validation runs once per epoch).
+        Optimiser steps of one run (one :meth:`~selfdenoise.Denoiser.fit`). ``None`` =
+        ``epochs * steps_per_epoch``, or no step limit under a time budget.
+    epochs : int or None
+        Budget in epochs when neither ``steps`` nor ``max_minutes`` is given; ``None`` = no
+        epoch limit (then ``max_minutes`` is required).
+    steps_per_epoch : int
+        An epoch is ``steps_per_epoch`` steps (validation runs once per epoch).
     max_minutes : float or None
-        Wall-clock budget; training stops when it is spent. The learning-rate schedule is
-        stretched over this budget when no step budget is given.
+        Wall-clock budget; training stops when it is spent. Without ``steps`` it is the only
+        budget (no epoch limit) and the learning-rate schedule is stretched over it.
     learning_rate, weight_decay : float
         AdamW settings.
     schedule : {'cosine', 'onecycle', 'step', 'plateau', 'constant'}
@@ -201,7 +226,7 @@ class TrainingConfig:
     patch_shape: tuple[int, ...] | None = None
     batch_size: int = 16
     steps: int | None = None
-    epochs: int = 10
+    epochs: int | None = 10
     steps_per_epoch: int = 50
     max_minutes: float | None = None
     learning_rate: float = 1e-3
@@ -224,7 +249,7 @@ class TrainingConfig:
         _check_shape("patch_shape", self.patch_shape)
         _check_positive("batch_size", self.batch_size)
         _check_positive("steps", self.steps, allow_none=True)
-        _check_positive("epochs", self.epochs)
+        _check_positive("epochs", self.epochs, allow_none=True)
         _check_positive("steps_per_epoch", self.steps_per_epoch)
         _check_positive("max_minutes", self.max_minutes, allow_none=True)
         _check_positive("learning_rate", self.learning_rate)
@@ -235,11 +260,23 @@ class TrainingConfig:
             raise SelfDenoiseError("validation_fraction must be in [0, 0.9).")
         if not 0.0 <= self.skip_background < 1.0:
             raise SelfDenoiseError("skip_background must be a quantile in [0, 1).")
+        if self.steps is None and self.epochs is None and self.max_minutes is None:
+            raise SelfDenoiseError("give a budget: steps, epochs or max_minutes.")
+        _check_positive("checkpoint_every", self.checkpoint_every, allow_none=True)
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise SelfDenoiseError(
+                "checkpoint_every needs checkpoint_dir (the folder to write checkpoints to)."
+            )
 
     @property
-    def total_steps(self) -> int:
-        """Step budget (``steps`` or ``epochs * steps_per_epoch``)."""
-        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch
+    def total_steps(self) -> int | None:
+        """Step budget of one run: ``steps``, else ``None`` (no step limit) under a time
+        budget, else ``epochs * steps_per_epoch``."""
+        if self.steps is not None:
+            return self.steps
+        if self.max_minutes is not None or self.epochs is None:
+            return None
+        return self.epochs * self.steps_per_epoch
 
 
 @dataclass
@@ -339,8 +376,8 @@ class DenoiserConfig:
         if isinstance(self.lambda_inv, str):
             if self.lambda_inv != "auto":
                 raise SelfDenoiseError("lambda_inv must be a number or 'auto'.")
-        elif self.lambda_inv < 0:
-            raise SelfDenoiseError(f"lambda_inv must be >= 0; got {self.lambda_inv}.")
+        else:
+            check_lambda_inv(self.lambda_inv)
         for section in (self.network, self.masking, self.training, self.normalisation, self.tiling):
             section.validate()
         return self
@@ -356,7 +393,26 @@ class DenoiserConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DenoiserConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are an error."""
+        """Rebuild from :meth:`to_dict` output; unknown keys or bad values are one-line errors.
+
+        Raises
+        ------
+        SelfDenoiseError
+            ``data`` is not a dictionary, has unknown keys, or a value of the wrong type or
+            out of range (the same rules as :func:`make_config`).
+        """
+        if not isinstance(data, dict):
+            raise SelfDenoiseError(
+                f"the model configuration must be a dictionary; got {type(data).__name__}."
+            )
+        try:
+            return cls._from_dict(data)
+        except (TypeError, ValueError, AttributeError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SelfDenoiseError(f"invalid model configuration ({message}).") from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> DenoiserConfig:
         sections = {
             "network": NetworkConfig,
             "masking": MaskingConfig,
@@ -375,10 +431,22 @@ class DenoiserConfig:
         return cls(**kwargs).validate()
 
 
+def check_lambda_inv(value: Any) -> None:
+    """Raise unless ``value`` is a finite number >= 0 (Noise2Same's invariance weight)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SelfDenoiseError(f"lambda_inv must be a finite number >= 0; got {value!r}.")
+    if value < 0:
+        raise SelfDenoiseError(f"lambda_inv must be >= 0; got {value}.")
+
+
 _TUPLE_FIELDS = {"patch_shape", "tile_shape", "overlap"}
 
 
 def _section_from_dict(section_cls: type, data: dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise SelfDenoiseError(f"{section_cls.__name__} settings must be a dictionary.")
     names = {f.name for f in fields(section_cls)}
     unknown = set(data) - names
     if unknown:

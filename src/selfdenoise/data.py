@@ -14,7 +14,7 @@ import numpy as np
 
 from ._errors import SelfDenoiseError
 from .axes import Layout, to_canonical
-from .config import NormalisationConfig
+from .config import NORMALISATIONS, NormalisationConfig
 
 MIN_SPATIAL_SIZE = 8
 """Smallest side (pixels) an image may have along Y and X to be trained on or denoised."""
@@ -152,13 +152,41 @@ class Normaliser:
 
     @classmethod
     def from_dict(cls, data: dict) -> Normaliser:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            data["kind"],
-            [float(v) for v in data["offset"]],
-            [float(v) for v in data["scale"]],
-            bool(data.get("channels_jointly", True)),
-        )
+        """Inverse of :meth:`to_dict`, checked as strictly as a new normaliser.
+
+        Raises
+        ------
+        SelfDenoiseError
+            Not a dictionary, an unknown kind, or offsets/scales that are not lists of the same
+            length of finite numbers with every scale > 0.
+        """
+        if not isinstance(data, dict):
+            raise SelfDenoiseError("the normaliser must be a dictionary of kind, offset and scale.")
+        kind = data.get("kind")
+        if kind not in NORMALISATIONS:
+            raise SelfDenoiseError(
+                f"normaliser kind must be one of {', '.join(NORMALISATIONS)}; got {kind!r}."
+            )
+        offset, scale = _numbers(data.get("offset"), "offset"), _numbers(data.get("scale"), "scale")
+        if len(offset) != len(scale):
+            raise SelfDenoiseError(
+                f"the normaliser has {len(offset)} offset(s) but {len(scale)} scale(s)."
+            )
+        if not all(v > 0 for v in scale):
+            raise SelfDenoiseError(f"normaliser scales must be > 0; got {scale}.")
+        return cls(kind, offset, scale, bool(data.get("channels_jointly", True)))
+
+
+def _numbers(values, name: str) -> list[float]:
+    """``values`` as a non-empty list of finite floats (one-line error otherwise)."""
+    if not isinstance(values, list) or not values:
+        raise SelfDenoiseError(f"the normaliser {name} must be a non-empty list of numbers.")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise SelfDenoiseError(f"the normaliser {name} must hold numbers; got {values!r}.")
+    numbers = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in numbers):
+        raise SelfDenoiseError(f"the normaliser {name} must be finite; got {numbers}.")
+    return numbers
 
 
 def _subsample(array: np.ndarray, max_values: int = 4_000_000) -> np.ndarray:
@@ -229,6 +257,15 @@ class _Region:
         )
 
 
+def _whole_regions(arrays: Sequence[np.ndarray]) -> list[_Region]:
+    """One region per canonical sample, covering all of it."""
+    return [
+        _Region(index, n, (0,) * (array.ndim - 2), tuple(array.shape[2:]))
+        for index, array in enumerate(arrays)
+        for n in range(array.shape[0])
+    ]
+
+
 class PatchSampler:
     """Random training patches and a fixed set of validation patches.
 
@@ -251,6 +288,12 @@ class PatchSampler:
         Seed of the sampler's random generator.
     max_validation_patches : int
         Cap on the number of validation patches.
+    targets : sequence of ndarray, optional
+        Normalised targets aligned with ``arrays`` (supervised training).
+    validation : sequence of ndarray, optional
+        A separate validation source: normalised canonical arrays that the validation
+        patches are drawn from (without targets). Then nothing of ``arrays`` is held out,
+        ``validation_fraction`` is ignored and :attr:`validation_is_held_out` is True.
     """
 
     def __init__(
@@ -263,14 +306,23 @@ class PatchSampler:
         seed: int = 0,
         max_validation_patches: int = 64,
         targets: Sequence[np.ndarray] | None = None,
+        validation: Sequence[np.ndarray] | None = None,
     ) -> None:
         self.arrays = list(arrays)
         self.targets = list(targets) if targets is not None else None
         self.patch_shape = tuple(patch_shape)
         self.augment = augment
         self.rng = np.random.default_rng(seed)
-        self.train_regions, self.validation_regions = self._split(validation_fraction)
-        self.validation_is_held_out = bool(self.validation_regions) and validation_fraction > 0
+        if validation is not None:
+            self.train_regions, _ = self._split(0.0)
+            self._validation_source = list(validation)
+            self.validation_regions = _whole_regions(self._validation_source)
+            self._validation_targets = None
+            self.validation_is_held_out = True
+        else:
+            self.train_regions, self.validation_regions = self._split(validation_fraction)
+            self._validation_source, self._validation_targets = self.arrays, self.targets
+            self.validation_is_held_out = bool(self.validation_regions) and validation_fraction > 0
         if not self.validation_regions:
             self.validation_regions = self.train_regions
         self._weights = np.array([r.positions(self.patch_shape) for r in self.train_regions], float)
@@ -337,11 +389,11 @@ class PatchSampler:
         for k in range(limit):
             region = self.validation_regions[k % len(self.validation_regions)]
             corner = self._random_corner(region, rng)
-            inputs.append(self._crop(region, corner, self.arrays))
-            if self.targets is not None:
-                targets.append(self._crop(region, corner, self.targets))
+            inputs.append(self._crop(region, corner, self._validation_source))
+            if self._validation_targets is not None:
+                targets.append(self._crop(region, corner, self._validation_targets))
         stacked = np.ascontiguousarray(np.stack(inputs), np.float32)
-        if self.targets is None:
+        if self._validation_targets is None:
             return stacked
         return stacked, np.ascontiguousarray(np.stack(targets), np.float32)
 

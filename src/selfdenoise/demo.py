@@ -77,7 +77,7 @@ def _train_and_predict(noisy: np.ndarray, method: str, minutes: float, seed: int
     time in seconds and the model."""
     from .api import Denoiser
 
-    model = Denoiser(method, "YX", max_minutes=minutes, epochs=10**6, seed=seed, device=device)
+    model = Denoiser(method, "YX", max_minutes=minutes, seed=seed, device=device)
     print(f"training {method} for {minutes:g} min on {model.device_description} ...", flush=True)
     started = time.perf_counter()
     last = [0.0]

@@ -141,6 +141,13 @@ class Objective:
         """
         raise NotImplementedError
 
+    def set_progress(self, fraction: float) -> None:
+        """Hear how far training is (0..1 of the budget) before each step; no-op by default.
+
+        Objectives whose loss changes over a run (e.g. Neighbor2Neighbor's regulariser
+        ramp) override it.
+        """
+
     def validation_loss(
         self, network: nn.Module, batch: Any, generator: torch.Generator
     ) -> torch.Tensor:

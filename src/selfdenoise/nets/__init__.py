@@ -4,7 +4,9 @@ See :mod:`selfdenoise.nets.unet` for the architecture and its options.
 """
 
 from .unet import (
+    MAX_PARAMETERS,
     UNet,
+    architecture_class,
     build_network,
     count_parameters,
     flops_per_pixel,
@@ -13,7 +15,9 @@ from .unet import (
 )
 
 __all__ = [
+    "MAX_PARAMETERS",
     "UNet",
+    "architecture_class",
     "build_network",
     "count_parameters",
     "flops_per_pixel",

@@ -44,16 +44,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import NetworkConfig
+from .._errors import SelfDenoiseError
+from ..config import ARCHITECTURES, NetworkConfig
 
 __all__ = [
+    "MAX_PARAMETERS",
     "UNet",
+    "architecture_class",
     "build_network",
     "count_parameters",
     "flops_per_pixel",
     "receptive_radius",
     "size_multiple",
 ]
+
+MAX_PARAMETERS = 200_000_000
+"""Most parameters a network may have (800 MB of float32 weights, 3x that while training);
+checked before any memory is allocated, so a model file cannot ask for terabytes."""
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -216,6 +223,12 @@ class UNet(nn.Module):
         self.head = _conv(ndim, channels[0], out_channels, 1)
         _initialise(self)
 
+    @property
+    def receptive_radius(self) -> int:
+        """Halo in pixels beyond which the input cannot change an output pixel
+        (:func:`receptive_radius`); the overlap tiled prediction needs."""
+        return receptive_radius(self.config, self.ndim)
+
     def _has_skip(self, level: int) -> bool:
         return level > 0 or self.config.top_skip
 
@@ -292,7 +305,24 @@ def build_network(
     _check_ndim(ndim)
     if in_channels < 1 or (out_channels is not None and out_channels < 1):
         raise ValueError("in_channels and out_channels must be positive.")
-    return UNet(config, ndim, in_channels, in_channels if out_channels is None else out_channels)
+    network_class = architecture_class(config.architecture)
+    out_channels = in_channels if out_channels is None else out_channels
+    with torch.device("meta"):  # count the parameters before allocating them
+        planned = count_parameters(network_class(config, ndim, in_channels, out_channels))
+    if planned > MAX_PARAMETERS:
+        raise SelfDenoiseError(
+            f"this network would have {planned:,} parameters (limit {MAX_PARAMETERS:,}); "
+            "use fewer base_channels or a smaller depth."
+        )
+    return network_class(config, ndim, in_channels, out_channels)
+
+
+def architecture_class(name: str) -> type[nn.Module]:
+    """The network class registered as ``name`` in :data:`selfdenoise.config.ARCHITECTURES`."""
+    import importlib
+
+    module_name, _, class_name = ARCHITECTURES[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def size_multiple(config: NetworkConfig) -> int:

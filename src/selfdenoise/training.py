@@ -1,0 +1,413 @@
+"""One training run: :class:`TrainingRun` owns its data, sampler, objective, network,
+optimiser, schedule, mixed precision and state.
+
+Numbering: :attr:`RunState.step` and the history's ``"step"`` are global (every step the
+model has had, across :meth:`~selfdenoise.Denoiser.continue_training` and resume);
+:attr:`RunState.run_step` counts the steps of this run, which the budget, the schedule and
+the epochs refer to. :meth:`TrainingRun.state_dict` is the one resumable state; checkpoints
+are written from it and :meth:`TrainingRun.load_state_dict` reads it back.
+
+Whatever ends a run (budget, time, early stopping, ``stop()``, a cancel, an exception or
+Ctrl-C), the network holds the best weights by validation loss when :meth:`TrainingRun.steps`
+returns or raises.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import torch
+
+from . import distributed
+from ._errors import SelfDenoiseError
+from .config import TrainingConfig
+from .data import PatchSampler, fit_patch_shape
+from .device import autocast_dtype, configure_backends, training_memory_format
+from .prepare import TrainingData
+from .train import (
+    Cancel,
+    Progress,
+    autocast,
+    budget_fraction,
+    epoch_of,
+    estimate_total,
+    eta,
+    is_cancelled,
+    learning_rate_factor,
+    make_optimizer,
+    to_device,
+    validation_loss,
+)
+
+__all__ = ["RunState", "TrainingRun", "make_sampler"]
+
+CANCEL_VALIDATION_BATCHES = 1
+"""Batches the final validation may use after a cancel when the run has not validated yet
+(keeps ``stop()`` within about 2 s even in 3D)."""
+
+
+def make_sampler(
+    data: TrainingData, config: TrainingConfig, size_multiple: int, rank: int = 0
+) -> PatchSampler:
+    """Patch sampler over ``data``: patch shape fitted to every image, validation source."""
+    patch_shape = fit_patch_shape(config.patch_shape, data.spatial_shapes, size_multiple)
+    return PatchSampler(
+        data.arrays,
+        patch_shape,
+        validation_fraction=0.0 if data.validation else config.validation_fraction,
+        augment=config.augment,
+        skip_background=config.skip_background,
+        seed=config.seed + 1000 * rank,
+        targets=data.targets,
+        validation=data.validation,
+    )
+
+
+@dataclass
+class RunState:
+    """The mutable state of a run (everything a checkpoint needs besides tensors' owners)."""
+
+    step: int = 0
+    run_step: int = 0
+    elapsed_seconds: float = 0.0
+    best_val_loss: float | None = None
+    best_state: dict | None = None
+    val_loss: float | None = None
+    history: list[dict] = field(default_factory=list)
+    plateau_factor: float = 1.0
+    since_best: int = 0
+    stop_reason: str = ""
+    message: str = ""
+
+
+class TrainingRun:
+    """One training run of ``network`` with ``objective`` on patches from ``sampler``.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The model (unwrapped), already on ``device``. The run sets its memory format and wraps
+        it for DistributedDataParallel under torchrun; it hands it back contiguous, in eval
+        mode and holding the best weights.
+    objective : Objective
+        A :mod:`selfdenoise.methods` objective.
+    sampler : PatchSampler
+        Training batches and fixed validation patches.
+    config : TrainingConfig
+        Budget, optimiser and schedule.
+    device : torch.device
+        Where to train.
+    start_step : int
+        Steps the model has had before this run (global numbering).
+    history : list of dict, optional
+        The model's earlier validation records; this run appends to a copy.
+    cancel : threading.Event or callable, optional
+        Checked before every step.
+    checkpoint : callable, optional
+        Called with :meth:`state_dict` every ``config.checkpoint_every`` steps; an error in it
+        is reported once (RuntimeWarning and :attr:`Progress.message`) and training goes on.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        objective,
+        sampler: PatchSampler,
+        config: TrainingConfig,
+        device: torch.device,
+        *,
+        start_step: int = 0,
+        history: list[dict] | None = None,
+        cancel: Cancel = None,
+        checkpoint: Callable[[dict], None] | None = None,
+    ) -> None:
+        configure_backends(device)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.network, self.objective, self.sampler = network, objective, sampler
+        self.config, self.device = config, device
+        self.cancel, self.checkpoint = cancel, checkpoint
+        self.amp_dtype = autocast_dtype(device, config.amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.memory_format = training_memory_format(
+            device, _spatial_ndim(network), config.channels_last
+        )
+        # Weights take the batches' memory format before DistributedDataParallel fixes strides.
+        network.to(memory_format=self.memory_format)
+        self.model = distributed.wrap(network, device)
+        self.optimizer = make_optimizer(self.model, config)
+        self.generator = torch.Generator().manual_seed(config.seed + distributed.rank() * 1000)
+        self.state = RunState(step=start_step, history=list(history or []))
+        self.total_steps = config.total_steps
+        self.time_budget = config.max_minutes * 60 if config.max_minutes else None
+        self._checkpoint_failed = False
+        self._clock = (time.perf_counter(), 0.0)
+        self._window = (time.perf_counter(), 0, 0.0)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run exactly where it is now."""
+        s = self.state
+        return {
+            "network": _state_copy(self.network),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "sampler_rng": self.sampler.rng.bit_generator.state,
+            "step": s.step,
+            "run_step": s.run_step,
+            "elapsed_seconds": s.elapsed_seconds,
+            "best_val_loss": s.best_val_loss,
+            "best_state": s.best_state,
+            "history": list(s.history),
+            "plateau_factor": s.plateau_factor,
+            "since_best": s.since_best,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` output (e.g. a checkpoint).
+
+        Checkpoints written before ``run_step`` existed count their steps from the run's start.
+        """
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
+        if "sampler_rng" in state:
+            self.sampler.rng.bit_generator.state = state["sampler_rng"]
+        step = int(state["step"])
+        self.state = RunState(
+            step=step,
+            run_step=int(state.get("run_step", step)),
+            elapsed_seconds=float(state.get("elapsed_seconds", 0.0)),
+            best_val_loss=state.get("best_val_loss"),
+            best_state=state.get("best_state"),
+            val_loss=state.get("best_val_loss"),
+            history=list(state.get("history", [])),
+            plateau_factor=float(state.get("plateau_factor", 1.0)),
+            since_best=int(state.get("since_best", 0)),
+        )
+
+    # ------------------------------------------------------------------ the loop
+    def steps(self) -> Generator[Progress, None, None]:
+        """Train, yielding a :class:`Progress` after each step and a final one (``done``).
+
+        On any exit (the budget, a stop, an exception, Ctrl-C, or the consumer closing the
+        generator) the network gets the best weights and is handed back in eval mode.
+        """
+        try:
+            yield from self._loop()
+            yield self._finish()
+        finally:
+            self._restore_best()
+
+    def _tick(self) -> None:
+        started, before = self._clock
+        self.state.elapsed_seconds = before + time.perf_counter() - started
+
+    def _loop(self) -> Generator[Progress, None, None]:
+        self._clock = (time.perf_counter(), self.state.elapsed_seconds)
+        self._window = (time.perf_counter(), 0, 0.0)
+        self.model.train()
+        while True:
+            self._tick()
+            reason = distributed.agree_stop(self._local_stop_reason(), self.device)
+            if reason:
+                self.state.stop_reason = reason
+                return
+            progress = self._train_step()
+            self._maybe_checkpoint(progress)
+            yield progress
+            patience = self.config.early_stopping
+            if progress.validated and patience and self.state.since_best >= patience:
+                self.state.stop_reason = "early stopping"
+                return
+
+    def _local_stop_reason(self) -> str:
+        s = self.state
+        if self.total_steps is not None and s.run_step >= self.total_steps:
+            return "budget"
+        if self.time_budget is not None and s.elapsed_seconds >= self.time_budget:
+            return "time"
+        if is_cancelled(self.cancel):
+            return "cancelled"
+        return ""
+
+    def _fraction(self) -> float:
+        return budget_fraction(
+            self.state.run_step, self.total_steps, self.state.elapsed_seconds, self.time_budget
+        )
+
+    def _train_step(self) -> Progress:
+        config, s = self.config, self.state
+        fraction = self._fraction()
+        lr = config.learning_rate * learning_rate_factor(config.schedule, fraction)
+        lr *= s.plateau_factor
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.objective.set_progress(fraction)
+        batch = to_device(self.sampler.sample(config.batch_size), self.device, self.memory_format)
+        with autocast(self.device, self.amp_dtype):
+            loss, _ = self.objective.training_loss(self.model, batch, self.generator)
+        if not torch.isfinite(loss):
+            raise SelfDenoiseError(
+                f"training diverged at step {s.step + 1} (loss is not finite); lower the "
+                f"learning rate, e.g. to {lr / 10:.0e}. The best weights so far are kept."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        s.step += 1
+        s.run_step += 1
+        loss_value = float(loss.detach())
+        self._tick()
+        validated = s.run_step % config.steps_per_epoch == 0 or s.run_step == self.total_steps
+        if validated:
+            self._validate_and_record(loss_value, lr)
+        return self._progress(loss_value, lr, validated)
+
+    def _validate_and_record(self, loss_value: float, lr: float, batches: int | None = None):
+        s = self.state
+        val_loss = distributed.all_reduce_mean(self._validation_loss(batches), self.device)
+        s.val_loss = val_loss
+        if s.best_val_loss is None or val_loss < s.best_val_loss:
+            s.best_val_loss, s.best_state, s.since_best = val_loss, _state_copy(self.network), 0
+        else:
+            s.since_best += 1
+            if self.config.schedule == "plateau" and s.since_best % 3 == 0:
+                s.plateau_factor *= 0.5
+        s.history.append(
+            {
+                "step": s.step,
+                "epoch": epoch_of(s.run_step, self.config),
+                "loss": loss_value,
+                "val_loss": val_loss,
+                "learning_rate": lr,
+                "elapsed_seconds": s.elapsed_seconds,
+            }
+        )
+
+    def _validation_loss(self, batches: int | None = None) -> float:
+        patches = self.sampler.validation_patches
+        if batches is not None:
+            limit = batches * self.config.batch_size
+            patches = (
+                tuple(p[:limit] for p in patches) if isinstance(patches, tuple) else patches[:limit]
+            )
+        loss = validation_loss(
+            self.model,
+            self.objective,
+            patches,
+            self.device,
+            self.config.batch_size,
+            self.config.seed + 7,
+            self.amp_dtype,
+            self.memory_format,
+        )
+        self.model.train()
+        return loss
+
+    def _progress(self, loss_value: float, lr: float, validated: bool) -> Progress:
+        s = self.state
+        now = time.perf_counter()
+        start, count, rate = self._window
+        count += 1
+        if now - start > 0.5:
+            start, count, rate = now, 0, count / (now - start)
+        self._window = (start, count, rate)
+        total = self.total_steps
+        if total is None:
+            total = estimate_total(s.run_step, s.elapsed_seconds, self.time_budget)
+        return Progress(
+            step=s.step,
+            total_steps=s.step - s.run_step + total,
+            epoch=epoch_of(s.run_step, self.config),
+            loss=loss_value,
+            val_loss=s.val_loss,
+            best_val_loss=s.best_val_loss,
+            learning_rate=lr,
+            steps_per_second=rate,
+            eta_seconds=eta(
+                s.run_step, self.total_steps, rate, s.elapsed_seconds, self.time_budget
+            ),
+            elapsed_seconds=s.elapsed_seconds,
+            validated=validated,
+            run_step=s.run_step,
+            message=self._take_message(),
+        )
+
+    def _take_message(self) -> str:
+        message, self.state.message = self.state.message, ""
+        return message
+
+    def _maybe_checkpoint(self, progress: Progress) -> None:
+        every = self.config.checkpoint_every
+        if self.checkpoint is None or not every or self.state.run_step % every:
+            return
+        try:
+            self.checkpoint(self.state_dict())
+        except Exception as exc:  # a full disk must not end the training
+            if self._checkpoint_failed:
+                return
+            self._checkpoint_failed = True
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = f"could not write a checkpoint ({text}); training goes on without."
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            progress.message = message
+
+    # ------------------------------------------------------------------ the end
+    def _finish(self) -> Progress:
+        """The final record; validates the last weights when the history lacks them."""
+        s = self.state
+        last_validated = bool(s.history) and s.history[-1]["step"] == s.step
+        if s.run_step > 0 and not last_validated:
+            if s.stop_reason != "cancelled":
+                self._validate_and_record(float("nan"), 0.0)
+            elif s.best_state is None:  # bounded: stop() answers within about 2 s
+                self._validate_and_record(float("nan"), 0.0, CANCEL_VALIDATION_BATCHES)
+        self._tick()
+        total = s.step if self.total_steps is None else s.step - s.run_step + self.total_steps
+        return Progress(
+            step=s.step,
+            total_steps=total,
+            epoch=epoch_of(s.run_step, self.config),
+            loss=s.history[-1]["loss"] if s.history else float("nan"),
+            val_loss=s.val_loss,
+            best_val_loss=s.best_val_loss,
+            learning_rate=0.0,
+            steps_per_second=self._window[2],
+            eta_seconds=0.0,
+            elapsed_seconds=s.elapsed_seconds,
+            done=True,
+            stop_reason=s.stop_reason,
+            run_step=s.run_step,
+            message=self._take_message(),
+        )
+
+    def _restore_best(self) -> None:
+        if self.state.best_state is not None:
+            self.network.load_state_dict(self.state.best_state)
+        self.network.to(memory_format=torch.contiguous_format)
+        self.network.eval()
+
+
+def _spatial_ndim(network: torch.nn.Module) -> int:
+    """Spatial dimensions of a network's first convolution (2 or 3; 0 if it has none)."""
+    for parameter in network.parameters():
+        if parameter.dim() in (4, 5):
+            return parameter.dim() - 2
+    return 0
+
+
+def _state_copy(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    module = network.module if hasattr(network, "module") else network
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}

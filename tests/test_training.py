@@ -1,0 +1,97 @@
+"""The training run: global step numbering, the resumable state, the distributed facade."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from selfdenoise import Denoiser
+
+TINY = {"base_channels": 8, "depth": 2, "batch_size": 2, "patch_shape": (16, 16), "device": "cpu"}
+
+
+def _image(shape=(32, 32), seed=0):
+    return np.random.default_rng(seed).normal(0.5, 0.1, shape).astype(np.float32)
+
+
+def test_continued_training_numbers_steps_globally(torch_single_thread):
+    model = Denoiser("n2v", steps=4, steps_per_epoch=2, **TINY)
+    model.fit(_image())
+    model.continue_training(steps=2)
+    records = list(model.fit_iter(_image()))
+    assert [r.step for r in records[:-1]] == [5, 6]
+    assert [r.run_step for r in records[:-1]] == [1, 2]
+    assert records[-1].total_steps == 6 and records[-1].step == 6
+    assert [row["step"] for row in model.history] == [2, 4, 6]
+    assert model.steps_trained == 6
+
+
+def test_resume_after_continue_keeps_global_numbers(tmp_path, torch_single_thread):
+    model = Denoiser("n2v", steps=2, steps_per_epoch=2, **TINY)
+    model.fit(_image())
+    model.continue_training(steps=4, checkpoint_every=2, checkpoint_dir=str(tmp_path))
+    model.fit(_image(), callback=lambda p: p.run_step == 3 and model.stop())
+    resumed = Denoiser("n2v", steps=4, steps_per_epoch=2, **TINY)
+    records = list(resumed.fit_iter(_image(), resume=tmp_path / "checkpoint.pt"))
+    assert [r.step for r in records[:-1]] == [5, 6]
+    assert [r.run_step for r in records[:-1]] == [3, 4]
+    assert [row["step"] for row in resumed.history] == [2, 4, 6]
+    assert resumed.steps_trained == 6
+
+
+def test_a_saved_model_keeps_its_step_count(tmp_path, torch_single_thread):
+    model = Denoiser("n2v", steps=3, steps_per_epoch=2, **TINY)
+    model.fit(_image())
+    loaded = Denoiser.load(model.save(tmp_path / "model"))
+    assert loaded.steps_trained == 3 and loaded.is_trained
+
+
+def test_run_state_round_trips(torch_single_thread):
+    import torch
+
+    from selfdenoise.methods import get_objective
+    from selfdenoise.nets import build_network
+    from selfdenoise.prepare import prepare_training_data
+    from selfdenoise.training import TrainingRun, make_sampler
+
+    model = Denoiser("n2v", steps=4, steps_per_epoch=2, **TINY)
+    data, _ = prepare_training_data(model.config, _image(), axes="YX")
+
+    def run():
+        torch.manual_seed(0)
+        network = build_network(model.config.network, 2, 1)
+        sampler = make_sampler(data, model.config.training, network.size_multiple)
+        objective = get_objective(model.config)
+        return TrainingRun(network, objective, sampler, model.config.training, torch.device("cpu"))
+
+    first = run()
+    steps = first.steps()
+    for progress in steps:
+        if progress.run_step == 2:
+            break
+    state = first.state_dict()
+    steps.close()
+    second = run()
+    second.load_state_dict(state)
+    assert second.state.step == 2 and second.state.history == first.state.history
+    rest = [p for p in second.steps() if not p.done]
+    assert [p.step for p in rest] == [3, 4]
+
+
+def test_the_distributed_facade_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from selfdenoise import distributed\n"
+        "assert distributed.is_main_process() and not distributed.is_active()\n"
+        "distributed.teardown()\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_objectives_hear_the_progress_without_a_probe():
+    from selfdenoise.methods import Objective
+
+    assert Objective().set_progress(0.5) is None

@@ -272,6 +272,9 @@ def test_trained_network_is_handed_back_in_the_default_memory_format():
     image = np.random.default_rng(0).normal(size=(48, 48)).astype(np.float32)
     model = Denoiser("n2v", "YX", steps=2, batch_size=2, patch_shape=(32, 32), device="cpu")
     model.fit(image)
+    assert model.training_sizes_note == (
+        "2 x 32x32 patches (batch and patch as set); the CPU recipe on cpu"
+    )
     weights = [p for p in model.network.parameters() if p.dim() == 4]
     assert weights and all(p.is_contiguous() for p in weights)
     assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)

@@ -178,6 +178,15 @@ def test_device_aware_sizes_fit_and_the_estimate_holds(axes, shape):
     assert 0.2 <= peak / estimate <= 1 / GPU_TRAINING_FRACTION
 
 
+def test_default_fit_on_cuda_uses_the_device_aware_patch():
+    from selfdenoise import Denoiser
+
+    model = Denoiser("n2v", "YX", **TINY)
+    model.fit(noisy_image((256, 256), seed=3))
+    assert model.training_sizes_note.startswith("16 x 128x128 patches (batch as set); CUDA:")
+    assert model.config.training.patch_shape is None  # the model's settings are untouched
+
+
 DDP_SCRIPT = textwrap.dedent(
     """
     import json, os, sys

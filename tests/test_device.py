@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
@@ -266,6 +272,286 @@ def test_trained_network_is_handed_back_in_the_default_memory_format():
     image = np.random.default_rng(0).normal(size=(48, 48)).astype(np.float32)
     model = Denoiser("n2v", "YX", steps=2, batch_size=2, patch_shape=(32, 32), device="cpu")
     model.fit(image)
+    assert model.training_sizes_note == (
+        "2 x 32x32 patches (batch and patch as set); the CPU recipe on cpu"
+    )
     weights = [p for p in model.network.parameters() if p.dim() == 4]
     assert weights and all(p.is_contiguous() for p in weights)
     assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
+# --- training_sizes: the device-aware rule, with mocked memory figures ----------------------
+
+GIB = 2**30
+
+
+@pytest.fixture
+def restore_backends():
+    """Put cuDNN/TF32 switches back after a test that turns them on."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    new_api = hasattr(matmul, "fp32_precision")
+    saved = (
+        cudnn.benchmark,
+        matmul.fp32_precision if new_api else matmul.allow_tf32,
+        cudnn.conv.fp32_precision if new_api else cudnn.allow_tf32,
+    )
+    yield
+    cudnn.benchmark = saved[0]
+    if new_api:
+        matmul.fp32_precision, cudnn.conv.fp32_precision = saved[1], saved[2]
+    else:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved[1], saved[2]
+
+
+def _free(monkeypatch, nbytes):
+    monkeypatch.setattr(dev, "free_memory_bytes", lambda device: nbytes)
+
+
+@pytest.mark.parametrize("device", ["cpu", "mps"])
+def test_cpu_and_mps_keep_the_cpu_recipe(device):
+    assert dev.training_sizes(device, 2, 1, 32, 2)[:2] == (16, (64, 64))
+    assert dev.training_sizes(device, 3, 1, 32, 2)[:2] == (4, (16, 64, 64))
+    assert "CPU recipe" in dev.training_sizes(device, 2, 1, 32, 2).reason
+
+
+def test_cpu_recipe_is_the_configs_default():
+    from selfdenoise.config import make_config
+
+    for axes, ndim in (("YX", 2), ("ZYX", 3)):
+        batch, patch = dev.cpu_recipe(ndim)
+        assert make_config("n2v", axes).training.batch_size == batch
+        from selfdenoise.data import default_patch_shape
+
+        assert default_patch_shape(ndim) == patch
+
+
+def test_user_settings_win_everywhere(monkeypatch):
+    sizes = dev.training_sizes("cpu", 2, 1, 32, 2, user_batch=3, user_patch=(32, 48))
+    assert sizes[:2] == (3, (32, 48))
+    assert "batch and patch as set" in sizes.reason
+    _free(monkeypatch, 80 * GIB)
+    sizes = dev.training_sizes("cuda", 2, 1, 32, 2, user_batch=5)
+    assert sizes.batch_size == 5 and sizes.patch_shape == (128, 128)
+    sizes = dev.training_sizes("cuda", 2, 1, 32, 2, user_patch=(32, 32))
+    assert sizes.patch_shape == (32, 32) and sizes.batch_size == 256
+
+
+def test_large_gpu_gets_the_caps(monkeypatch):
+    _free(monkeypatch, 80 * GIB)
+    assert dev.training_sizes("cuda", 2, 1, 32, 2)[:2] == (256, (128, 128))
+    # 3D: 0.5 * 80 GiB / (4 * (16 * 32 * (1 + 1/4 + 1/16) + 4)) = 15.97 M voxels -> 30 patches
+    per_voxel = dev.training_bytes_per_voxel(3, 1, 32, 2)
+    assert per_voxel == 4 * (16 * 32 * 1.3125 + 4)
+    assert dev.training_sizes("cuda", 3, 1, 32, 2)[:2] == (30, (32, 128, 128))
+    assert "80.0 GiB free" in dev.training_sizes("cuda", 3, 1, 32, 2).reason
+
+
+def test_small_gpu_grows_what_fits(monkeypatch):
+    _free(monkeypatch, 8 * GIB)
+    batch, patch, _ = dev.training_sizes("cuda", 3, 1, 32, 2)
+    assert patch == (16, 128, 128) and batch == 6  # 32x128x128 would fit only 3 < 4
+    _free(monkeypatch, GIB // 4)
+    sizes = dev.training_sizes("cuda", 3, 1, 32, 2)
+    assert sizes[:2] == (4, (16, 64, 64)) and "little free memory" in sizes.reason
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("gib", [0.1, 0.5, 2, 6, 12, 24, 40, 80, 140])
+def test_rule_stays_within_memory_and_never_below_the_cpu_recipe(monkeypatch, ndim, gib):
+    _free(monkeypatch, int(gib * GIB))
+    batch, patch, _ = dev.training_sizes("cuda", ndim, 1, 32, 2)
+    cpu_batch, cpu_patch = dev.cpu_recipe(ndim)
+    assert batch >= cpu_batch and all(p >= c for p, c in zip(patch, cpu_patch, strict=True))
+    assert batch <= dev.GPU_MAX_BATCH[ndim]
+    assert patch in dev.GPU_PATCH_STEPS[ndim]
+    used = batch * np.prod(patch) * dev.training_bytes_per_voxel(ndim, 1, 32, 2)
+    assert used <= dev.GPU_TRAINING_FRACTION * gib * GIB or (batch, patch) == (cpu_batch, cpu_patch)
+
+
+def test_more_memory_never_means_less_work(monkeypatch):
+    work = []
+    for gib in (1, 2, 4, 8, 16, 32, 64):
+        _free(monkeypatch, gib * GIB)
+        batch, patch, _ = dev.training_sizes("cuda", 3, 1, 32, 2)
+        work.append(batch * np.prod(patch))
+    assert work == sorted(work) and work[-1] > work[0]
+
+
+def test_patch_is_clipped_to_the_image(monkeypatch):
+    _free(monkeypatch, 80 * GIB)
+    batch, patch, _ = dev.training_sizes("cuda", 2, 1, 32, 2, image_shape=(90, 300))
+    assert patch == (88, 128) and batch == 256
+    assert dev.training_sizes("cuda", 3, 1, 32, 3, image_shape=(20, 64, 512)).patch_shape == (
+        16,
+        64,
+        128,
+    )
+
+
+def test_unknown_free_memory_on_cuda_keeps_the_cpu_recipe(monkeypatch):
+    _free(monkeypatch, None)
+    sizes = dev.training_sizes("cuda", 2, 1, 32, 2)
+    assert sizes[:2] == (16, (64, 64)) and "unknown" in sizes.reason
+
+
+def test_free_memory_is_read_from_the_cuda_driver(cuda):
+    # mem_get_info says 10 kB free: far too little, so the CPU recipe, but the figure was read.
+    sizes = dev.training_sizes("cuda:1", 2, 1, 32, 2)
+    cuda.mem_get_info.assert_called_with(1)
+    assert sizes[:2] == (16, (64, 64))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_activation_estimate_covers_every_methods_saved_tensors(ndim):
+    """The rule's bytes per voxel are at least what autograd really keeps (CPU, float32)."""
+    from selfdenoise.config import make_config
+    from selfdenoise.methods import get_objective
+    from selfdenoise.nets import build_network
+    from selfdenoise.registry import method_names
+
+    shape = (2, 1, 64, 64) if ndim == 2 else (1, 1, 16, 32, 32)  # the smallest patches used
+    for method in method_names(self_supervised=True):
+        config = make_config(method, "YX" if ndim == 2 else "ZYX")
+        torch.manual_seed(0)
+        network = build_network(config.network, ndim, 1)
+        objective = get_objective(config, lambda_inv=2.0 if method == "noise2same" else None)
+        seen: dict[int, int] = {}
+
+        def pack(tensor, seen=seen):
+            seen.setdefault(tensor.data_ptr(), tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            objective.training_loss(network, torch.randn(shape), torch.Generator().manual_seed(0))
+        measured = sum(seen.values()) / np.prod(shape)
+        net = config.network
+        estimate = dev.training_bytes_per_voxel(ndim, 1, net.base_channels, net.depth)
+        assert measured > 0.1 * estimate, method  # the hook saw the network's activations
+        assert measured <= estimate, (method, measured, estimate)
+
+
+# --- gpu_settings and host_to_device ---------------------------------------------------------
+
+
+def test_gpu_settings_off_on_cpu(restore_backends):
+    torch.backends.cudnn.benchmark = False
+    settings = dev.gpu_settings("cpu", compile=True)
+    assert settings == dev.GpuSettings(False, False, None, False, False, False)
+    assert settings.describe() == "defaults"
+    assert torch.backends.cudnn.benchmark is False
+
+
+@pytest.mark.parametrize(
+    ("cuda", "dtype"), [(True, torch.bfloat16), (False, torch.float16)], indirect=["cuda"]
+)
+def test_gpu_settings_on_cuda(cuda, dtype, restore_backends):
+    torch.backends.cudnn.benchmark = False
+    settings = dev.gpu_settings("cuda")
+    assert torch.backends.cudnn.benchmark is True
+    assert settings.amp_dtype is dtype and settings.pin_memory and settings.non_blocking
+    assert not settings.compile and dev.gpu_settings("cuda", compile=True).compile
+    name = "bfloat16" if dtype is torch.bfloat16 else "float16"
+    assert settings.describe() == (
+        f"cudnn.benchmark, TF32, {name} autocast, pinned non-blocking copies"
+    )
+
+
+def test_host_to_device_on_cpu_keeps_values_and_format():
+    batch = np.random.default_rng(0).normal(size=(2, 1, 8, 8)).astype(np.float32)
+    tensor = dev.host_to_device(batch[:, :, ::-1], torch.device("cpu"), torch.channels_last)
+    assert tensor.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_array_equal(tensor.numpy(), batch[:, :, ::-1])
+
+
+# --- benchmarks/gpu.py without a GPU ---------------------------------------------------------
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+def test_gpu_benchmark_refuses_without_cuda():
+    env = {**os.environ, "PYTHONPATH": str(BENCHMARKS.parent / "src")}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gpu.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert done.stdout.strip() == (
+        "error: benchmarks/gpu.py needs a CUDA GPU (use --cpu-smoke to test the script)."
+    )
+
+
+def test_gpu_benchmark_renders_targets_from_results(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    gpu = importlib.import_module("gpu")
+    training = {"ndim": 2, "amp": "auto", "method": "neighbor2neighbor", "sizes": "device"}
+    results = {
+        "mode": "quick",
+        "seconds": 200.0,
+        "environment": {
+            "machine": "m",
+            "torch": "2.11",
+            "device": "NVIDIA H100 (CUDA, 79 GiB)",
+            "gpu": "NVIDIA H100",
+            "gpu_settings": "cudnn.benchmark",
+            "sizes_2d": "a",
+            "sizes_3d": "b",
+        },
+        "throughput": {
+            "training": [
+                {
+                    **training,
+                    "batch": 256,
+                    "patch": [128, 128],
+                    "steps_per_s": 10.0,
+                    "patches_per_s": 2560.0,
+                    "mvox_per_s": 41.9,
+                    "bare_mvox_per_s": 83.9,
+                    "utilisation": 0.5,
+                },
+            ],
+            "bare_large_batch": [],
+        },
+        "quality": {"skipped": "Set12 not found"},
+    }
+    text = gpu.render(results)
+    assert "| default 2D training (device sizes) / bare network | >= 0.40 | 0.50 |" in text
+    assert "GPU: NVIDIA H100" in text and "Quality: Set12 not found." in text
+
+
+# --- sized_for_device: the engine's hook -----------------------------------------------------
+
+
+def test_sized_for_device_leaves_cpu_settings_alone():
+    from selfdenoise.config import make_config
+
+    config = make_config("n2v", "YX")
+    training, reason = dev.sized_for_device(
+        config.training, config.network, "cpu", 1, [(300, 400), (200, 500)]
+    )
+    assert training is config.training and "CPU recipe" in reason
+
+
+def test_sized_for_device_fills_the_unset_patch_on_cuda(monkeypatch):
+    from selfdenoise.config import make_config
+
+    _free(monkeypatch, 80 * GIB)
+    config = make_config("n2v", "ZYX")
+    before = config.to_dict()
+    training, reason = dev.sized_for_device(
+        config.training, config.network, "cuda", 1, [(40, 300, 400), (64, 100, 512)]
+    )
+    assert config.to_dict() == before  # the model's settings are untouched
+    assert training.patch_shape == (32, 100, 128)  # clipped to the smallest image
+    assert training.batch_size == config.training.batch_size  # today the batch is always set
+    assert "batch as set" in reason
+    unset = dataclasses.replace(config.training, batch_size=None)  # once it can be unset
+    training, _ = dev.sized_for_device(unset, config.network, "cuda", 1, [(64, 256, 256)])
+    assert training.batch_size == 30 and training.patch_shape == (32, 128, 128)
+    mine = dataclasses.replace(config.training, patch_shape=(8, 32, 32))
+    assert dev.sized_for_device(mine, config.network, "cuda", 1, [(64, 256, 256)])[
+        0
+    ].patch_shape == (8, 32, 32)

@@ -80,6 +80,8 @@ class Denoiser:
         self._run_lock = threading.Lock()
         self._active_stop: threading.Event | None = None
         self._device = None
+        self.training_sizes_note = ""
+        """Batch and patch of the last fit and why (CPU recipe, or sized to the GPU's memory)."""
 
     # ------------------------------------------------------------------ properties
     @property
@@ -249,6 +251,7 @@ class Denoiser:
 
     def _start_run(self, data, validation, targets, axes, cancel, resume):
         """Prepare the data, network, objective and a :class:`TrainingRun` for one fit."""
+        from .device import sized_for_device
         from .methods import get_objective
         from .prepare import prepare_training_data
         from .training import TrainingRun, make_sampler
@@ -272,7 +275,13 @@ class Denoiser:
         )
         rank, _world, self._device = distributed.setup(self.device)
         network = self._network_for(prepared.n_channels).to(self._device)
-        training = self.config.training
+        training, self.training_sizes_note = sized_for_device(
+            self.config.training,
+            self.config.network,
+            self._device,
+            prepared.n_channels,
+            prepared.spatial_shapes,
+        )
         sampler = make_sampler(prepared, training, network.size_multiple, rank)
         self.lambda_inv = self._resolve_lambda_inv(prepared.arrays)
         stop = threading.Event()

@@ -17,6 +17,7 @@ import torch
 
 from . import distributed
 from .config import TrainingConfig
+from .device import host_to_device
 
 Cancel = threading.Event | Callable[[], bool] | None
 
@@ -125,11 +126,11 @@ def make_optimizer(network: torch.nn.Module, config: TrainingConfig) -> torch.op
 
 
 def to_device(batch, device: torch.device, memory_format=torch.contiguous_format):
-    """A numpy batch (or a tuple of them) as tensors on ``device`` in ``memory_format``."""
+    """A numpy batch (or a tuple of them) as tensors on ``device`` in ``memory_format``
+    (through pinned memory, without blocking, on CUDA)."""
     if isinstance(batch, tuple):
         return tuple(to_device(b, device, memory_format) for b in batch)
-    tensor = torch.from_numpy(batch).to(device, non_blocking=True)
-    return tensor.contiguous(memory_format=memory_format)
+    return host_to_device(batch, device, memory_format)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -36,17 +36,25 @@ use the plain network (depth 2, 32 base channels, no batch norm).
 Convolutions zero-pad, so every output pixel depends only on input pixels within
 :func:`receptive_radius` of it (with batch norm in eval mode; in training mode batch statistics
 couple all pixels of a batch). Tiled prediction uses that radius as its default overlap.
+
+This file imports nothing but torch, so that model packages for the BioImage Model Zoo can
+ship it unchanged as their architecture source (:class:`ImageDenoiser` is the entry point).
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import NetworkConfig
+if TYPE_CHECKING:  # this file imports only torch: BMZ packages ship it as the architecture
+    from ..config import NetworkConfig
 
 __all__ = [
+    "ImageDenoiser",
     "UNet",
     "build_network",
     "count_parameters",
@@ -403,3 +411,57 @@ def flops_per_pixel(
         macs += _block_macs(config, ndim, merged, channels[level]) * fraction(level)
     macs += channels[0] * out_channels
     return macs
+
+
+class ImageDenoiser(nn.Module):
+    """A trained U-Net as a whole-image model, for files that leave this package.
+
+    Maps ``(B, channels, *spatial)`` to the same shape, spatial sides multiples of
+    ``2**depth``. It is the architecture of exported BioImage Model Zoo packages and the
+    graph of ONNX and TorchScript exports.
+
+    Parameters
+    ----------
+    ndim : int
+        Spatial dimensions, 2 or 3.
+    channels : int
+        Image channels.
+    network : dict
+        The fields of :class:`selfdenoise.config.NetworkConfig`.
+    fold_channels : bool
+        Denoise each channel on its own with a one-channel U-Net (models trained with
+        ``channels_jointly=False``).
+    offset, scale : list of float, optional
+        Per-channel normalisation ``(x - offset) / scale`` applied before the U-Net and
+        undone after it; without them the model works on normalised images.
+    """
+
+    def __init__(
+        self,
+        ndim: int,
+        channels: int,
+        network: dict,
+        fold_channels: bool = False,
+        offset: list[float] | None = None,
+        scale: list[float] | None = None,
+    ):
+        super().__init__()
+        unet_channels = 1 if fold_channels else channels
+        self.unet = UNet(SimpleNamespace(**network), ndim, unet_channels, unet_channels)
+        self.fold_channels = fold_channels
+        self.normalise = offset is not None and scale is not None
+        if self.normalise:
+            shape = (1, channels) + (1,) * ndim
+            self.register_buffer("offset", torch.tensor(offset, dtype=torch.float32).view(shape))
+            self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalise:
+            x = (x - self.offset) / self.scale
+        if self.fold_channels:
+            y = self.unet(x.reshape(-1, 1, *x.shape[2:])).reshape(x.shape)
+        else:
+            y = self.unet(x)
+        if self.normalise:
+            y = y * self.scale + self.offset
+        return y

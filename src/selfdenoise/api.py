@@ -541,14 +541,20 @@ class Denoiser:
         Parameters
         ----------
         path : path
-            The ``.safetensors`` model file.
+            The ``.safetensors`` model file, or a BioImage Model Zoo ``.zip`` package written
+            by :func:`selfdenoise.export.export_bmz`.
         device : str, optional
             Override the device stored with the model (``'cpu'``, ``'cuda'``, ``'mps'``).
         """
         from .io import load_bundle
         from .nets import build_network
 
-        state_dict, metadata = load_bundle(path)
+        if str(path).lower().endswith(".zip"):  # a BioImage Model Zoo package we exported
+            from .export._load import read_bmz
+
+            state_dict, metadata = read_bmz(path)
+        else:
+            state_dict, metadata = load_bundle(path)
         if metadata.get("format") != MODEL_FORMAT:
             raise SelfDenoiseError(f"'{path}' is not a napari-selfdenoise model file.")
         denoiser = cls.__new__(cls)

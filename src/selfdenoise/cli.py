@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    _add_export_parser(commands)
     return parser
 
 
@@ -284,11 +285,67 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_parser(commands) -> None:
+    from .export import FORMATS
+
+    export = commands.add_parser(
+        "export",
+        help="export a model as a BioImage Model Zoo package, ONNX or TorchScript",
+        description=(
+            "Write a trained model for other tools: a BioImage Model Zoo package (.zip, for "
+            "bioimageio.core, deepImageJ, ilastik, QuPath), or an ONNX / TorchScript file that "
+            "takes the raw image (B, C, [Z,] Y, X) and returns the denoised one."
+        ),
+    )
+    export.add_argument("model", metavar="MODEL", help="model file (.safetensors)")
+    export.add_argument("--format", dest="fmt", default="bmz", choices=FORMATS)
+    export.add_argument("--out", required=True, help="file to write (.zip, .onnx, .pt)")
+    export.add_argument("--sample", help="bmz: image to cut the test input from (.tif, .npy)")
+    export.add_argument("--sample-axes", help="bmz: axes of --sample (default: the model's)")
+    export.add_argument("--name", help="bmz: model name")
+    export.add_argument("--author", action="append", help="bmz: author name (repeatable)")
+    export.add_argument("--license", help="bmz: licence of the weights (default CC-BY-4.0)")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .api import Denoiser
+    from .export import export_model
+    from .nets import size_multiple
+
+    bmz_only = {
+        "--sample": args.sample,
+        "--sample-axes": args.sample_axes,
+        "--name": args.name,
+        "--author": args.author,
+        "--license": args.license,
+    }
+    given = [flag for flag, value in bmz_only.items() if value]
+    if args.fmt != "bmz" and given:
+        raise SelfDenoiseError(f"{', '.join(given)} only apply to --format bmz.")
+    options = {}
+    if args.fmt == "bmz":
+        options = {"name": args.name, "authors": args.author, "license": args.license}
+        options = {k: v for k, v in options.items() if v}
+        if args.sample:
+            image = _read(args.sample)
+            known = image.axes if image.axes and len(image.axes) == image.data.ndim else None
+            options.update(sample=image.data, sample_axes=args.sample_axes or known)
+    model = Denoiser.load(args.model, device="cpu")
+    path = export_model(model, args.out, args.fmt, **options)
+    spatial = ", ".join("ZYX"[-model.config.ndim :])
+    _print(
+        f"wrote {path} ({args.fmt}; input (batch, channel, {spatial}), spatial sides multiples "
+        f"of {size_multiple(model.config.network)})"
+    )
+    return 0
+
+
 COMMANDS = {
     "train": _cmd_train,
     "predict": _cmd_predict,
     "compare": _cmd_compare,
     "demo": _cmd_demo,
+    "export": _cmd_export,
 }
 
 

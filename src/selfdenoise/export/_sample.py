@@ -22,13 +22,14 @@ TEST_SIDE = {2: 256, 3: 64}
 def tiling_geometry(spec: GraphSpec) -> tuple[int, int]:
     """Halo and minimum input side of a package.
 
-    The halo is the receptive radius rounded up so that twice the halo is a multiple of the
-    size multiple (a padded block stays a valid size); the minimum side leaves one size
+    The halo is the receptive radius rounded up to a multiple of the size multiple: a block
+    padded by it stays a valid size and keeps the pooling grid of the unpadded image, so the
+    pixels inside the halo come out as without padding. The minimum side leaves one size
     multiple inside the two halos.
     """
-    step = max(spec.size_multiple // 2, 1)
-    halo = -(-spec.receptive_radius // step) * step
-    return halo, 2 * halo + spec.size_multiple
+    m = spec.size_multiple
+    halo = -(-spec.receptive_radius // m) * m
+    return halo, 2 * halo + m
 
 
 def sample_canonical(denoiser: Denoiser, spec: GraphSpec, sample, axes: str | None) -> np.ndarray:

@@ -254,3 +254,28 @@ def test_napari_export_job_reports_success_and_failure(model_2d, tmp_path):
         "onnx",
     )
     assert format_for("/a/model.pt", "") == ("/a/model.pt", "torchscript")
+
+
+def test_napari_export_button_writes_the_chosen_format(
+    model_2d, tmp_path, qtbot, monkeypatch, notifications
+):
+    pytest.importorskip("napari")
+    from types import SimpleNamespace
+
+    from selfdenoise._napari import _export
+
+    target = tmp_path / "from_dialog"
+    monkeypatch.setattr(
+        _export.QFileDialog,
+        "getSaveFileName",
+        lambda *args: (str(target), _export.FILTERS["torchscript"]),
+    )
+    owner = SimpleNamespace(denoiser=None)
+    button = _export.export_button(owner)
+    qtbot.addWidget(button)
+    button.click()  # no model yet: a notification, no dialog, no file
+    assert any("no model to export" in message for message, _ in notifications)
+    owner.denoiser = model_2d
+    button.click()
+    qtbot.waitUntil(lambda: (tmp_path / "from_dialog.pt").is_file(), timeout=60_000)
+    qtbot.waitUntil(lambda: any("Exported" in m for m, _ in notifications), timeout=10_000)

@@ -15,7 +15,7 @@ from ._graph import GraphSpec
 if TYPE_CHECKING:
     from ..api import Denoiser
 
-TEST_SIDE = {2: 256, 3: 64}
+TEST_SIDE = {2: 128, 3: 64}
 """Largest test-image side cut from a sample (the package's minimum size may be larger)."""
 
 

@@ -96,6 +96,13 @@ def package_3d(model_3d, tmp_path_factory):
     return export_bmz(model_3d, tmp_path_factory.mktemp("bmz") / "model3d")  # synthetic sample
 
 
+@pytest.fixture(scope="module")
+def package_channels(model_channels, tmp_path_factory):
+    """Per-channel percentile statistics as BMZ processing along the channel axis."""
+    pytest.importorskip("bioimageio.spec")
+    return export_bmz(model_channels, tmp_path_factory.mktemp("bmz") / "channels.zip")
+
+
 def package_tensor(path, name) -> np.ndarray:
     with zipfile.ZipFile(path) as archive, archive.open(name) as handle:
         return np.load(handle)
@@ -169,7 +176,7 @@ def test_bmz_package_contents(package_2d, model_2d):
         assert {"cover.png", "test_input.npy", "test_output.npy"} <= set(archive.namelist())
 
 
-@pytest.mark.parametrize("package", ["package_2d", "package_3d"])
+@pytest.mark.parametrize("package", ["package_2d", "package_3d", "package_channels"])
 def test_bioimageio_prediction_matches_denoiser_predict(package, request):
     core = pytest.importorskip("bioimageio.core")
     from bioimageio.core.digest_spec import get_test_input_sample
@@ -179,7 +186,11 @@ def test_bioimageio_prediction_matches_denoiser_predict(package, request):
     model = Denoiser.load(path)
     test_input = package_tensor(path, "test_input.npy")
     spatial = "YX" if test_input.ndim == 4 else "ZYX"
-    expected = model.predict(test_input[:, 0], "S" + spatial, tta=False)[:, None]
+    if test_input.shape[1] == 1:
+        expected = model.predict(test_input[:, 0], "S" + spatial, tta=False)[:, None]
+    else:
+        expected = model.predict(test_input, "SC" + spatial, tta=False)
+    np.testing.assert_array_equal(package_tensor(path, "test_output.npy"), expected)
     descr = load_model_description(path)
     with core.create_prediction_pipeline(descr, weight_format="pytorch_state_dict") as pipeline:
         sample = get_test_input_sample(descr)

@@ -130,4 +130,6 @@ def write_cover(path: Path, test_input: np.ndarray, test_output: np.ndarray) -> 
     scale = max(float(high - low), 1e-12)
     panels = [np.clip((p - low) / scale, 0, 1) for p in (raw, denoised)]
     picture = np.concatenate(panels, axis=1)
+    factor = max(1, 256 // picture.shape[0])  # small test images: enlarge (nearest)
+    picture = picture.repeat(factor, axis=0).repeat(factor, axis=1)
     iio.imwrite(path, (picture * 255).round().astype(np.uint8))

@@ -61,8 +61,8 @@ def require_bioimageio() -> None:
         import bioimageio.spec  # noqa: F401
     except ImportError:
         raise SelfDenoiseError(
-            "BioImage Model Zoo export needs bioimageio.spec and onnx; "
-            "install them with: pip install 'napari-selfdenoise[bmz]'."
+            "writing or reading BioImage Model Zoo packages needs bioimageio.spec; "
+            "install it with: pip install 'napari-selfdenoise[bmz]'."
         ) from None
 
 

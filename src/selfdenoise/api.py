@@ -594,7 +594,8 @@ class Denoiser:
         Parameters
         ----------
         path : path
-            The ``.safetensors`` model file.
+            The ``.safetensors`` model file, or a BioImage Model Zoo ``.zip`` package written
+            by :func:`selfdenoise.export.export_bmz`.
         device : str, optional
             Where to run it (``'cpu'``, ``'cuda'``, ``'mps'``, ``'auto'``). Default ``'auto'``:
             the device the model was trained on is a preference, not a requirement, so a
@@ -603,7 +604,12 @@ class Denoiser:
         from .io import load_bundle
         from .nets import build_network
 
-        state_dict, metadata = load_bundle(path)
+        if str(path).lower().endswith(".zip"):  # a BioImage Model Zoo package we exported
+            from .export._load import read_bmz
+
+            state_dict, metadata = read_bmz(path)
+        else:
+            state_dict, metadata = load_bundle(path)
         meta = check_metadata(metadata, path=path)
         denoiser = cls(config=meta.config)
         denoiser.normaliser, denoiser.in_channels = meta.normaliser, meta.in_channels

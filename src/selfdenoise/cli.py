@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from ._cli.apply import cmd_compare, cmd_demo, cmd_predict
 from ._cli.common import masking_methods, show_warning
+from ._cli.export import add_export_parser, cmd_export
 from ._cli.train import STRUCT_AXES, cmd_train
 from ._errors import SelfDenoiseError
 from ._version import __version__
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--device", default="auto", choices=DEVICES, help="where to train (default auto)"
     )
+    add_export_parser(commands)
     return parser
 
 
@@ -305,6 +307,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "compare": cmd_compare,
     "demo": cmd_demo,
+    "export": cmd_export,
 }
 
 

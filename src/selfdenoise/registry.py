@@ -48,6 +48,8 @@ class MethodSpec:
         (Noise2Same: ``('lambda_inv',)``).
     citation : str
         The method's paper, for exported model packages and the docs.
+    doi : str
+        The paper's DOI (an arXiv DOI where the venue has none).
     """
 
     name: str
@@ -59,6 +61,7 @@ class MethodSpec:
     uses_masking: bool = True
     objective_options: tuple[str, ...] = ()
     citation: str = ""
+    doi: str = ""
 
     @property
     def self_supervised(self) -> bool:
@@ -127,6 +130,7 @@ register_method(
             "Huang, Li, Jia, Lu, Liu. Neighbor2Neighbor: Self-Supervised Denoising from Single "
             "Noisy Images. CVPR 2021."
         ),
+        doi="10.48550/arXiv.2101.02824",
     )
 )
 register_method(
@@ -145,6 +149,7 @@ register_method(
             "Xie, Wang, Ji. Noise2Same: Optimizing A Self-Supervised Bound for Image Denoising. "
             "NeurIPS 2020."
         ),
+        doi="10.48550/arXiv.2010.11971",
     )
 )
 register_method(
@@ -158,6 +163,7 @@ register_method(
             "Krull, Buchholz, Jug. Noise2Void - Learning Denoising from Single Noisy Images. "
             "CVPR 2019."
         ),
+        doi="10.48550/arXiv.1811.10980",
     )
 )
 register_method(
@@ -171,10 +177,11 @@ register_method(
             "masking": {"mode": "stratified", "fraction": 0.02, "fill": "median"},
         },
         citation=(
-            "Höck, Buchholz, Krull, Jug et al. N2V2 - Fixing Noise2Void Checkerboard Artifacts "
+            "Höck, Buchholz, Brachmann, Jug, Freytag. N2V2 - Fixing Noise2Void Checkerboard Artifacts "
             "with Modified Sampling Strategies and a Tweaked Network Architecture. ECCV "
             "Workshops 2022."
         ),
+        doi="10.48550/arXiv.2211.08512",
     )
 )
 register_method(
@@ -185,6 +192,7 @@ register_method(
         objective="noise2self:Noise2Self",
         defaults={"masking": {"mode": "bernoulli", "fraction": 0.05, "fill": "donut"}},
         citation="Batson, Royer. Noise2Self: Blind Denoising by Self-Supervision. ICML 2019.",
+        doi="10.48550/arXiv.1901.11365",
     )
 )
 register_method(
@@ -196,7 +204,9 @@ register_method(
         needs_target=True,
         uses_masking=False,
         citation=(
-            "Lehtinen et al. Noise2Noise: Learning Image Restoration without Clean Data. ICML 2018."
+            "Lehtinen, Munkberg, Hasselgren, Laine, Karras, Aittala, Aila. Noise2Noise: "
+            "Learning Image Restoration without Clean Data. ICML 2018."
         ),
+        doi="10.48550/arXiv.1803.04189",
     )
 )

@@ -3,11 +3,10 @@
 See :mod:`selfdenoise.nets.unet` for the architecture and its options.
 """
 
+from ._build import MAX_PARAMETERS, architecture_class, build_network
 from .unet import (
-    MAX_PARAMETERS,
+    ImageDenoiser,
     UNet,
-    architecture_class,
-    build_network,
     count_parameters,
     flops_per_pixel,
     receptive_radius,
@@ -16,6 +15,7 @@ from .unet import (
 
 __all__ = [
     "MAX_PARAMETERS",
+    "ImageDenoiser",
     "UNet",
     "architecture_class",
     "build_network",

@@ -36,31 +36,31 @@ use the plain network (depth 2, 32 base channels, no batch norm).
 Convolutions zero-pad, so every output pixel depends only on input pixels within
 :func:`receptive_radius` of it (with batch norm in eval mode; in training mode batch statistics
 couple all pixels of a batch). Tiled prediction uses that radius as its default overlap.
+
+This file imports nothing but torch, so that model packages for the BioImage Model Zoo can
+ship it unchanged as their architecture source (:class:`ImageDenoiser` is the entry point).
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._errors import SelfDenoiseError
-from ..config import ARCHITECTURES, NetworkConfig
+if TYPE_CHECKING:  # this file imports only torch: BMZ packages ship it as the architecture
+    from ..config import NetworkConfig
 
 __all__ = [
-    "MAX_PARAMETERS",
+    "ImageDenoiser",
     "UNet",
-    "architecture_class",
-    "build_network",
     "count_parameters",
     "flops_per_pixel",
     "receptive_radius",
     "size_multiple",
 ]
-
-MAX_PARAMETERS = 200_000_000
-"""Most parameters a network may have (800 MB of float32 weights, 3x that while training);
-checked before any memory is allocated, so a model file cannot ask for terabytes."""
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -272,59 +272,6 @@ def _initialise(network: nn.Module) -> None:
                 nn.init.zeros_(module.bias)
 
 
-def build_network(
-    config: NetworkConfig, ndim: int, in_channels: int, out_channels: int | None = None
-) -> UNet:
-    """Build the U-Net described by ``config``.
-
-    Parameters
-    ----------
-    config : NetworkConfig
-        Depth, channels and options (see :class:`selfdenoise.config.NetworkConfig`).
-    ndim : int
-        Number of spatial dimensions, 2 or 3.
-    in_channels : int
-        Channels of the input tensor.
-    out_channels : int, optional
-        Channels of the output; defaults to ``in_channels``.
-
-    Returns
-    -------
-    UNet
-        A module in training mode on the CPU, initialised from torch's global RNG (so
-        ``torch.manual_seed`` makes it reproducible).
-
-    Examples
-    --------
-    >>> from selfdenoise.config import NetworkConfig
-    >>> net = build_network(NetworkConfig(depth=2, base_channels=8), ndim=2, in_channels=1)
-    >>> net(torch.zeros(1, 1, 32, 32)).shape
-    torch.Size([1, 1, 32, 32])
-    """
-    config.validate()
-    _check_ndim(ndim)
-    if in_channels < 1 or (out_channels is not None and out_channels < 1):
-        raise ValueError("in_channels and out_channels must be positive.")
-    network_class = architecture_class(config.architecture)
-    out_channels = in_channels if out_channels is None else out_channels
-    with torch.device("meta"):  # count the parameters before allocating them
-        planned = count_parameters(network_class(config, ndim, in_channels, out_channels))
-    if planned > MAX_PARAMETERS:
-        raise SelfDenoiseError(
-            f"this network would have {planned:,} parameters (limit {MAX_PARAMETERS:,}); "
-            "use fewer base_channels or a smaller depth."
-        )
-    return network_class(config, ndim, in_channels, out_channels)
-
-
-def architecture_class(name: str) -> type[nn.Module]:
-    """The network class registered as ``name`` in :data:`selfdenoise.config.ARCHITECTURES`."""
-    import importlib
-
-    module_name, _, class_name = ARCHITECTURES[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
 def size_multiple(config: NetworkConfig) -> int:
     """Spatial multiple the network input must have: ``2**depth``."""
     return 2**config.depth
@@ -433,3 +380,60 @@ def flops_per_pixel(
         macs += _block_macs(config, ndim, merged, channels[level]) * fraction(level)
     macs += channels[0] * out_channels
     return macs
+
+
+class ImageDenoiser(nn.Module):
+    """A trained U-Net as a whole-image model, for files that leave this package.
+
+    Maps ``(B, channels, *spatial)`` to the same shape, spatial sides multiples of
+    ``2**depth``. It is the architecture of exported BioImage Model Zoo packages and the
+    graph of ONNX and TorchScript exports.
+
+    Parameters
+    ----------
+    ndim : int
+        Spatial dimensions, 2 or 3.
+    channels : int
+        Image channels.
+    network : dict
+        The fields of :class:`selfdenoise.config.NetworkConfig`.
+    fold_channels : bool
+        Denoise each channel on its own with a one-channel U-Net (models trained with
+        ``channels_jointly=False``).
+    offset, scale : list of float, optional
+        Per-channel normalisation ``(x - offset) / scale`` applied before the U-Net and
+        undone after it; without them the model works on normalised images.
+    """
+
+    offset: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(
+        self,
+        ndim: int,
+        channels: int,
+        network: dict,
+        fold_channels: bool = False,
+        offset: list[float] | None = None,
+        scale: list[float] | None = None,
+    ):
+        super().__init__()
+        unet_channels = 1 if fold_channels else channels
+        self.unet = UNet(SimpleNamespace(**network), ndim, unet_channels, unet_channels)
+        self.fold_channels = fold_channels
+        self.normalise = offset is not None and scale is not None
+        if self.normalise:
+            shape = (1, channels) + (1,) * ndim
+            self.register_buffer("offset", torch.tensor(offset, dtype=torch.float32).view(shape))
+            self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalise:
+            x = (x - self.offset) / self.scale
+        if self.fold_channels:
+            y = self.unet(x.reshape(-1, 1, *x.shape[2:])).reshape(x.shape)
+        else:
+            y = self.unet(x)
+        if self.normalise:
+            y = y * self.scale + self.offset
+        return y

@@ -128,7 +128,8 @@ class Output:
                 self._json({"event": "predict", "file": name, "done": done, "total": total,
                             "eta_seconds": eta})  # fmt: skip
             else:
-                print(f"{name}: {done}/{total} tiles, eta {_seconds(eta)}", flush=True)
+                shown = f"{done:.1f}" if done % 1 else f"{int(done)}"
+                print(f"{name}: {shown}/{total} tiles, eta {_seconds(eta)}", flush=True)
 
         return report
 

@@ -135,7 +135,12 @@ def train_job(
                 run_steps += 1
                 rows.append(progress_row(progress))
             now = time.monotonic()
-            if progress.done or progress.validated or now - last_sent > YIELD_INTERVAL:
+            if (
+                progress.done
+                or progress.validated
+                or progress.message
+                or now - last_sent > YIELD_INTERVAL
+            ):
                 yield TrainUpdate(progress=progress, rows=rows)
                 rows, last_sent = [], now
         if run_steps == 0 and not was_trained:

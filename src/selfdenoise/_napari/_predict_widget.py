@@ -36,6 +36,7 @@ from ._base import (
     parse_shape,
     shrinkable,
 )
+from ._export import export_button, layer_sample
 from ._feedback import Outcome, format_duration, notify_info, run_guarded
 from ._jobs import load_job, predict_job, use_device
 from ._layers import (
@@ -183,13 +184,20 @@ class PredictWidget(WorkerWidget):
         self.model = ComboBox(choices=lambda _: SESSION_MODELS.names())
         self.model.changed.connect(self._model_changed)
         self.load_button = QPushButton("Load…")
-        self.load_button.setToolTip("Load a model saved with 'Save model…' (.safetensors).")
+        self.load_button.setToolTip(
+            "Load a model saved with 'Save model…' (.safetensors) or exported as a package (.zip)."
+        )
         self.load_button.clicked.connect(self._ask_model_file)
         shrinkable(self.model.native)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.model.native, 1)
         row.addWidget(self.load_button)
+        row.addWidget(
+            export_button(
+                self, sample=lambda: layer_sample(self.image.value, self.axes.value.strip())
+            )
+        )
         holder = QWidget()
         holder.setLayout(row)
         self.model_info = hint_label("Train a model or load one from a file.")
@@ -403,6 +411,8 @@ class PredictWidget(WorkerWidget):
         self.status.setText(f"Loaded '{name}'.")
 
     def _ask_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "Models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load model", "", "Models (*.safetensors *.zip)"
+        )
         if path:
             self.load_model(path)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from ._base import hint_label, keep_alive
+from ._export import export_button, layer_sample
 from ._feedback import Outcome, format_duration, notify_info
 from ._jobs import TrainUpdate, describe_device, load_job, train_job
 from ._loss_plot import LossPlot, loss_caption
@@ -86,9 +87,16 @@ class TrainWidget(TrainFields):
             "Save weights, settings and training history to one .safetensors file."
         )
         self.save_button.clicked.connect(self._ask_save_path)
+        self.export_button = export_button(
+            self,
+            sample=lambda: layer_sample(
+                next(iter(self.images.value), None), self.axes.value.strip()
+            ),
+        )
         after = QHBoxLayout()
         after.addWidget(self.denoise_button)
         after.addWidget(self.save_button)
+        after.addWidget(self.export_button)
         for widget in (
             self.device_label,
             self.start_button,
@@ -189,6 +197,8 @@ class TrainWidget(TrainFields):
         """
         self.progress_bar.setValue(round(100 * budget_fraction(progress, self._budget)))
         self.status.setText(status_line(progress, self._budget, self.steps_per_epoch.value))
+        if progress.message:  # e.g. a checkpoint that could not be written; training goes on
+            notify_info(progress.message)
 
     def _on_trained(self, outcome: Outcome) -> None:
         self._training_model = None
@@ -226,7 +236,12 @@ class TrainWidget(TrainFields):
     def _set_running(self, running: bool) -> None:
         self.start_button.setText("Stop" if running else "Start training")
         self.start_button.setEnabled(True)
-        for widget in (self.denoise_button, self.save_button, self.load_button):
+        for widget in (
+            self.denoise_button,
+            self.save_button,
+            self.export_button,
+            self.load_button,
+        ):
             widget.setEnabled(
                 not running and (widget is self.load_button or self.denoiser is not None)
             )
@@ -234,6 +249,7 @@ class TrainWidget(TrainFields):
     def _set_trained(self, trained: bool) -> None:
         self.denoise_button.setEnabled(trained)
         self.save_button.setEnabled(trained)
+        self.export_button.setEnabled(trained)
 
     # ------------------------------------------------------------------ after training
     def denoise(self, layers: list[Layer] | None = None) -> Any:
@@ -300,7 +316,9 @@ class TrainWidget(TrainFields):
         self.status.setText(f"Loaded '{name}'; training continues from it.")
 
     def _ask_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "Models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load model", "", "Models (*.safetensors *.zip)"
+        )
         if path:
             self.load_model(path)
 

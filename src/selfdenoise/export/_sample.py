@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,17 +98,14 @@ def fit_test_shape(image: np.ndarray, spec: GraphSpec, min_side: int) -> np.ndar
 
 def predict_test_output(denoiser: Denoiser, spec: GraphSpec, test_input: np.ndarray) -> np.ndarray:
     """``Denoiser.predict`` of the test input on the CPU in float32, without TTA."""
-    from ..api import Denoiser as _Denoiser
-    from ..config import DenoiserConfig
+    import tempfile
 
-    config = DenoiserConfig.from_dict(denoiser.config.to_dict())
-    config.training.device = "cpu"
-    config.tiling.half = "off"
-    config.tiling.tta = False
-    clone = _Denoiser(config=config)
-    clone.network = copy.deepcopy(denoiser.network).cpu().eval()
-    clone.normaliser = denoiser.normaliser
-    clone.in_channels = denoiser.in_channels
+    from ..api import Denoiser as _Denoiser
+
+    # A CPU copy through the public seams (save, load onto the CPU): the user's model is
+    # neither moved nor changed.
+    with tempfile.TemporaryDirectory() as folder:
+        clone = _Denoiser.load(denoiser.save(Path(folder) / "model.safetensors"), device="cpu")
     spatial = spec.spatial_axes
     if spec.channels == 1:
         return clone.predict(test_input[:, 0], "S" + spatial, tta=False)[:, None]

@@ -97,11 +97,11 @@ def test_axes_are_guessed_from_the_layer(viewer, train_widget, shape, metadata, 
 
 
 def test_method_choice_updates_explanation_and_fields(train_widget):
-    from selfdenoise.config import METHOD_SUMMARIES
+    from selfdenoise.registry import get_method
 
     for method in ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self"):
         train_widget.method.value = method
-        assert train_widget.method_help.text() == METHOD_SUMMARIES[method]
+        assert train_widget.method_help.text() == get_method(method).summary
     train_widget.method.value = "n2v2"
     assert train_widget.masked_percent.value == pytest.approx(2.0)
     assert train_widget.lambda_inv.native.isHidden()

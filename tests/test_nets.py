@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfdenoise.config import METHOD_DEFAULTS, NetworkConfig
+from selfdenoise.config import NetworkConfig
 from selfdenoise.nets import (
     build_network,
     count_parameters,
@@ -17,6 +17,7 @@ from selfdenoise.nets import (
     size_multiple,
 )
 from selfdenoise.nets.unet import BlurPool
+from selfdenoise.registry import get_method
 
 OPTION_COMBOS = [
     dict(depth=d, blurpool=b, top_skip=t, residual_blocks=r, batch_norm=n)
@@ -214,7 +215,7 @@ def test_parameter_count_matches_hand_count():
 def test_parameter_counts_are_sane():
     counts = {
         method: count_parameters(
-            build_network(NetworkConfig(**METHOD_DEFAULTS[method]["network"]), 2, 1)
+            build_network(NetworkConfig(**get_method(method).defaults.get("network", {})), 2, 1)
         )
         for method in ("n2v", "n2v2", "noise2same")
     }

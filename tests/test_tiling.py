@@ -374,10 +374,10 @@ def test_predict_dask_accepts_modules_and_denoiser_like_objects(net2d):
     class DenoiserLike:
         normaliser = BoundNormaliser()
 
-        def _network_factory(self):
+        def network_factory(self):
             return NetworkFactory.from_module(network, multiple, radius)
 
-        def _prediction_layout(self, array, axes):
+        def prediction_layout(self, array, axes):
             return Layout(axes or "YX", array.shape)
 
     raw = image * 3.0  # sample 0: normalised = raw / 3

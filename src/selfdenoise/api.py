@@ -109,6 +109,26 @@ class Denoiser:
         return f"Denoiser(method={self.method!r}, axes={self.config.axes!r}, {state})"
 
     # ------------------------------------------------------------------ training
+    def continue_training(self, **settings: Any) -> None:
+        """Change settings for the next :meth:`fit`, which continues from the current weights.
+
+        Parameters
+        ----------
+        **settings
+            Flat or sectioned settings as in :func:`~selfdenoise.config.make_config`: the
+            budget, learning rate and schedule, the masked fraction, ``lambda_inv``, ...
+            Settings that shape the network (``depth``, ``base_channels``, ...) or the data
+            layout cannot change once a model has weights.
+
+        Raises
+        ------
+        SelfDenoiseError
+            For an invalid setting, or one that would change the network or the axes.
+        """
+        from .config import replace_settings
+
+        self.config = replace_settings(self.config, frozen=self.is_trained, **settings)
+
     def stop(self) -> None:
         """Ask a running :meth:`fit` / :meth:`fit_iter` to stop (thread-safe).
 
@@ -301,8 +321,9 @@ class Denoiser:
         self.network.eval()
         return self.history
 
-    def _network_factory(self):
-        """Picklable recipe that rebuilds this network on dask workers."""
+    def network_factory(self):
+        """Picklable recipe (:class:`~selfdenoise.tiling.NetworkFactory`) that rebuilds this
+        network with its weights elsewhere, e.g. on dask workers."""
         import functools
 
         from .nets import build_network, receptive_radius, size_multiple
@@ -340,9 +361,9 @@ class Denoiser:
         """
         from .tiling import predict_dask
 
-        layout = self._prediction_layout(image, axes)
+        layout = self.prediction_layout(image, axes)
         return predict_dask(
-            self._network_factory(),
+            self.network_factory(),
             image,
             layout,
             self.normaliser.bind(layout),
@@ -441,7 +462,7 @@ class Denoiser:
         from .nets import receptive_radius, size_multiple
         from .tiling import predict_tiled
 
-        layout = self._prediction_layout(image, axes)
+        layout = self.prediction_layout(image, axes)
         if isinstance(image, np.ndarray):
             check_finite(image)
         tiling = self.config.tiling
@@ -465,7 +486,12 @@ class Denoiser:
         )
         return _cast_output(result, dtype, getattr(image, "dtype", np.float32))
 
-    def _prediction_layout(self, image, axes: str | None) -> Layout:
+    def prediction_layout(self, image, axes: str | None = None) -> Layout:
+        """The canonical :class:`~selfdenoise.axes.Layout` this model predicts ``image`` with.
+
+        Resolves ``axes`` as :meth:`predict` does (a 2D model on ``ZYX`` data works slice by
+        slice) and checks the image's dimensions and channels against the model.
+        """
         ndim = len(np.shape(image))
         model_axes = self.config.axes
         if axes is None:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ._errors import SelfDenoiseError
 from ._version import __version__
-from .config import DEFAULT_METHOD, DEMO_METHODS, METHOD_SUMMARIES, METHODS
+from .config import DEFAULT_METHOD, DEMO_METHODS, DEVICES, make_config
+from .registry import get_method, method_names
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -38,20 +39,48 @@ def _print(*args, **kwargs) -> None:
         print(*args, **kwargs, flush=True)
 
 
+def _methods_help() -> str:
+    """One line per self-supervised method, the default marked (from the registry)."""
+    lines = ["methods:"]
+    for name in method_names(self_supervised=True):
+        mark = " (default)" if name == DEFAULT_METHOD else ""
+        lines.append(f"  {name}{mark}: {get_method(name).summary}")
+    return "\n".join(lines)
+
+
+def _default(setting: str, section: str = "training", axes: str = "YX") -> str:
+    """The config default of ``setting`` for each method, said once when they agree."""
+    values = {
+        name: getattr(getattr(make_config(name, axes), section), setting)
+        for name in method_names(self_supervised=True)
+    }
+    shown = {
+        name: f"{value:g}" if isinstance(value, float) else str(value)
+        for name, value in values.items()
+    }
+    common = max(set(shown.values()), key=list(shown.values()).count)
+    others = [f"{name} {value}" for name, value in shown.items() if value != common]
+    return f"default {common}" + (f"; {', '.join(others)}" if others else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
     parser = argparse.ArgumentParser(
         prog="selfdenoise",
-        description="Self-supervised denoising of 2D/3D images (Noise2Same, N2V, N2V2, Noise2Self).",
+        description=(
+            "Self-supervised denoising of 2D/3D images. Default method: "
+            f"{DEFAULT_METHOD}; others: {', '.join(m for m in method_names(self_supervised=True) if m != DEFAULT_METHOD)}."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    methods_help = "; ".join(f"{m}: {METHOD_SUMMARIES[m]}" for m in METHODS if m != "supervised")
+    self_supervised = list(method_names(self_supervised=True))
     train = commands.add_parser(
         "train",
         help="train a model on noisy images",
-        description="Train a denoiser on noisy images. " + methods_help,
+        description="Train a denoiser on noisy images.\n\n" + _methods_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="noisy images (.tif, .npy, .zarr)"
@@ -60,21 +89,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, CZYX (default: from the file)"
     )
     train.add_argument(
-        "--method", default=DEFAULT_METHOD, choices=[m for m in METHODS if m != "supervised"]
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=self_supervised,
+        help=f"training objective (default {DEFAULT_METHOD}; see the list above)",
     )
     train.add_argument("--out", required=True, help="model file to write (.safetensors)")
     budget = train.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, help="number of epochs (default 10)")
+    budget.add_argument("--epochs", type=int, help=f"number of epochs ({_default('epochs')})")
     budget.add_argument("--minutes", type=float, help="wall-clock training budget in minutes")
     budget.add_argument("--steps", type=int, help="number of optimiser steps")
-    train.add_argument("--steps-per-epoch", type=int, help="steps between validations (default 50)")
+    train.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        help=f"steps between validations ({_default('steps_per_epoch')})",
+    )
     train.add_argument("--patch", type=_int_tuple, help="patch shape, e.g. 64,64 or 16,64,64")
-    train.add_argument("--batch", type=int, help="patches per step (default 16 in 2D, 4 in 3D)")
-    train.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
-    train.add_argument("--lambda-inv", help="Noise2Same invariance weight, or 'auto' (default 2)")
-    train.add_argument("--fraction", type=float, help="masked fraction of pixels, e.g. 0.005")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument(
+        "--batch",
+        type=int,
+        help=(
+            f"patches per step ({_default('batch_size')} in 2D, "
+            f"{_default('batch_size', axes='ZYX').removeprefix('default ')} in 3D)"
+        ),
+    )
+    train.add_argument("--lr", type=float, help=f"learning rate ({_default('learning_rate')})")
+    train.add_argument(
+        "--lambda-inv",
+        help=(
+            "Noise2Same invariance weight, or 'auto' "
+            f"(default {make_config('noise2same').lambda_inv})"
+        ),
+    )
+    train.add_argument(
+        "--fraction",
+        type=float,
+        help=f"masked fraction of pixels ({_default('fraction', 'masking')})",
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="seed for sampling, masks and weights (default 0)"
+    )
+    train.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where to train (default auto: CUDA, then Apple MPS, then CPU)",
+    )
     train.add_argument("--validation", help="image to compute the validation loss on")
     train.add_argument("--checkpoint-dir", help="folder for resumable checkpoints")
     train.add_argument("--checkpoint-every", type=int, help="write a checkpoint every N steps")
@@ -99,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--dtype", default="float32", help="output dtype: float32 (default) or 'input'"
     )
-    predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    predict.add_argument(
+        "--device", choices=DEVICES, help="where to predict (default: the model's device, or auto)"
+    )
 
     compare = commands.add_parser(
         "compare",
@@ -130,11 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="methods",
         nargs="+",
         default=list(DEMO_METHODS),
-        choices=[m for m in METHODS if m != "supervised"],
+        choices=self_supervised,
         help=f"methods to train, one after the other (default: {' '.join(DEMO_METHODS)})",
     )
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    demo.add_argument("--seed", type=int, default=0, help="seed of the sample and the training")
+    demo.add_argument(
+        "--device", default="auto", choices=DEVICES, help="where to train (default auto)"
+    )
     return parser
 
 

@@ -4,8 +4,9 @@ A :class:`DenoiserConfig` holds everything needed to rebuild, train and apply a 
 round-trips through plain JSON (:meth:`DenoiserConfig.to_dict` / :meth:`DenoiserConfig.from_dict`)
 so that model files never need pickle.
 
-Per-method defaults (network shape, masking) are applied by :func:`make_config`; explicit
-user settings always win over them.
+Per-method defaults (network shape, masking, recipe) are declared with each method in
+:mod:`selfdenoise.registry` and applied by :func:`make_config`; explicit user settings always
+win over them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._errors import SelfDenoiseError
+from .registry import get_method, method_names
 
-METHODS = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self", "supervised")
-"""Training objectives, in the order the front ends list them."""
+METHODS = method_names()
+"""Training objectives, in the order the front ends list them (from :mod:`selfdenoise.registry`)."""
 
 DEFAULT_METHOD = "neighbor2neighbor"
 """The method used when none is named: the fastest to converge on a CPU (issue #6,
@@ -28,17 +30,6 @@ BATCH_SIZE_3D = 4
 
 DEMO_METHODS = (DEFAULT_METHOD, "noise2same")
 """Methods ``selfdenoise demo`` trains, one after the other."""
-
-METHOD_SUMMARIES = {
-    "noise2same": "Noise2Same: reconstruct every pixel + stay invariant to masking; no blind spot.",
-    "n2v": "Noise2Void: predict masked pixels from their neighbours (blind spot).",
-    "n2v2": "N2V2: Noise2Void with median fill and BlurPool, fewer checkerboard artefacts.",
-    "noise2self": "Noise2Self: random or grid masking, score only masked pixels (J-invariance).",
-    "neighbor2neighbor": (
-        "Neighbor2Neighbor: train on random neighbour sub-samples; no blind spot, fastest on CPU."
-    ),
-    "supervised": "Supervised (Noise2Noise / CARE): needs a second noisy or a clean target.",
-}
 
 MASK_MODES = ("stratified", "bernoulli", "grid")
 FILLS = ("gaussian", "donut", "uniform", "median", "zero")
@@ -318,7 +309,7 @@ class DenoiserConfig:
     Parameters
     ----------
     method : str
-        One of :data:`METHODS`.
+        A registered method (:func:`selfdenoise.registry.method_names`).
     axes : str
         Axes of the training data, e.g. ``'YX'``, ``'ZYX'``, ``'TYX'``, ``'CZYX'``.
     lambda_inv : float or 'auto'
@@ -341,7 +332,7 @@ class DenoiserConfig:
 
     def validate(self) -> DenoiserConfig:
         """Check every setting; raise :class:`SelfDenoiseError` with a one-line message."""
-        _check_choice("method", self.method, METHODS)
+        get_method(self.method)
         from .axes import validate_axes
 
         validate_axes(self.axes)
@@ -399,41 +390,6 @@ def _section_from_dict(section_cls: type, data: dict[str, Any]) -> Any:
     return section_cls(**values)
 
 
-METHOD_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "noise2same": {
-        # The paper's residual + BatchNorm network costs about twice as much per step on a CPU;
-        # the plain U-Net reached +0.76 dB after 1 CPU-minute on the built-in sample (and
-        # +1.8 dB at equal compute on Set12 05). Ask for it with residual_blocks=True,
-        # batch_norm=True.
-        "network": {},
-        "masking": {"mode": "stratified", "fraction": 0.005, "fill": "gaussian"},
-    },
-    "n2v": {
-        "network": {},
-        "masking": {"mode": "stratified", "fraction": 0.02, "fill": "uniform", "window": 5},
-    },
-    "n2v2": {
-        "network": {"blurpool": True, "top_skip": False},
-        "masking": {"mode": "stratified", "fraction": 0.02, "fill": "median", "window": 5},
-    },
-    "noise2self": {
-        "network": {},
-        "masking": {"mode": "bernoulli", "fraction": 0.05, "fill": "donut"},
-    },
-    # CPU-first recipe (issue #6, docs/benchmarks.md "cpu-budget"): every half-resolution
-    # pixel is scored and a step costs about half a Noise2Void step, so it converges fastest
-    # per CPU-minute; a higher peak learning rate with one-cycle annealing pays in short runs.
-    # The masking section only drives the masked-pixel validation loss.
-    "neighbor2neighbor": {
-        "network": {"base_channels": 24},
-        "masking": {"mode": "stratified", "fraction": 0.02, "fill": "donut"},
-        "training": {"learning_rate": 3e-3, "schedule": "onecycle"},
-    },
-    "supervised": {"network": {}, "masking": {}},
-}
-"""Per-method overrides of the section defaults, applied by :func:`make_config`."""
-
-
 _SECTION_NAMES = ("network", "masking", "training", "normalisation", "tiling")
 
 
@@ -447,7 +403,7 @@ def make_config(method: str = DEFAULT_METHOD, axes: str = "YX", **settings: Any)
     Parameters
     ----------
     method : str
-        Training objective, one of :data:`METHODS`.
+        Training objective, a registered method (:mod:`selfdenoise.registry`).
     axes : str
         Axes of the data, e.g. ``'YX'`` or ``'ZYX'``.
     **settings
@@ -464,9 +420,9 @@ def make_config(method: str = DEFAULT_METHOD, axes: str = "YX", **settings: Any)
     >>> cfg.network.blurpool, cfg.training.steps
     (True, 200)
     """
-    _check_choice("method", method, METHODS)
+    spec = get_method(method)
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_NAMES}
-    for name, values in METHOD_DEFAULTS[method].items():
+    for name, values in spec.defaults.items():
         sections[name].update(values)
     top: dict[str, Any] = {}
     owners = _field_owners()
@@ -504,16 +460,107 @@ def make_config(method: str = DEFAULT_METHOD, axes: str = "YX", **settings: Any)
     return config.validate()
 
 
+_SECTION_CLASSES: dict[str, type] = {
+    "network": NetworkConfig,
+    "masking": MaskingConfig,
+    "training": TrainingConfig,
+    "normalisation": NormalisationConfig,
+    "tiling": TilingConfig,
+}
+
+
 def _field_owners() -> dict[str, str | tuple[str, ...]]:
-    classes = {
-        "network": NetworkConfig,
-        "masking": MaskingConfig,
-        "training": TrainingConfig,
-        "normalisation": NormalisationConfig,
-        "tiling": TilingConfig,
-    }
     owners: dict[str, list[str]] = {}
-    for section, cls in classes.items():
+    for section, cls in _SECTION_CLASSES.items():
         for f in fields(cls):
             owners.setdefault(f.name, []).append(section)
     return {k: (v[0] if len(v) == 1 else tuple(v)) for k, v in owners.items()}
+
+
+FROZEN_SECTIONS = ("network", "normalisation")
+"""Sections that cannot change once a model has weights (they shape the network and data)."""
+
+
+def replace_settings(
+    config: DenoiserConfig, *, frozen: bool = True, **settings: Any
+) -> DenoiserConfig:
+    """A new validated config: ``config`` with ``settings`` changed (``config`` is untouched).
+
+    Parameters
+    ----------
+    config : DenoiserConfig
+        The current settings.
+    frozen : bool
+        Refuse changes to :data:`FROZEN_SECTIONS`, ``axes``, ``method`` and
+        ``channels_jointly`` (a model with weights).
+    **settings
+        Flat or sectioned settings as in :func:`make_config`.
+
+    Returns
+    -------
+    DenoiserConfig
+        The changed copy.
+
+    Raises
+    ------
+    SelfDenoiseError
+        For an unknown, invalid or (when ``frozen``) network-shaping setting.
+    """
+    locked = {"method", "axes", "channels_jointly"}
+    sections = {name: dataclasses.asdict(getattr(config, name)) for name in _SECTION_NAMES}
+    top = {"lambda_inv": config.lambda_inv, "channels_jointly": config.channels_jointly}
+    owners = _field_owners()
+    for key, value in settings.items():
+        if key in locked:
+            if value != getattr(config, key) and frozen:
+                raise SelfDenoiseError(f"{key} cannot change once the model has weights.")
+            continue
+        targets = _targets(key, value, owners)
+        for section, name, new in targets:
+            if section is None:
+                top[name] = new
+                continue
+            if frozen and section in FROZEN_SECTIONS and sections[section][name] != new:
+                raise SelfDenoiseError(
+                    f"{name} shapes the network and cannot change once the model has weights; "
+                    "train a new model instead."
+                )
+            sections[section][name] = new
+    changed = DenoiserConfig(
+        method=config.method,
+        axes=config.axes,
+        **top,
+        **{
+            name: _section_from_dict(_SECTION_CLASSES[name], sections[name])
+            for name in _SECTION_NAMES
+        },
+    )
+    return changed.validate()
+
+
+def _targets(key: str, value: Any, owners: dict) -> list[tuple[str | None, str, Any]]:
+    """(section, field, value) triples that a flat or sectioned setting ``key`` stands for."""
+    if key in _SECTION_NAMES:
+        if not isinstance(value, dict):
+            raise SelfDenoiseError(f"setting {key!r} must be a dictionary of {key} options.")
+        names = {f.name for f in fields(_SECTION_CLASSES[key])}
+        unknown = set(value) - names
+        if unknown:
+            raise SelfDenoiseError(f"unknown {key} setting(s) {sorted(unknown)}.")
+        return [(key, name, _tuple_if_shape(name, v)) for name, v in value.items()]
+    if key in {"lambda_inv", "channels_jointly"}:
+        return [(None, key, value)]
+    owner = owners.get(key)
+    if owner is None:
+        raise SelfDenoiseError(f"unknown setting {key!r}; see DenoiserConfig for valid names.")
+    if isinstance(owner, tuple):
+        raise SelfDenoiseError(
+            f"setting {key!r} is ambiguous; pass it as {owner[0]}={{'{key}': ...}}."
+        )
+    return [(owner, key, _tuple_if_shape(key, value))]
+
+
+def _tuple_if_shape(key: str, value: Any) -> Any:
+    if key in _TUPLE_FIELDS and value is not None:
+        return tuple(int(v) for v in value)
+    return value

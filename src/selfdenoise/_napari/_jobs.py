@@ -72,16 +72,12 @@ def describe_device(preference: str) -> Outcome:
 def build_or_update_model(request: TrainRequest) -> Any:
     """A new :class:`~selfdenoise.Denoiser`, or ``request.model`` with the new budget."""
     from ..api import Denoiser
-    from ..config import make_config
 
     if request.model is None:
         return Denoiser(request.method, request.axes, **request.settings)
     model = request.model
     settings = {k: v for k, v in request.settings.items() if k not in NETWORK_SETTINGS}
-    fresh = make_config(model.method, model.config.axes, **settings)
-    model.config.training = fresh.training
-    model.config.masking.fraction = fresh.masking.fraction
-    model.config.lambda_inv = fresh.lambda_inv
+    model.continue_training(**settings)
     return model
 
 

@@ -7,25 +7,18 @@ from typing import Any
 
 from psygnal import Signal
 
-from ..config import METHODS
+from ..registry import get_method, method_names
 
-METHOD_LABELS = {
-    "neighbor2neighbor": "Neighbor2Neighbor",
-    "noise2same": "Noise2Same",
-    "n2v": "Noise2Void (N2V)",
-    "n2v2": "N2V2",
-    "noise2self": "Noise2Self",
-    "supervised": "Supervised",
-}
-"""Names shown in the widgets for each training objective."""
-
-SELF_SUPERVISED = tuple(m for m in METHODS if m != "supervised")
+SELF_SUPERVISED = method_names(self_supervised=True)
 """Methods offered by the Train widget (they need nothing but the noisy data)."""
 
 
 def method_label(method: str) -> str:
     """Display name of a method (``'n2v'`` -> ``'Noise2Void (N2V)'``)."""
-    return METHOD_LABELS.get(method, method)
+    try:
+        return get_method(method).label
+    except ValueError:
+        return method
 
 
 @dataclass

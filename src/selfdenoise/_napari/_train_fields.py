@@ -16,12 +16,12 @@ from .._errors import SelfDenoiseError
 from ..axes import validate_axes
 from ..config import (
     DEVICES,
-    METHOD_SUMMARIES,
     SCHEDULES,
     NetworkConfig,
     TrainingConfig,
     make_config,
 )
+from ..registry import get_method
 from ._base import WorkerWidget, add_row, form_layout, hint_label, parse_shape, shrinkable
 from ._jobs import TrainRequest
 from ._layers import base_data, guess_layer_axes, layer_choices
@@ -212,7 +212,7 @@ class TrainFields(WorkerWidget):
     def _method_changed(self, *_: Any) -> None:
         """Show the method's help and load its defaults into the fields it has its own for."""
         method = self.method.value
-        self.method_help.setText(METHOD_SUMMARIES[method])
+        self.method_help.setText(get_method(method).summary)
         defaults = self._method_defaults()
         self.masked_percent.value = round(100 * defaults.masking.fraction, 2)
         self.learning_rate.value = f"{defaults.training.learning_rate:g}"

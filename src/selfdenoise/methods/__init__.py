@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._errors import SelfDenoiseError
 from ..config import DenoiserConfig
+from ..registry import get_method
 from .base import Objective, masked_mse, masked_pixel_loss, validation_masking
 from .neighbor2neighbor import Neighbor2Neighbor
 from .noise2same import Noise2Same, lambda_inv_from_sigma, noise2same_loss
@@ -31,50 +34,37 @@ __all__ = [
 ]
 
 
-def get_objective(
-    config: DenoiserConfig, lambda_inv: float | None = None, joint_forward: bool = True
-) -> Objective:
-    """Build the training objective of ``config.method``.
+def get_objective(config: DenoiserConfig, **options: Any) -> Objective:
+    """Build the training objective of ``config.method`` from the method registry.
 
     Parameters
     ----------
     config : DenoiserConfig
-        Method, masking settings and (for Noise2Same) ``lambda_inv``.
-    lambda_inv : float, optional
-        Noise2Same invariance weight; overrides ``config.lambda_inv``. Required when
-        ``config.lambda_inv == 'auto'``: the caller estimates the noise level and passes
-        :func:`lambda_inv_from_sigma` of it.
-    joint_forward : bool
-        Noise2Same only: both passes in one network call (see :class:`Noise2Same`).
+        Method, masking settings and the method's own options (e.g. ``lambda_inv``).
+    **options
+        Overrides of the method's ``objective_options`` (:class:`~selfdenoise.registry.MethodSpec`),
+        e.g. a resolved ``lambda_inv`` when ``config.lambda_inv == 'auto'``, and extra
+        constructor arguments such as Noise2Same's ``joint_forward``.
 
     Returns
     -------
     Objective
-        :class:`Noise2Same`, :class:`Noise2Void`, :class:`N2V2`, :class:`Noise2Self`,
-        :class:`Neighbor2Neighbor` or :class:`Supervised`.
+        An instance of the registered objective class.
 
     Raises
     ------
     SelfDenoiseError
         For an unknown method, or Noise2Same with ``lambda_inv='auto'`` left unresolved.
     """
-    method = config.method
-    if method == "noise2same":
-        weight = config.lambda_inv if lambda_inv is None else lambda_inv
-        if weight == "auto":
-            raise SelfDenoiseError(
-                "lambda_inv='auto' must be resolved to a number before training "
-                "(estimate the noise sigma and pass lambda_inv_from_sigma(sigma))."
-            )
-        return Noise2Same(config.masking, float(weight), joint_forward=joint_forward)
-    if method == "n2v":
-        return Noise2Void(config.masking)
-    if method == "n2v2":
-        return N2V2(config.masking)
-    if method == "noise2self":
-        return Noise2Self(config.masking)
-    if method == "neighbor2neighbor":
-        return Neighbor2Neighbor(config.masking)
-    if method == "supervised":
-        return Supervised()
-    raise SelfDenoiseError(f"unknown method {method!r}.")
+    spec = get_method(config.method)
+    kwargs = {name: getattr(config, name) for name in spec.objective_options}
+    kwargs.update({k: v for k, v in options.items() if v is not None})
+    if kwargs.get("lambda_inv") == "auto":
+        raise SelfDenoiseError(
+            "lambda_inv='auto' must be resolved to a number before training "
+            "(estimate the noise sigma and pass lambda_inv_from_sigma(sigma))."
+        )
+    objective_class = spec.objective_class()
+    if spec.needs_target:
+        return objective_class(**kwargs)
+    return objective_class(config.masking, **kwargs)

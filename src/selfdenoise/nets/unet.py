@@ -29,7 +29,7 @@ Design choices, all driven by :class:`selfdenoise.config.NetworkConfig`:
 - **Top skip**: the full-resolution skip connection can be dropped (``top_skip=False``, N2V2).
 - **Output**: a final 1x1 convolution with a linear output (no activation).
 
-Per-method defaults live in :data:`selfdenoise.config.METHOD_DEFAULTS`: Noise2Same uses
+Per-method defaults live in :mod:`selfdenoise.registry`: Noise2Same uses
 residual blocks with batch norm; N2V2 uses blurpool without the top skip; N2V and Noise2Self
 use the plain network (depth 2, 32 base channels, no batch norm).
 

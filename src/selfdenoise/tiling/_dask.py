@@ -116,8 +116,8 @@ def predict_dask(
     model : NetworkFactory, torch.nn.Module, (builder, state_dict) or object
         The network: a :class:`NetworkFactory`; a pair of a picklable zero-argument builder
         and its weights; a module (copied into a factory); or a model object such as a
-        trained :class:`selfdenoise.Denoiser`, with a ``_network_factory()`` method returning
-        a factory. Such an object may also provide ``_prediction_layout(array, axes)`` (used
+        trained :class:`selfdenoise.Denoiser`, with a ``network_factory()`` method returning
+        a factory. Such an object may also provide ``prediction_layout(array, axes)`` (used
         when ``layout`` is an axes string or None) and a ``normaliser`` with
         ``bind(layout)`` (used when ``normaliser`` is None).
     array : dask.array.Array or array-like
@@ -141,8 +141,8 @@ def predict_dask(
     import dask.array as da
 
     array = array if isinstance(array, da.Array) else da.from_array(array)
-    if not isinstance(layout, Layout) and hasattr(model, "_prediction_layout"):
-        layout = model._prediction_layout(array, layout)
+    if not isinstance(layout, Layout) and hasattr(model, "prediction_layout"):
+        layout = model.prediction_layout(array, layout)
     if layout is None:
         raise SelfDenoiseError("give the array's axes, e.g. predict_dask(model, array, 'ZYX').")
     if isinstance(layout, str):
@@ -183,8 +183,8 @@ def predict_dask(
 
 
 def _as_factory(model, size_multiple, receptive_radius) -> NetworkFactory:
-    if hasattr(model, "_network_factory"):
-        model = model._network_factory()
+    if hasattr(model, "network_factory"):
+        model = model.network_factory()
     if isinstance(model, NetworkFactory):
         return model
     if size_multiple is None or receptive_radius is None:

@@ -61,3 +61,56 @@ def test_detail_correlation_separates_wiener_like_from_blind_spot_filters():
     assert detail_correlation(noisy, noisy) == pytest.approx(1.0)
     assert detail_correlation(noisy, blind_spot) < -0.5
     assert detail_correlation(noisy, smooth) > 0.2
+
+
+# --- after training: the readouts tell a blind-spot-like Noise2Same from a Wiener-like one ---
+
+TRAIN_STEPS = 120
+
+
+def _noisy_crop(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    from skimage.color import rgb2gray
+    from skimage.data import astronaut
+
+    clean = rgb2gray(astronaut())[40:168, 180:308].astype(np.float64)
+    noisy = clean + np.random.default_rng(seed).normal(0.0, 25 / 255, clean.shape)
+    return noisy.astype(np.float32), clean
+
+
+def _trained(noisy: np.ndarray, lambda_inv: float):
+    from selfdenoise import Denoiser
+
+    model = Denoiser(
+        "noise2same",
+        "YX",
+        lambda_inv=lambda_inv,
+        steps=TRAIN_STEPS,
+        batch_size=4,
+        validation_fraction=0.0,
+        device="cpu",
+        seed=0,
+    )
+    model.fit(noisy)
+    return model
+
+
+@pytest.mark.slow
+def test_diagnostics_after_training_separate_over_weighted_invariance(torch_single_thread):
+    """Noise2Same with lambda_inv = 2 (over-weighted for sigma 25: the normalised noise sigma is
+    about 0.4) leans on its own pixel far less than with the unbiased weight 2 sigma^2 / s
+    (s = RMS of x - fill, about sqrt(1 + 0.2^2) for the Gaussian fill), and only the latter's
+    detail correlates positively with the input's."""
+    pytest.importorskip("skimage")
+    from selfdenoise.metrics import estimate_noise_sigma
+
+    noisy, _ = _noisy_crop()
+    sigma = estimate_noise_sigma((noisy - noisy.mean()) / noisy.std())
+    readouts = {}
+    for name, weight in (("paper fixed", 2.0), ("unbiased", 2 * sigma**2 / np.hypot(1, 0.2))):
+        model = _trained(noisy, weight)
+        sensitivity = self_sensitivity(model, noisy, n_pixels=32)
+        readouts[name] = (sensitivity.mean, detail_correlation(noisy, model.predict(noisy)))
+    (fixed_sens, fixed_detail), (unbiased_sens, unbiased_detail) = readouts.values()
+    assert 0.0 <= fixed_sens < 0.1, readouts
+    assert 0.1 < unbiased_sens < 0.8, readouts
+    assert unbiased_detail > 0.0 > fixed_detail, readouts

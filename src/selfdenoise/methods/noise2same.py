@@ -27,6 +27,9 @@ blind spot (own-pixel weight 0.004-0.03 measured), whose output detail anti-corr
 the input's (:mod:`selfdenoise.diagnostics`). :math:`2\\sigma` (``lambda_inv='auto'``, the
 default) charges it about 2.5x; :math:`2\\sigma^2/s` would make the charge unbiased
 (own-pixel weight 0.23-0.29 and positive detail correlation measured, same PSNR at 300 steps).
+The donut fill (the recipe's default) predicts the masked pixel from its neighbours, so
+:math:`s` is close to :math:`\\sigma` and :math:`2\\sigma` is nearly unbiased: +0.5 dB over
+the Gaussian fill at equal steps, own-pixel weight about 0.1, detail correlation positive.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from selfdenoise.config import make_config  # noqa: E402
+from selfdenoise.config import make_config
 
 
 def test_noise2same_recipe_defaults():

@@ -20,7 +20,7 @@ def test_method_defaults_follow_the_papers():
     assert n2v2.masking.fill == "median"
     assert make_config("n2v").masking.fill == "uniform"
     n2s = make_config("noise2same")
-    assert n2s.masking.fill == "gaussian" and n2s.lambda_inv == 2.0
+    assert n2s.masking.fill == "donut" and n2s.lambda_inv == "auto"
     assert make_config("noise2self").masking.mode == "bernoulli"
 
 

@@ -117,7 +117,8 @@ class TrainFields(WorkerWidget):
         self.epochs = SpinBox(value=_DEFAULTS.epochs or 10, min=1, max=100_000)
         self.max_minutes = FloatSpinBox(value=0.0, min=0.0, max=10_000.0, step=1.0)
         self.max_minutes.native.setSpecialValueText("off (use epochs)")
-        self.lambda_inv = FloatSpinBox(value=2.0, min=0.0, max=100.0, step=0.5)
+        self.lambda_inv = FloatSpinBox(value=0.0, min=0.0, max=100.0, step=0.5)
+        self.lambda_inv.native.setSpecialValueText("auto (2σ)")  # noqa: RUF001
         self.masked_percent = FloatSpinBox(value=0.5, min=0.05, max=50.0, step=0.1)
         self.masked_percent.native.setDecimals(2)
         form = form_layout()
@@ -149,7 +150,8 @@ class TrainFields(WorkerWidget):
             form,
             "λ invariance",
             self.lambda_inv,
-            "Noise2Same: weight of the invariance term (2 works for most data).",
+            "Noise2Same: weight of the invariance term. 'auto' (the lowest value) uses twice "
+            "the noise level estimated from the image, the paper's rule.",
         )
         add_row(
             form,
@@ -242,6 +244,8 @@ class TrainFields(WorkerWidget):
             self.unet_depth.value = defaults.network.depth
             self.base_channels.value = defaults.network.base_channels
         self._set_row_visible(self.lambda_inv, method == "noise2same")
+        lambda_inv = defaults.lambda_inv
+        self.lambda_inv.value = 0.0 if lambda_inv == "auto" else float(lambda_inv)
         self._set_row_visible(self.masked_percent, method != "neighbor2neighbor")
         self.method_changed(method)
 
@@ -308,7 +312,7 @@ class TrainFields(WorkerWidget):
             "base_channels": self.base_channels.value,
         }
         if self.method.value == "noise2same":
-            settings["lambda_inv"] = self.lambda_inv.value
+            settings["lambda_inv"] = self.lambda_inv.value or "auto"
         return settings
 
     def build_request(self) -> TrainRequest:

@@ -124,13 +124,56 @@ def train_3d(viewer, trainer, out: Path) -> None:
     print(f"wrote {path}")
 
 
+def export_dialog(parent, out: Path) -> None:
+    """The Export dialog (Qt's own save dialog) with its list of export formats open."""
+    import tempfile
+
+    from qtpy.QtWidgets import QApplication, QComboBox, QFileDialog
+
+    from selfdenoise._napari._export import FILTERS
+
+    folder = Path(tempfile.mkdtemp(prefix="models-"))
+    for name in ("nuclei_n2v2.safetensors", "camera_n2n.safetensors"):
+        (folder / name).write_bytes(b"")
+    dialog = QFileDialog(parent, "Export model", str(folder), ";;".join(FILTERS.values()))
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.selectFile("camera_n2n.zip")
+    dialog.resize(760, 420)
+    dialog.move(40, 40)
+    dialog.show()
+    settle(600)
+    types = next(c for c in dialog.findChildren(QComboBox) if c.count() == len(FILTERS))
+    types.showPopup()
+    settle(600)
+    screen = QApplication.primaryScreen()
+    geometry = dialog.frameGeometry()
+    screen.grabWindow(0, geometry.x(), geometry.y(), geometry.width(), geometry.height() + 36).save(
+        str(out / "export_dialog.png")
+    )
+    types.hidePopup()
+    dialog.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     parser.add_argument("--steps-per-epoch", type=int, default=25)
+    parser.add_argument(
+        "--only-export-dialog", action="store_true", help="only the Export dialog (seconds)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     display = ensure_display()
+    if args.only_export_dialog:
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance() or QApplication([])
+        export_dialog(None, args.out)
+        del app
+        if display is not None:
+            display.stop()
+        return
     from napari.settings import get_settings
 
     settings = get_settings().application
@@ -150,6 +193,7 @@ def main() -> None:
         viewer.open_sample(PLUGIN, "camera_2d")
         trainer = train(viewer, args.steps_per_epoch, args.out)
         shoot(viewer, args.out / "train_widget.png")
+        export_dialog(trainer, args.out)
 
         predictor, denoised = denoise(viewer)
         viewer.layers["noisy camera"].visible = False

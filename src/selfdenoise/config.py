@@ -25,8 +25,18 @@ DEFAULT_METHOD = "neighbor2neighbor"
 """The method used when none is named: the fastest to converge on a CPU (issue #6,
 ``docs/benchmarks.md``); Noise2Same and the blind-spot methods stay one argument away."""
 
+BATCH_SIZE_2D = 16
+"""Batch size of the measured CPU recipe in 2D (sixteen 64x64 patches)."""
+
 BATCH_SIZE_3D = 4
-"""Default batch size for 3D data (2D: :attr:`TrainingConfig.batch_size`)."""
+"""Batch size of the measured CPU recipe in 3D: four 16x64x64 patches are already 4x the
+voxels of sixteen 64x64 ones, and more, smaller steps converge faster on a CPU."""
+
+
+def cpu_batch(ndim: int) -> int:
+    """Batch of the measured CPU recipe: what an unset batch becomes on the CPU and MPS."""
+    return BATCH_SIZE_3D if ndim == 3 else BATCH_SIZE_2D
+
 
 DEMO_METHODS = (DEFAULT_METHOD, "noise2same")
 """Methods ``selfdenoise demo`` trains, one after the other."""
@@ -178,10 +188,11 @@ class TrainingConfig:
     ----------
     patch_shape : tuple of int or None
         Spatial patch shape; ``None`` picks 64x64 in 2D and 16x64x64 in 3D.
-    batch_size : int
-        Patches per step. :func:`make_config` sets 4 for 3D data (``Z`` in the axes) unless
-        given: four 16x64x64 patches are already 4x the voxels of sixteen 64x64 ones, and
-        more, smaller steps converge faster on a CPU (the 3D CPU-budget results).
+    batch_size : int or None
+        Patches per step; ``None`` (default) = chosen for the device when training starts
+        (:func:`selfdenoise.device.sized_for_device`): the measured CPU recipe on the CPU and
+        MPS (:data:`BATCH_SIZE_2D` = 16 in 2D, :data:`BATCH_SIZE_3D` = 4 in 3D), a batch
+        that fills the free memory on CUDA. A number is always used as given.
     steps : int or None
         Optimiser steps of one run (one :meth:`~selfdenoise.Denoiser.fit`). ``None`` =
         ``epochs * steps_per_epoch``, or no step limit under a time budget.
@@ -224,7 +235,7 @@ class TrainingConfig:
     """
 
     patch_shape: tuple[int, ...] | None = None
-    batch_size: int = 16
+    batch_size: int | None = None
     steps: int | None = None
     epochs: int | None = 10
     steps_per_epoch: int = 50
@@ -247,7 +258,9 @@ class TrainingConfig:
 
     def validate(self) -> None:
         _check_shape("patch_shape", self.patch_shape)
-        _check_positive("batch_size", self.batch_size)
+        _check_positive("batch_size", self.batch_size, allow_none=True)
+        if self.batch_size is not None:
+            _check_int("batch_size", self.batch_size)
         _check_positive("steps", self.steps, allow_none=True)
         _check_positive("epochs", self.epochs, allow_none=True)
         _check_positive("steps_per_epoch", self.steps_per_epoch)
@@ -520,8 +533,6 @@ def make_config(method: str = DEFAULT_METHOD, axes: str = "YX", **settings: Any)
         if key in _TUPLE_FIELDS and value is not None:
             value = tuple(int(v) for v in value)
         sections[owner][key] = value
-    if "Z" in axes.upper():
-        sections["training"].setdefault("batch_size", BATCH_SIZE_3D)
     config = DenoiserConfig(
         method=method,
         axes=axes.upper(),

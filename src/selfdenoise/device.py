@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ._errors import SelfDenoiseError
-from .config import AMP_MODES, BATCH_SIZE_3D, DEVICES
+from .config import AMP_MODES, DEVICES, cpu_batch
 
 __all__ = [
     "GpuSettings",
@@ -313,8 +313,8 @@ class TrainingSizes(NamedTuple):
     reason: str
 
 
-CPU_BATCH = {2: 16, 3: BATCH_SIZE_3D}
-"""Batch of the measured CPU recipe (the defaults of :func:`~selfdenoise.config.make_config`)."""
+CPU_BATCH = {2: cpu_batch(2), 3: cpu_batch(3)}
+"""Batch of the measured CPU recipe (what an unset batch becomes on the CPU and MPS)."""
 
 
 def cpu_recipe(ndim: int) -> tuple[int, tuple[int, ...]]:
@@ -407,11 +407,11 @@ def training_sizes(
 def sized_for_device(training, network, device, n_channels: int, spatial_shapes) -> tuple:
     """A copy of the training settings with the batch and patch the device calls for.
 
-    On CUDA, :func:`training_sizes` fills in what the settings leave unset (``None``): the
-    patch shape (``None`` by default) and the batch size (once the configuration can leave it
-    unset); the patch is clipped to the smallest of ``spatial_shapes``. On the CPU and MPS the
-    settings are returned unchanged (the engine's CPU recipe applies). The given settings are
-    never modified.
+    :func:`training_sizes` fills in what the settings leave unset (``None``, the defaults):
+    on CUDA the batch and the patch (clipped to the smallest of ``spatial_shapes``); on the
+    CPU and MPS the batch of the measured CPU recipe (16 in 2D, 4 in 3D), while an unset
+    patch stays unset (the sampler's 64x64 / 16x64x64, fitted to the images). Values the
+    user set are kept. The given settings are never modified.
 
     Parameters
     ----------
@@ -448,7 +448,9 @@ def sized_for_device(training, network, device, n_channels: int, spatial_shapes)
         image_shape=smallest,
     )
     if device.type != "cuda":
-        return training, sizes.reason
+        if training.batch_size is not None:
+            return training, sizes.reason
+        return dataclasses.replace(training, batch_size=sizes.batch_size), sizes.reason
     changed = dataclasses.replace(
         training, batch_size=sizes.batch_size, patch_shape=sizes.patch_shape
     )

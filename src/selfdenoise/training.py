@@ -14,6 +14,7 @@ returns or raises.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Generator
@@ -23,7 +24,7 @@ import torch
 
 from . import distributed
 from ._errors import SelfDenoiseError
-from .config import TrainingConfig
+from .config import TrainingConfig, cpu_batch
 from .data import PatchSampler, fit_patch_shape
 from .device import autocast_dtype, configure_backends, training_memory_format
 from .prepare import TrainingData
@@ -97,7 +98,8 @@ class TrainingRun:
     sampler : PatchSampler
         Training batches and fixed validation patches.
     config : TrainingConfig
-        Budget, optimiser and schedule.
+        Budget, optimiser and schedule; an unset batch is the CPU recipe's (size it for the
+        device first with :func:`~selfdenoise.device.sized_for_device`).
     device : torch.device
         Where to train.
     start_step : int
@@ -125,6 +127,8 @@ class TrainingRun:
         checkpoint: Callable[[dict], None] | None = None,
     ) -> None:
         configure_backends(device)
+        if config.batch_size is None:  # not sized (sized_for_device): the CPU recipe's batch
+            config = dataclasses.replace(config, batch_size=cpu_batch(_spatial_ndim(network)))
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.network, self.objective, self.sampler = network, objective, sampler

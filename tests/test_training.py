@@ -95,3 +95,39 @@ def test_objectives_hear_the_progress_without_a_probe():
     from selfdenoise.methods import Objective
 
     assert Objective().set_progress(0.5) is None
+
+
+def test_the_loss_is_read_from_the_device_every_few_steps(monkeypatch, torch_single_thread):
+    from selfdenoise import training
+
+    reads = []
+    original = training._LossWatch.read
+    monkeypatch.setattr(training._LossWatch, "read", lambda self: reads.append(1) or original(self))
+    model = Denoiser("n2v", steps=20, steps_per_epoch=10, **TINY)
+    records = list(model.fit_iter(_image()))
+    # steps 1, 8, 16 (the cadence), 10 and 20 (validations) and the end: not every step
+    assert len(reads) == 6 < 20
+    assert all(np.isfinite(r.loss) for r in records)
+    assert records[0].loss == records[6].loss  # the latest value read, until the next read
+    assert [row["loss"] for row in model.history] == [records[9].loss, records[19].loss]
+
+
+def test_divergence_is_stopped_within_a_few_steps_with_the_start_weights(torch_single_thread):
+    import pytest
+    import torch
+
+    from selfdenoise import SelfDenoiseError
+    from selfdenoise.training import LOSS_READ_EVERY
+
+    model = Denoiser("n2v", steps=200, steps_per_epoch=100, learning_rate=1e9, **TINY)
+    seen = []
+    with pytest.raises(SelfDenoiseError, match="diverged at step") as info:
+        for progress in model.fit_iter(_image()):
+            seen.append(progress.step)
+    message = str(info.value)
+    assert "\n" not in message and "lower the learning rate" in message
+    first_bad = int(message.split("step ")[1].split()[0])
+    assert seen and seen[-1] < first_bad + LOSS_READ_EVERY  # stopped within a few steps
+    assert model.steps_trained == first_bad - 1
+    weights = [p.detach() for p in model.network.parameters()]
+    assert all(torch.isfinite(w).all() for w in weights)

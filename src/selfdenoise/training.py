@@ -45,6 +45,12 @@ from .train import (
 
 __all__ = ["RunState", "TrainingRun", "make_sampler"]
 
+LOSS_READ_EVERY = 8
+"""Steps between reads of the training loss from the device. A read waits for the GPU to
+finish its queued work, so the loss and its finiteness are kept on the device in between
+(:class:`_LossWatch`); the loss is also read at the first step, at every validation and
+checkpoint, and at the end. A diverging run is stopped within this many steps."""
+
 CANCEL_VALIDATION_BATCHES = 1
 """Batches the final validation may use after a cancel when the run has not validated yet
 (keeps ``stop()`` within about 2 s even in 3D)."""
@@ -148,6 +154,8 @@ class TrainingRun:
         self.total_steps = config.total_steps
         self.time_budget = config.max_minutes * 60 if config.max_minutes else None
         self._checkpoint_failed = False
+        self._loss = _LossWatch(device)
+        self._start_state: dict | None = None
         self._clock = (time.perf_counter(), 0.0)
         self._window = (time.perf_counter(), 0, 0.0)
 
@@ -217,6 +225,9 @@ class TrainingRun:
     def _loop(self) -> Generator[Progress, None, None]:
         self._clock = (time.perf_counter(), self.state.elapsed_seconds)
         self._window = (time.perf_counter(), 0, 0.0)
+        self._loss.start(self.state.step)
+        if self.state.best_state is None:  # what a divergence before any validation restores
+            self._start_state = _state_copy(self.network)
         self.model.train()
         while True:
             self._tick()
@@ -258,11 +269,7 @@ class TrainingRun:
         batch = to_device(self.sampler.sample(config.batch_size), self.device, self.memory_format)
         with autocast(self.device, self.amp_dtype):
             loss, _ = self.objective.training_loss(self.model, batch, self.generator)
-        if not torch.isfinite(loss):
-            raise SelfDenoiseError(
-                f"training diverged at step {s.step + 1} (loss is not finite); lower the "
-                f"learning rate, e.g. to {lr / 10:.0e}. The best weights so far are kept."
-            )
+        self._loss.add(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if config.grad_clip:
@@ -272,12 +279,34 @@ class TrainingRun:
         self.scaler.update()
         s.step += 1
         s.run_step += 1
-        loss_value = float(loss.detach())
         self._tick()
         validated = s.run_step % config.steps_per_epoch == 0 or s.run_step == self.total_steps
+        every = config.checkpoint_every
+        if (
+            validated
+            or s.run_step == 1
+            or s.run_step % LOSS_READ_EVERY == 0
+            or (every and s.run_step % every == 0)
+        ):
+            self._read_loss(lr)
         if validated:
-            self._validate_and_record(loss_value, lr)
-        return self._progress(loss_value, lr, validated)
+            self._validate_and_record(self._loss.value, lr)
+        return self._progress(self._loss.value, lr, validated)
+
+    def _read_loss(self, lr: float) -> None:
+        """Read the loss from the device; stop a diverged run with a one-line error."""
+        first_bad = self._loss.read()
+        if first_bad is None:
+            return
+        s = self.state
+        s.run_step -= s.step - first_bad + 1  # the steps from the bad one on are void
+        s.step = first_bad - 1
+        if s.best_state is None and self._start_state is not None:
+            s.best_state = self._start_state  # the weights this run started from
+        raise SelfDenoiseError(
+            f"training diverged at step {first_bad} (loss is not finite); lower the "
+            f"learning rate, e.g. to {lr / 10:.0e}. The best weights so far are kept."
+        )
 
     def _validate_and_record(self, loss_value: float, lr: float, batches: int | None = None):
         s = self.state
@@ -372,6 +401,8 @@ class TrainingRun:
     def _finish(self) -> Progress:
         """The final record; validates the last weights when the history lacks them."""
         s = self.state
+        if s.run_step > 0:
+            self._read_loss(0.0)
         last_validated = bool(s.history) and s.history[-1]["step"] == s.step
         if s.run_step > 0 and not last_validated:
             if s.stop_reason != "cancelled":
@@ -402,6 +433,43 @@ class TrainingRun:
             self.network.load_state_dict(self.state.best_state)
         self.network.to(memory_format=torch.contiguous_format)
         self.network.eval()
+
+
+class _LossWatch:
+    """The training loss, kept on the device between reads so that a step never waits.
+
+    Each step adds its loss with device-side operations only: the latest value, and the
+    global number of the first step whose loss was not finite (0 while all were finite).
+    :meth:`read` copies both to the host (one wait for the GPU) every few steps.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.value = float("nan")
+        self._last = torch.zeros((), device=device)
+        self._step = torch.zeros((), dtype=torch.int64, device=device)
+        self._first_bad = torch.zeros((), dtype=torch.int64, device=device)
+
+    def start(self, step: int) -> None:
+        """Count from global step ``step`` (the steps done before the loop starts)."""
+        self._step.fill_(step)
+        self._first_bad.zero_()
+
+    def add(self, loss: torch.Tensor) -> None:
+        """Record one step's loss (no host sync)."""
+        loss = loss.detach().float()
+        self._step += 1
+        bad = ~torch.isfinite(loss) & (self._first_bad == 0)
+        self._first_bad = torch.where(bad, self._step, self._first_bad)
+        self._last = loss
+
+    def read(self) -> int | None:
+        """Update :attr:`value`; the first non-finite step's number, or ``None``."""
+        first_bad = int(self._first_bad.item())  # waits for the device's queued work
+        if first_bad:
+            return first_bad
+        self.value = float(self._last.item())
+        return None
 
 
 def _spatial_ndim(network: torch.nn.Module) -> int:

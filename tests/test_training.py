@@ -131,3 +131,17 @@ def test_divergence_is_stopped_within_a_few_steps_with_the_start_weights(torch_s
     assert model.steps_trained == first_bad - 1
     weights = [p.detach() for p in model.network.parameters()]
     assert all(torch.isfinite(w).all() for w in weights)
+
+
+def test_compile_is_ignored_on_the_cpu_with_a_one_line_note(torch_single_thread):
+    import pytest
+
+    from selfdenoise import SelfDenoiseError
+
+    model = Denoiser("n2v", steps=2, steps_per_epoch=2, compile=True, **TINY)
+    records = list(model.fit_iter(_image()))
+    assert records[0].message == "torch.compile is used on CUDA only; ignored on cpu."
+    assert all(not r.message for r in records[1:]) and model.steps_trained == 2
+    assert Denoiser("n2v", steps=2).config.training.compile is False
+    with pytest.raises(SelfDenoiseError, match="compile must be true or false"):
+        Denoiser("n2v", compile="yes")

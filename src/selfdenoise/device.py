@@ -519,7 +519,8 @@ def gpu_settings(device: torch.device | str, *, compile: bool = False) -> GpuSet
     device : torch.device or str
         Where training or prediction runs.
     compile : bool
-        The (future) training setting that asks for ``torch.compile``; honoured on CUDA only.
+        :attr:`~selfdenoise.config.TrainingConfig.compile`, which asks for ``torch.compile``;
+        honoured on CUDA only.
 
     Returns
     -------

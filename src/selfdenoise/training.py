@@ -26,7 +26,7 @@ from . import distributed
 from ._errors import SelfDenoiseError
 from .config import TrainingConfig, cpu_batch
 from .data import PatchSampler, fit_patch_shape
-from .device import autocast_dtype, configure_backends, training_memory_format
+from .device import autocast_dtype, gpu_settings, training_memory_format
 from .prepare import TrainingData
 from .train import (
     Cancel,
@@ -132,7 +132,7 @@ class TrainingRun:
         cancel: Cancel = None,
         checkpoint: Callable[[dict], None] | None = None,
     ) -> None:
-        configure_backends(device)
+        self.gpu = gpu_settings(device, compile=config.compile)
         if config.batch_size is None:  # not sized (sized_for_device): the CPU recipe's batch
             config = dataclasses.replace(config, batch_size=cpu_batch(_spatial_ndim(network)))
         if config.num_threads:
@@ -148,6 +148,13 @@ class TrainingRun:
         # Weights take the batches' memory format before DistributedDataParallel fixes strides.
         network.to(memory_format=self.memory_format)
         self.model = distributed.wrap(network, device)
+        if self.gpu.compile:
+            self.model = torch.compile(self.model)
+        self._compile_note = (
+            f"torch.compile is used on CUDA only; ignored on {device.type}."
+            if config.compile and not self.gpu.compile
+            else ""
+        )
         self.optimizer = make_optimizer(self.model, config)
         self.generator = torch.Generator().manual_seed(config.seed + distributed.rank() * 1000)
         self.state = RunState(step=start_step, history=list(history or []))
@@ -226,6 +233,7 @@ class TrainingRun:
         self._clock = (time.perf_counter(), self.state.elapsed_seconds)
         self._window = (time.perf_counter(), 0, 0.0)
         self._loss.start(self.state.step)
+        self.state.message, self._compile_note = self._compile_note, ""
         if self.state.best_state is None:  # what a divergence before any validation restores
             self._start_state = _state_copy(self.network)
         self.model.train()

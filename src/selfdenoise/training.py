@@ -14,7 +14,6 @@ returns or raises.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Generator
@@ -133,8 +132,8 @@ class TrainingRun:
         checkpoint: Callable[[dict], None] | None = None,
     ) -> None:
         self.gpu = gpu_settings(device, compile=config.compile)
-        if config.batch_size is None:  # not sized (sized_for_device): the CPU recipe's batch
-            config = dataclasses.replace(config, batch_size=cpu_batch(_spatial_ndim(network)))
+        # An unset batch (not sized by sized_for_device) is the CPU recipe's.
+        self.batch_size: int = config.batch_size or cpu_batch(_spatial_ndim(network))
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.network, self.objective, self.sampler = network, objective, sampler
@@ -274,7 +273,7 @@ class TrainingRun:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.objective.set_progress(fraction)
-        batch = to_device(self.sampler.sample(config.batch_size), self.device, self.memory_format)
+        batch = to_device(self.sampler.sample(self.batch_size), self.device, self.memory_format)
         with autocast(self.device, self.amp_dtype):
             loss, _ = self.objective.training_loss(self.model, batch, self.generator)
         self._loss.add(loss)
@@ -340,7 +339,7 @@ class TrainingRun:
     def _validation_loss(self, batches: int | None = None) -> float:
         patches = self.sampler.validation_patches
         if batches is not None:
-            limit = batches * self.config.batch_size
+            limit = batches * self.batch_size
             patches = (
                 tuple(p[:limit] for p in patches) if isinstance(patches, tuple) else patches[:limit]
             )
@@ -349,7 +348,7 @@ class TrainingRun:
             self.objective,
             patches,
             self.device,
-            self.config.batch_size,
+            self.batch_size,
             self.config.seed + 7,
             self.amp_dtype,
             self.memory_format,

@@ -251,7 +251,7 @@ class Denoiser:
 
     def _start_run(self, data, validation, targets, axes, cancel, resume):
         """Prepare the data, network, objective and a :class:`TrainingRun` for one fit."""
-        from .device import sized_for_device
+        from .device_sizes import sized_for_device
         from .methods import get_objective
         from .prepare import prepare_training_data
         from .training import TrainingRun, make_sampler

@@ -101,8 +101,8 @@ def test_the_loss_is_read_from_the_device_every_few_steps(monkeypatch, torch_sin
     from selfdenoise import training
 
     reads = []
-    original = training._LossWatch.read
-    monkeypatch.setattr(training._LossWatch, "read", lambda self: reads.append(1) or original(self))
+    original = training.LossWatch.read
+    monkeypatch.setattr(training.LossWatch, "read", lambda self: reads.append(1) or original(self))
     model = Denoiser("n2v", steps=20, steps_per_epoch=10, **TINY)
     records = list(model.fit_iter(_image()))
     # steps 1, 8, 16 (the cadence), 10 and 20 (validations) and the end: not every step

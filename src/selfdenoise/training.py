@@ -17,16 +17,16 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 
 import torch
 
 from . import distributed
 from ._errors import SelfDenoiseError
+from ._run_parts import LossWatch, RunState, spatial_ndim, state_copy
 from .config import TrainingConfig, cpu_batch
-from .data import PatchSampler, fit_patch_shape
+from .data import PatchSampler
 from .device import autocast_dtype, gpu_settings, training_memory_format
-from .prepare import TrainingData
+from .prepare import make_sampler
 from .train import (
     Cancel,
     Progress,
@@ -47,46 +47,12 @@ __all__ = ["RunState", "TrainingRun", "make_sampler"]
 LOSS_READ_EVERY = 8
 """Steps between reads of the training loss from the device. A read waits for the GPU to
 finish its queued work, so the loss and its finiteness are kept on the device in between
-(:class:`_LossWatch`); the loss is also read at the first step, at every validation and
+(:class:`~selfdenoise._run_parts.LossWatch`); the loss is also read at the first step, at every validation and
 checkpoint, and at the end. A diverging run is stopped within this many steps."""
 
 CANCEL_VALIDATION_BATCHES = 1
 """Batches the final validation may use after a cancel when the run has not validated yet
 (keeps ``stop()`` within about 2 s even in 3D)."""
-
-
-def make_sampler(
-    data: TrainingData, config: TrainingConfig, size_multiple: int, rank: int = 0
-) -> PatchSampler:
-    """Patch sampler over ``data``: patch shape fitted to every image, validation source."""
-    patch_shape = fit_patch_shape(config.patch_shape, data.spatial_shapes, size_multiple)
-    return PatchSampler(
-        data.arrays,
-        patch_shape,
-        validation_fraction=0.0 if data.validation else config.validation_fraction,
-        augment=config.augment,
-        skip_background=config.skip_background,
-        seed=config.seed + 1000 * rank,
-        targets=data.targets,
-        validation=data.validation,
-    )
-
-
-@dataclass
-class RunState:
-    """The mutable state of a run (everything a checkpoint needs besides tensors' owners)."""
-
-    step: int = 0
-    run_step: int = 0
-    elapsed_seconds: float = 0.0
-    best_val_loss: float | None = None
-    best_state: dict | None = None
-    val_loss: float | None = None
-    history: list[dict] = field(default_factory=list)
-    plateau_factor: float = 1.0
-    since_best: int = 0
-    stop_reason: str = ""
-    message: str = ""
 
 
 class TrainingRun:
@@ -133,7 +99,7 @@ class TrainingRun:
     ) -> None:
         self.gpu = gpu_settings(device, compile=config.compile)
         # An unset batch (not sized by sized_for_device) is the CPU recipe's.
-        self.batch_size: int = config.batch_size or cpu_batch(_spatial_ndim(network))
+        self.batch_size: int = config.batch_size or cpu_batch(spatial_ndim(network))
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.network, self.objective, self.sampler = network, objective, sampler
@@ -142,7 +108,7 @@ class TrainingRun:
         self.amp_dtype = autocast_dtype(device, config.amp)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.memory_format = training_memory_format(
-            device, _spatial_ndim(network), config.channels_last
+            device, spatial_ndim(network), config.channels_last
         )
         # Weights take the batches' memory format before DistributedDataParallel fixes strides.
         network.to(memory_format=self.memory_format)
@@ -160,7 +126,7 @@ class TrainingRun:
         self.total_steps = config.total_steps
         self.time_budget = config.max_minutes * 60 if config.max_minutes else None
         self._checkpoint_failed = False
-        self._loss = _LossWatch(device)
+        self._loss = LossWatch(device)
         self._start_state: dict | None = None
         self._clock = (time.perf_counter(), 0.0)
         self._window = (time.perf_counter(), 0, 0.0)
@@ -170,7 +136,7 @@ class TrainingRun:
         """Everything needed to continue this run exactly where it is now."""
         s = self.state
         return {
-            "network": _state_copy(self.network),
+            "network": state_copy(self.network),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
@@ -234,7 +200,7 @@ class TrainingRun:
         self._loss.start(self.state.step)
         self.state.message, self._compile_note = self._compile_note, ""
         if self.state.best_state is None:  # what a divergence before any validation restores
-            self._start_state = _state_copy(self.network)
+            self._start_state = state_copy(self.network)
         self.model.train()
         while True:
             self._tick()
@@ -320,7 +286,7 @@ class TrainingRun:
         val_loss = distributed.all_reduce_mean(self._validation_loss(batches), self.device)
         s.val_loss = val_loss
         if s.best_val_loss is None or val_loss < s.best_val_loss:
-            s.best_val_loss, s.best_state, s.since_best = val_loss, _state_copy(self.network), 0
+            s.best_val_loss, s.best_state, s.since_best = val_loss, state_copy(self.network), 0
         else:
             s.since_best += 1
             if self.config.schedule == "plateau" and s.since_best % 3 == 0:
@@ -440,53 +406,3 @@ class TrainingRun:
             self.network.load_state_dict(self.state.best_state)
         self.network.to(memory_format=torch.contiguous_format)
         self.network.eval()
-
-
-class _LossWatch:
-    """The training loss, kept on the device between reads so that a step never waits.
-
-    Each step adds its loss with device-side operations only: the latest value, and the
-    global number of the first step whose loss was not finite (0 while all were finite).
-    :meth:`read` copies both to the host (one wait for the GPU) every few steps.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.value = float("nan")
-        self._last = torch.zeros((), device=device)
-        self._step = torch.zeros((), dtype=torch.int64, device=device)
-        self._first_bad = torch.zeros((), dtype=torch.int64, device=device)
-
-    def start(self, step: int) -> None:
-        """Count from global step ``step`` (the steps done before the loop starts)."""
-        self._step.fill_(step)
-        self._first_bad.zero_()
-
-    def add(self, loss: torch.Tensor) -> None:
-        """Record one step's loss (no host sync)."""
-        loss = loss.detach().float()
-        self._step += 1
-        bad = ~torch.isfinite(loss) & (self._first_bad == 0)
-        self._first_bad = torch.where(bad, self._step, self._first_bad)
-        self._last = loss
-
-    def read(self) -> int | None:
-        """Update :attr:`value`; the first non-finite step's number, or ``None``."""
-        first_bad = int(self._first_bad.item())  # waits for the device's queued work
-        if first_bad:
-            return first_bad
-        self.value = float(self._last.item())
-        return None
-
-
-def _spatial_ndim(network: torch.nn.Module) -> int:
-    """Spatial dimensions of a network's first convolution (2 or 3; 0 if it has none)."""
-    for parameter in network.parameters():
-        if parameter.dim() in (4, 5):
-            return parameter.dim() - 2
-    return 0
-
-
-def _state_copy(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    module = network.module if hasattr(network, "module") else network
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}

@@ -145,3 +145,28 @@ def test_compile_is_ignored_on_the_cpu_with_a_one_line_note(torch_single_thread)
     assert Denoiser("n2v", steps=2).config.training.compile is False
     with pytest.raises(SelfDenoiseError, match="compile must be true or false"):
         Denoiser("n2v", compile="yes")
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, torch_single_thread):
+    """Our code reads no tensor value on the host in a step (a read waits for a GPU)."""
+    import sys
+
+    import torch
+
+    reads = []
+    for name in ("item", "tolist", "__float__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "selfdenoise" in caller and "tests" not in caller:
+                reads.append(f"{_name} in {caller}:{sys._getframe(1).f_lineno}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    for method in ("neighbor2neighbor", "noise2same", "n2v"):
+        model = Denoiser(method, steps=7, steps_per_epoch=100, **TINY)
+        counts = [len(reads) for _ in model.fit_iter(_image())]
+        # step 1 reads the loss; steps 2..6 read nothing back (step 7 is the last: validation)
+        assert counts[0] > 0 and counts[1:6] == [counts[0]] * 5, (method, reads[counts[0] :])
+        reads.clear()

@@ -260,3 +260,25 @@ def test_ddp_one_process_with_nccl(tmp_path):
     result = json.loads(line.removeprefix("RESULT "))
     assert result["seen"] == [["nccl", 1]]
     assert result["steps"] == 6 and Path(result["path"]).exists()
+
+
+def test_divergence_on_cuda_is_caught_without_per_step_reads():
+    from selfdenoise import Denoiser, SelfDenoiseError
+    from selfdenoise.training import LOSS_READ_EVERY
+
+    model = Denoiser(
+        "n2v",
+        "YX",
+        **{**TINY, "steps": 100, "steps_per_epoch": 100},
+        learning_rate=1e9,
+        batch_size=4,
+        patch_shape=(32, 32),
+        amp="off",
+    )
+    seen = []
+    with pytest.raises(SelfDenoiseError, match="diverged at step") as info:
+        for progress in model.fit_iter(noisy_image((96, 96), seed=5)):
+            seen.append(progress.step)
+    first_bad = int(str(info.value).split("step ")[1].split()[0])
+    assert seen[-1] < first_bad + LOSS_READ_EVERY and model.steps_trained == first_bad - 1
+    assert all(torch.isfinite(p).all() for p in model.network.parameters())

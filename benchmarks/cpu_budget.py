@@ -138,6 +138,7 @@ def recipe_config(name: str, ndim: int = 2):
 
 def step_cost(name: str, ndim: int = 2) -> float:
     """Estimated multiply-accumulates of one training step of a recipe."""
+    from selfdenoise.config import cpu_batch
     from selfdenoise.data import default_patch_shape
     from selfdenoise.nets import flops_per_pixel
 
@@ -146,7 +147,8 @@ def step_cost(name: str, ndim: int = 2) -> float:
     patch = config.training.patch_shape or default_patch_shape(spatial_dims)
     per_pixel = flops_per_pixel(config.network, spatial_dims, 1)
     factor = _PASS_FACTOR.get(config.method, 3.0)
-    return config.training.batch_size * math.prod(patch) * per_pixel * factor
+    batch = config.training.batch_size or cpu_batch(spatial_dims)  # None: the CPU recipe
+    return batch * math.prod(patch) * per_pixel * factor
 
 
 def _record(result: base.Result, out: Path, **extra) -> None:

@@ -62,11 +62,24 @@ def test_from_dict_rejects_unknown_keys():
         DenoiserConfig.from_dict(data)
 
 
-def test_batch_size_defaults_to_four_for_3d_unless_given():
-    assert make_config("n2v2", "YX").training.batch_size == 16
-    assert make_config("n2v2", "ZYX").training.batch_size == 4
+def test_batch_size_is_left_to_the_device_unless_given():
+    from selfdenoise.config import cpu_batch
+
+    assert make_config("n2v2", "YX").training.batch_size is None
+    assert make_config("n2v2", "ZYX").training.batch_size is None
+    assert (cpu_batch(2), cpu_batch(3)) == (16, 4)  # what the CPU recipe fills in
     assert make_config("n2v2", "TZYX", batch_size=8).training.batch_size == 8
     assert make_config("n2v2", "ZYX", training={"batch_size": 2}).training.batch_size == 2
+    for bad in (0, -1, 2.5):
+        with pytest.raises(SelfDenoiseError, match="batch_size"):
+            make_config("n2v2", batch_size=bad)
+
+
+def test_old_model_files_with_a_batch_number_still_load():
+    data = make_config("n2v2", "ZYX", batch_size=6).to_dict()
+    assert DenoiserConfig.from_dict(data).training.batch_size == 6
+    data["training"]["batch_size"] = None
+    assert DenoiserConfig.from_dict(data).training.batch_size is None
 
 
 def test_default_method_is_the_cpu_budget_winner():

@@ -178,13 +178,27 @@ def test_device_aware_sizes_fit_and_the_estimate_holds(axes, shape):
     assert 0.2 <= peak / estimate <= 1 / GPU_TRAINING_FRACTION
 
 
-def test_default_fit_on_cuda_uses_the_device_aware_patch():
+def test_default_fit_on_cuda_uses_the_device_aware_batch_and_patch():
     from selfdenoise import Denoiser
 
     model = Denoiser("n2v", "YX", **TINY)
     model.fit(noisy_image((256, 256), seed=3))
-    assert model.training_sizes_note.startswith("16 x 128x128 patches (batch as set); CUDA:")
+    note = model.training_sizes_note
+    batch = int(note.split(" x ")[0])
+    assert batch >= 16 and note.startswith(f"{batch} x 128x128 patches; CUDA:"), note
     assert model.config.training.patch_shape is None  # the model's settings are untouched
+    assert model.config.training.batch_size is None
+
+
+def test_compile_opt_in_trains_on_cuda():
+    from selfdenoise import Denoiser
+
+    model = Denoiser(
+        "n2v", "YX", **{**TINY, "batch_size": 4, "patch_shape": (32, 32)}, compile=True
+    )
+    records = list(model.fit_iter(noisy_image((96, 96), seed=4)))
+    assert not any("ignored" in r.message for r in records)
+    assert model.steps_trained == 4 and np.isfinite(model.history[-1]["val_loss"])
 
 
 DDP_SCRIPT = textwrap.dedent(
@@ -246,3 +260,25 @@ def test_ddp_one_process_with_nccl(tmp_path):
     result = json.loads(line.removeprefix("RESULT "))
     assert result["seen"] == [["nccl", 1]]
     assert result["steps"] == 6 and Path(result["path"]).exists()
+
+
+def test_divergence_on_cuda_is_caught_without_per_step_reads():
+    from selfdenoise import Denoiser, SelfDenoiseError
+    from selfdenoise.training import LOSS_READ_EVERY
+
+    model = Denoiser(
+        "n2v",
+        "YX",
+        **{**TINY, "steps": 100, "steps_per_epoch": 100},
+        learning_rate=1e9,
+        batch_size=4,
+        patch_shape=(32, 32),
+        amp="off",
+    )
+    seen = []
+    with pytest.raises(SelfDenoiseError, match="diverged at step") as info:
+        for progress in model.fit_iter(noisy_image((96, 96), seed=5)):
+            seen.append(progress.step)
+    first_bad = int(str(info.value).split("step ")[1].split()[0])
+    assert seen[-1] < first_bad + LOSS_READ_EVERY and model.steps_trained == first_bad - 1
+    assert all(torch.isfinite(p).all() for p in model.network.parameters())

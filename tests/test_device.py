@@ -280,6 +280,17 @@ def test_trained_network_is_handed_back_in_the_default_memory_format():
     assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
 
 
+def test_an_unset_batch_trains_with_the_cpu_recipe_on_cpu():
+    from selfdenoise import Denoiser
+
+    image = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+    model = Denoiser("n2v", "YX", steps=1, base_channels=4, device="cpu")
+    assert model.config.training.batch_size is None
+    model.fit(image)
+    assert model.training_sizes_note == "16 x 64x64 patches; the CPU recipe on cpu"
+    assert model.config.training.batch_size is None  # the model's settings stay "auto"
+
+
 # --- training_sizes: the device-aware rule, with mocked memory figures ----------------------
 
 GIB = 2**30
@@ -319,7 +330,11 @@ def test_cpu_recipe_is_the_configs_default():
 
     for axes, ndim in (("YX", 2), ("ZYX", 3)):
         batch, patch = dev.cpu_recipe(ndim)
-        assert make_config("n2v", axes).training.batch_size == batch
+        config = make_config("n2v", axes)
+        assert config.training.batch_size is None  # chosen for the device
+        shapes = [(64,) * (ndim - 2) + (300, 400)]
+        training, _ = dev.sized_for_device(config.training, config.network, "cpu", 1, shapes)
+        assert training.batch_size == batch == (16 if ndim == 2 else 4)
         from selfdenoise.data import default_patch_shape
 
         assert default_patch_shape(ndim) == patch
@@ -525,14 +540,22 @@ def test_gpu_benchmark_renders_targets_from_results(monkeypatch):
 # --- sized_for_device: the engine's hook -----------------------------------------------------
 
 
-def test_sized_for_device_leaves_cpu_settings_alone():
+@pytest.mark.parametrize("device", ["cpu", "mps"])
+def test_sized_for_device_fills_only_an_unset_batch_on_cpu_and_mps(device):
     from selfdenoise.config import make_config
 
     config = make_config("n2v", "YX")
+    before = config.to_dict()
     training, reason = dev.sized_for_device(
-        config.training, config.network, "cpu", 1, [(300, 400), (200, 500)]
+        config.training, config.network, device, 1, [(300, 400), (200, 500)]
     )
-    assert training is config.training and "CPU recipe" in reason
+    assert config.to_dict() == before  # the model's settings are untouched
+    assert training.batch_size == 16 and training.patch_shape is None  # the CPU recipe
+    assert dataclasses.replace(training, batch_size=None) == config.training
+    assert reason == f"16 x 64x64 patches; the CPU recipe on {device}"
+    mine = dataclasses.replace(config.training, batch_size=3)
+    training, reason = dev.sized_for_device(mine, config.network, device, 1, [(300, 400)])
+    assert training is mine and reason.startswith("3 x 64x64 patches (batch as set)")
 
 
 def test_sized_for_device_fills_the_unset_patch_on_cuda(monkeypatch):
@@ -546,11 +569,12 @@ def test_sized_for_device_fills_the_unset_patch_on_cuda(monkeypatch):
     )
     assert config.to_dict() == before  # the model's settings are untouched
     assert training.patch_shape == (32, 100, 128)  # clipped to the smallest image
-    assert training.batch_size == config.training.batch_size  # today the batch is always set
-    assert "batch as set" in reason
-    unset = dataclasses.replace(config.training, batch_size=None)  # once it can be unset
-    training, _ = dev.sized_for_device(unset, config.network, "cuda", 1, [(64, 256, 256)])
+    assert training.batch_size > 4 and "as set" not in reason  # the memory rule's batch
+    training, _ = dev.sized_for_device(config.training, config.network, "cuda", 1, [(64, 256, 256)])
     assert training.batch_size == 30 and training.patch_shape == (32, 128, 128)
+    set_batch = dataclasses.replace(config.training, batch_size=4)
+    training, reason = dev.sized_for_device(set_batch, config.network, "cuda", 1, [(64, 256, 256)])
+    assert training.batch_size == 4 and "batch as set" in reason
     mine = dataclasses.replace(config.training, patch_shape=(8, 32, 32))
     assert dev.sized_for_device(mine, config.network, "cuda", 1, [(64, 256, 256)])[
         0

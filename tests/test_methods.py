@@ -296,6 +296,6 @@ def test_objectives_train_in_3d(method):
     loss, logs = objective.training_loss(network, x, _generator(10))
     loss.backward()
     assert torch.isfinite(loss) and logs
-    assert all(np.isfinite(v) for v in logs.values())
+    assert all(np.isfinite(float(v)) for v in logs.values())
     assert torch.isfinite(network.weight.grad).all()
     assert torch.isfinite(objective.validation_loss(network, x, _generator(11)))

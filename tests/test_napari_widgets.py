@@ -121,9 +121,14 @@ def test_settings_are_collected_flat(train_widget):
     assert settings["patch_shape"] == (16, 48, 48)
     assert settings["max_minutes"] == 2.0
     assert settings["fraction"] == pytest.approx(0.005)
-    assert settings["batch_size"] == 4  # the 3D default
+    assert settings["batch_size"] is None  # "auto": chosen for the device
+    assert train_widget.batch_size.value == 0 == train_widget.batch_size.min
+    assert train_widget.batch_size.native.specialValueText() == "auto"
     config = make_config("noise2same", "ZYX", **settings)
     assert config.training.patch_shape == (16, 48, 48)
+    assert config.training.batch_size is None
+    train_widget.batch_size.value = 6
+    assert train_widget.collect_settings()["batch_size"] == 6
 
 
 def test_device_is_shown_before_training(train_widget, qtbot):

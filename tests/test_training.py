@@ -95,3 +95,78 @@ def test_objectives_hear_the_progress_without_a_probe():
     from selfdenoise.methods import Objective
 
     assert Objective().set_progress(0.5) is None
+
+
+def test_the_loss_is_read_from_the_device_every_few_steps(monkeypatch, torch_single_thread):
+    from selfdenoise import training
+
+    reads = []
+    original = training.LossWatch.read
+    monkeypatch.setattr(training.LossWatch, "read", lambda self: reads.append(1) or original(self))
+    model = Denoiser("n2v", steps=20, steps_per_epoch=10, **TINY)
+    records = list(model.fit_iter(_image()))
+    # steps 1, 8, 16 (the cadence), 10 and 20 (validations) and the end: not every step
+    assert len(reads) == 6 < 20
+    assert all(np.isfinite(r.loss) for r in records)
+    assert records[0].loss == records[6].loss  # the latest value read, until the next read
+    assert [row["loss"] for row in model.history] == [records[9].loss, records[19].loss]
+
+
+def test_divergence_is_stopped_within_a_few_steps_with_the_start_weights(torch_single_thread):
+    import pytest
+    import torch
+
+    from selfdenoise import SelfDenoiseError
+    from selfdenoise.training import LOSS_READ_EVERY
+
+    model = Denoiser("n2v", steps=200, steps_per_epoch=100, learning_rate=1e9, **TINY)
+    seen = []
+    with pytest.raises(SelfDenoiseError, match="diverged at step") as info:
+        for progress in model.fit_iter(_image()):
+            seen.append(progress.step)
+    message = str(info.value)
+    assert "\n" not in message and "lower the learning rate" in message
+    first_bad = int(message.split("step ")[1].split()[0])
+    assert seen and seen[-1] < first_bad + LOSS_READ_EVERY  # stopped within a few steps
+    assert model.steps_trained == first_bad - 1
+    weights = [p.detach() for p in model.network.parameters()]
+    assert all(torch.isfinite(w).all() for w in weights)
+
+
+def test_compile_is_ignored_on_the_cpu_with_a_one_line_note(torch_single_thread):
+    import pytest
+
+    from selfdenoise import SelfDenoiseError
+
+    model = Denoiser("n2v", steps=2, steps_per_epoch=2, compile=True, **TINY)
+    records = list(model.fit_iter(_image()))
+    assert records[0].message == "torch.compile is used on CUDA only; ignored on cpu."
+    assert all(not r.message for r in records[1:]) and model.steps_trained == 2
+    assert Denoiser("n2v", steps=2).config.training.compile is False
+    with pytest.raises(SelfDenoiseError, match="compile must be true or false"):
+        Denoiser("n2v", compile="yes")
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, torch_single_thread):
+    """Our code reads no tensor value on the host in a step (a read waits for a GPU)."""
+    import sys
+
+    import torch
+
+    reads = []
+    for name in ("item", "tolist", "__float__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "selfdenoise" in caller and "tests" not in caller:
+                reads.append(f"{_name} in {caller}:{sys._getframe(1).f_lineno}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    for method in ("neighbor2neighbor", "noise2same", "n2v"):
+        model = Denoiser(method, steps=7, steps_per_epoch=100, **TINY)
+        counts = [len(reads) for _ in model.fit_iter(_image())]
+        # step 1 reads the loss; steps 2..6 read nothing back (step 7 is the last: validation)
+        assert counts[0] > 0 and counts[1:6] == [counts[0]] * 5, (method, reads[counts[0] :])
+        reads.clear()

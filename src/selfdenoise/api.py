@@ -15,10 +15,12 @@ import numpy as np
 
 from . import distributed
 from ._errors import SelfDenoiseError
-from ._metadata import MODEL_FORMAT, check_metadata, metadata_dict
+from ._metadata import MODEL_FORMAT, metadata_dict
+from ._model_files import checkpoint_writer, read_checkpoint, read_model_file, weighted_network
+from ._prediction import cast_output, prediction_layout
 from .axes import Layout, validate_axes
 from .config import DEFAULT_METHOD, DenoiserConfig, make_config
-from .data import Normaliser, check_finite, check_image
+from .data import Normaliser, check_finite
 
 __all__ = ["MODEL_FORMAT", "Denoiser", "describe_default_device"]
 
@@ -251,7 +253,7 @@ class Denoiser:
 
     def _start_run(self, data, validation, targets, axes, cancel, resume):
         """Prepare the data, network, objective and a :class:`TrainingRun` for one fit."""
-        from .device import sized_for_device
+        from .device_sizes import sized_for_device
         from .methods import get_objective
         from .prepare import prepare_training_data
         from .training import TrainingRun, make_sampler
@@ -341,48 +343,19 @@ class Denoiser:
         return lambda_inv_from_sigma(estimate_noise_sigma(sample))
 
     def _checkpoint_writer(self, rank: int) -> Callable[[dict], None] | None:
-        """Writes the run's state into ``checkpoint_dir`` (rank 0 only); errors propagate
-        to the run, which reports them once and trains on."""
-        training = self.config.training
-        if not (training.checkpoint_every and training.checkpoint_dir) or rank != 0:
-            return None
-        from .train import save_resumable
+        """Writes the run's state into ``checkpoint_dir`` (rank 0 only)."""
 
-        folder = Path(training.checkpoint_dir)
-
-        def write(state: dict) -> None:
-            folder.mkdir(parents=True, exist_ok=True)
-            history = list(state["history"])
-            metadata = metadata_dict(
-                self.config,
-                self.normaliser,
-                self.in_channels,
-                self.lambda_inv,
-                history,
-                int(state["step"]),
+        def metadata(history: list, step: int) -> dict:
+            return metadata_dict(
+                self.config, self.normaliser, self.in_channels, self.lambda_inv, history, step
             )
-            save_resumable(folder / "checkpoint.pt", state, metadata)
 
-        return write
+        return checkpoint_writer(self.config, rank, metadata)
 
     def _read_checkpoint(self, path: str | Path) -> dict:
-        """Load a checkpoint, check it belongs to this model's method, axes and network, and
-        take its normaliser and channels; return the run state."""
-        from .io import load_checkpoint
-
-        state = load_checkpoint(path)
-        meta = check_metadata(state.get("extra"), "training checkpoint", path)
-        mine, theirs = self.config, meta.config
-        for name in ("method", "axes", "channels_jointly"):
-            if getattr(mine, name) != getattr(theirs, name):
-                raise SelfDenoiseError(
-                    f"the checkpoint '{path}' was trained with {name} {getattr(theirs, name)!r}, "
-                    f"not {getattr(mine, name)!r}; resume with the same {name}."
-                )
-        if mine.network != theirs.network:
-            raise SelfDenoiseError(
-                f"the checkpoint '{path}' has another network shape; resume with its settings."
-            )
+        """Load a checkpoint of this model's method, axes and network; take its normaliser
+        and channels; return the run state."""
+        state, meta = read_checkpoint(self.config, path)
         self.normaliser, self.in_channels = meta.normaliser, meta.in_channels
         self.network = None
         return state
@@ -512,7 +485,7 @@ class Denoiser:
             progress=progress,
             cancel=cancel,
         )
-        return _cast_output(result, dtype, getattr(image, "dtype", np.float32))
+        return cast_output(result, dtype, getattr(image, "dtype", np.float32))
 
     def prediction_layout(self, image, axes: str | None = None) -> Layout:
         """The canonical :class:`~selfdenoise.axes.Layout` this model predicts ``image`` with.
@@ -520,37 +493,7 @@ class Denoiser:
         Resolves ``axes`` as :meth:`predict` does (a 2D model on ``ZYX`` data works slice by
         slice) and checks the image's dimensions and channels against the model.
         """
-        ndim = len(np.shape(image))
-        model_axes = self.config.axes
-        if axes is None:
-            if ndim == len(model_axes):
-                axes = model_axes
-            elif ndim == len(model_axes) + 1 and "S" not in model_axes:
-                axes = "S" + model_axes
-            else:
-                raise SelfDenoiseError(
-                    f"image has {ndim} dimensions but the model was trained on {model_axes!r}; "
-                    "give the image's axes (e.g. axes='TZYX')."
-                )
-        axes = validate_axes(axes, ndim)
-        if self.config.ndim == 2 and "Z" in axes:
-            free = next((a for a in "ST" if a not in axes), None)
-            if free is None:
-                raise SelfDenoiseError(
-                    "a 2D model cannot denoise data with S, T and Z axes at once."
-                )
-            axes = axes.replace("Z", free)
-        if self.config.ndim == 3 and "Z" not in axes:
-            raise SelfDenoiseError(
-                "this is a 3D model; the image needs a Z axis (e.g. axes='ZYX')."
-            )
-        layout = check_image(image, axes)
-        layout = Layout(layout.axes, layout.shape, self.config.channels_jointly)
-        if layout.n_channels != self.in_channels:
-            raise SelfDenoiseError(
-                f"this model takes {self.in_channels} channel(s) but the image has {layout.n_channels}."
-            )
-        return layout
+        return prediction_layout(self.config, self.in_channels, image, axes)
 
     def _require_trained(self) -> None:
         if not self.is_trained:
@@ -601,30 +544,14 @@ class Denoiser:
             the device the model was trained on is a preference, not a requirement, so a
             model trained on a GPU loads on a CPU-only machine. See also :meth:`to`.
         """
-        from .io import load_bundle
-        from .nets import build_network
-
-        if str(path).lower().endswith(".zip"):  # a BioImage Model Zoo package we exported
-            from .export._load import read_bmz
-
-            state_dict, metadata = read_bmz(path)
-        else:
-            state_dict, metadata = load_bundle(path)
-        meta = check_metadata(metadata, path=path)
+        state_dict, meta = read_model_file(path)
         denoiser = cls(config=meta.config)
         denoiser.normaliser, denoiser.in_channels = meta.normaliser, meta.in_channels
         denoiser.lambda_inv, denoiser.history = meta.lambda_inv, meta.history
         denoiser._steps_trained, denoiser._from_file = meta.steps_trained, True
         if device is not None:
             denoiser.continue_training(device=device)
-        network = build_network(meta.config.network, meta.config.ndim, meta.in_channels)
-        try:
-            network.load_state_dict(state_dict)
-        except RuntimeError:
-            raise SelfDenoiseError(
-                f"the weights in '{path}' do not match its network settings; the file is damaged."
-            ) from None
-        denoiser.network = network.eval()
+        denoiser.network = weighted_network(meta, state_dict, path)
         denoiser.to(device or "auto")
         return denoiser
 
@@ -634,15 +561,3 @@ def _either(event: threading.Event, cancel) -> Callable[[], bool]:
     from .train import is_cancelled
 
     return lambda: event.is_set() or is_cancelled(cancel)
-
-
-def _cast_output(result, dtype, input_dtype):
-    if dtype is None or not isinstance(result, np.ndarray):
-        return result
-    target = (
-        np.dtype(input_dtype) if isinstance(dtype, str) and dtype == "input" else np.dtype(dtype)
-    )
-    if target.kind in "ui":
-        info = np.iinfo(target)
-        return np.clip(np.rint(result), info.min, info.max).astype(target)
-    return result.astype(target, copy=False)

@@ -20,7 +20,7 @@ from ._cli.export import add_export_parser, cmd_export
 from ._cli.train import STRUCT_AXES, cmd_train
 from ._errors import SelfDenoiseError
 from ._version import __version__
-from .config import DEFAULT_METHOD, DEMO_METHODS, DEVICES, make_config
+from .config import DEFAULT_METHOD, DEMO_METHODS, DEVICES, cpu_batch, make_config
 from .registry import get_method, method_names
 
 
@@ -163,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         type=int,
         help=(
-            f"patches per step ({_default('batch_size')} in 2D, "
-            f"{_default('batch_size', axes='ZYX').removeprefix('default ')} in 3D)"
+            "patches per step (default: chosen for the device: "
+            f"{cpu_batch(2)} in 2D and {cpu_batch(3)} in 3D on the CPU, "
+            "filling the free memory on a CUDA GPU)"
         ),
     )
     train.add_argument("--lr", type=float, help=f"learning rate ({_default('learning_rate')})")

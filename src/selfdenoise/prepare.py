@@ -15,10 +15,10 @@ import numpy as np
 
 from ._errors import SelfDenoiseError
 from .axes import Layout, to_canonical
-from .config import DenoiserConfig
-from .data import Normaliser, check_finite, check_image
+from .config import DenoiserConfig, TrainingConfig
+from .data import Normaliser, PatchSampler, check_finite, check_image, fit_patch_shape
 
-__all__ = ["TrainingData", "normalise", "prepare_arrays", "prepare_training_data"]
+__all__ = ["TrainingData", "make_sampler", "normalise", "prepare_arrays", "prepare_training_data"]
 
 
 @dataclass
@@ -140,4 +140,21 @@ def prepare_training_data(
             training, prepared_targets, prepared(validation, "validation image"), n_channels
         ),
         normaliser,
+    )
+
+
+def make_sampler(
+    data: TrainingData, config: TrainingConfig, size_multiple: int, rank: int = 0
+) -> PatchSampler:
+    """Patch sampler over ``data``: patch shape fitted to every image, validation source."""
+    patch_shape = fit_patch_shape(config.patch_shape, data.spatial_shapes, size_multiple)
+    return PatchSampler(
+        data.arrays,
+        patch_shape,
+        validation_fraction=0.0 if data.validation else config.validation_fraction,
+        augment=config.augment,
+        skip_background=config.skip_background,
+        seed=config.seed + 1000 * rank,
+        targets=data.targets,
+        validation=data.validation,
     )

@@ -47,7 +47,9 @@ class Progress:
     epoch : int
         The current epoch of this run.
     loss : float
-        Training loss of this step.
+        Latest training loss read from the device: read at the first step, every
+        :data:`~selfdenoise.training.LOSS_READ_EVERY` steps and at each validation (where it
+        is that step's loss), so that a GPU step never waits; NaN before the first read.
     val_loss : float or None
         Latest validation loss (masked-pixel self-supervised loss on held-out patches).
     best_val_loss : float or None

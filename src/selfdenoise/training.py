@@ -17,16 +17,16 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 
 import torch
 
 from . import distributed
 from ._errors import SelfDenoiseError
-from .config import TrainingConfig
-from .data import PatchSampler, fit_patch_shape
-from .device import autocast_dtype, configure_backends, training_memory_format
-from .prepare import TrainingData
+from ._run_parts import LossWatch, RunState, spatial_ndim, state_copy
+from .config import TrainingConfig, cpu_batch
+from .data import PatchSampler
+from .device import autocast_dtype, gpu_settings, training_memory_format
+from .prepare import make_sampler
 from .train import (
     Cancel,
     Progress,
@@ -44,43 +44,15 @@ from .train import (
 
 __all__ = ["RunState", "TrainingRun", "make_sampler"]
 
+LOSS_READ_EVERY = 8
+"""Steps between reads of the training loss from the device. A read waits for the GPU to
+finish its queued work, so the loss and its finiteness are kept on the device in between
+(:class:`~selfdenoise._run_parts.LossWatch`); the loss is also read at the first step, at every validation and
+checkpoint, and at the end. A diverging run is stopped within this many steps."""
+
 CANCEL_VALIDATION_BATCHES = 1
 """Batches the final validation may use after a cancel when the run has not validated yet
 (keeps ``stop()`` within about 2 s even in 3D)."""
-
-
-def make_sampler(
-    data: TrainingData, config: TrainingConfig, size_multiple: int, rank: int = 0
-) -> PatchSampler:
-    """Patch sampler over ``data``: patch shape fitted to every image, validation source."""
-    patch_shape = fit_patch_shape(config.patch_shape, data.spatial_shapes, size_multiple)
-    return PatchSampler(
-        data.arrays,
-        patch_shape,
-        validation_fraction=0.0 if data.validation else config.validation_fraction,
-        augment=config.augment,
-        skip_background=config.skip_background,
-        seed=config.seed + 1000 * rank,
-        targets=data.targets,
-        validation=data.validation,
-    )
-
-
-@dataclass
-class RunState:
-    """The mutable state of a run (everything a checkpoint needs besides tensors' owners)."""
-
-    step: int = 0
-    run_step: int = 0
-    elapsed_seconds: float = 0.0
-    best_val_loss: float | None = None
-    best_state: dict | None = None
-    val_loss: float | None = None
-    history: list[dict] = field(default_factory=list)
-    plateau_factor: float = 1.0
-    since_best: int = 0
-    stop_reason: str = ""
-    message: str = ""
 
 
 class TrainingRun:
@@ -97,7 +69,8 @@ class TrainingRun:
     sampler : PatchSampler
         Training batches and fixed validation patches.
     config : TrainingConfig
-        Budget, optimiser and schedule.
+        Budget, optimiser and schedule; an unset batch is the CPU recipe's (size it for the
+        device first with :func:`~selfdenoise.device.sized_for_device`).
     device : torch.device
         Where to train.
     start_step : int
@@ -124,7 +97,9 @@ class TrainingRun:
         cancel: Cancel = None,
         checkpoint: Callable[[dict], None] | None = None,
     ) -> None:
-        configure_backends(device)
+        self.gpu = gpu_settings(device, compile=config.compile)
+        # An unset batch (not sized by sized_for_device) is the CPU recipe's.
+        self.batch_size: int = config.batch_size or cpu_batch(spatial_ndim(network))
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.network, self.objective, self.sampler = network, objective, sampler
@@ -133,17 +108,26 @@ class TrainingRun:
         self.amp_dtype = autocast_dtype(device, config.amp)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.memory_format = training_memory_format(
-            device, _spatial_ndim(network), config.channels_last
+            device, spatial_ndim(network), config.channels_last
         )
         # Weights take the batches' memory format before DistributedDataParallel fixes strides.
         network.to(memory_format=self.memory_format)
         self.model = distributed.wrap(network, device)
+        if self.gpu.compile:
+            self.model = torch.compile(self.model)
+        self._compile_note = (
+            f"torch.compile is used on CUDA only; ignored on {device.type}."
+            if config.compile and not self.gpu.compile
+            else ""
+        )
         self.optimizer = make_optimizer(self.model, config)
         self.generator = torch.Generator().manual_seed(config.seed + distributed.rank() * 1000)
         self.state = RunState(step=start_step, history=list(history or []))
         self.total_steps = config.total_steps
         self.time_budget = config.max_minutes * 60 if config.max_minutes else None
         self._checkpoint_failed = False
+        self._loss = LossWatch(device)
+        self._start_state: dict | None = None
         self._clock = (time.perf_counter(), 0.0)
         self._window = (time.perf_counter(), 0, 0.0)
 
@@ -152,7 +136,7 @@ class TrainingRun:
         """Everything needed to continue this run exactly where it is now."""
         s = self.state
         return {
-            "network": _state_copy(self.network),
+            "network": state_copy(self.network),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
@@ -213,6 +197,10 @@ class TrainingRun:
     def _loop(self) -> Generator[Progress, None, None]:
         self._clock = (time.perf_counter(), self.state.elapsed_seconds)
         self._window = (time.perf_counter(), 0, 0.0)
+        self._loss.start(self.state.step)
+        self.state.message, self._compile_note = self._compile_note, ""
+        if self.state.best_state is None:  # what a divergence before any validation restores
+            self._start_state = state_copy(self.network)
         self.model.train()
         while True:
             self._tick()
@@ -251,14 +239,10 @@ class TrainingRun:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.objective.set_progress(fraction)
-        batch = to_device(self.sampler.sample(config.batch_size), self.device, self.memory_format)
+        batch = to_device(self.sampler.sample(self.batch_size), self.device, self.memory_format)
         with autocast(self.device, self.amp_dtype):
             loss, _ = self.objective.training_loss(self.model, batch, self.generator)
-        if not torch.isfinite(loss):
-            raise SelfDenoiseError(
-                f"training diverged at step {s.step + 1} (loss is not finite); lower the "
-                f"learning rate, e.g. to {lr / 10:.0e}. The best weights so far are kept."
-            )
+        self._loss.add(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if config.grad_clip:
@@ -268,19 +252,41 @@ class TrainingRun:
         self.scaler.update()
         s.step += 1
         s.run_step += 1
-        loss_value = float(loss.detach())
         self._tick()
         validated = s.run_step % config.steps_per_epoch == 0 or s.run_step == self.total_steps
+        every = config.checkpoint_every
+        if (
+            validated
+            or s.run_step == 1
+            or s.run_step % LOSS_READ_EVERY == 0
+            or (every and s.run_step % every == 0)
+        ):
+            self._read_loss(lr)
         if validated:
-            self._validate_and_record(loss_value, lr)
-        return self._progress(loss_value, lr, validated)
+            self._validate_and_record(self._loss.value, lr)
+        return self._progress(self._loss.value, lr, validated)
+
+    def _read_loss(self, lr: float) -> None:
+        """Read the loss from the device; stop a diverged run with a one-line error."""
+        first_bad = self._loss.read()
+        if first_bad is None:
+            return
+        s = self.state
+        s.run_step -= s.step - first_bad + 1  # the steps from the bad one on are void
+        s.step = first_bad - 1
+        if s.best_state is None and self._start_state is not None:
+            s.best_state = self._start_state  # the weights this run started from
+        raise SelfDenoiseError(
+            f"training diverged at step {first_bad} (loss is not finite); lower the "
+            f"learning rate, e.g. to {lr / 10:.0e}. The best weights so far are kept."
+        )
 
     def _validate_and_record(self, loss_value: float, lr: float, batches: int | None = None):
         s = self.state
         val_loss = distributed.all_reduce_mean(self._validation_loss(batches), self.device)
         s.val_loss = val_loss
         if s.best_val_loss is None or val_loss < s.best_val_loss:
-            s.best_val_loss, s.best_state, s.since_best = val_loss, _state_copy(self.network), 0
+            s.best_val_loss, s.best_state, s.since_best = val_loss, state_copy(self.network), 0
         else:
             s.since_best += 1
             if self.config.schedule == "plateau" and s.since_best % 3 == 0:
@@ -299,7 +305,7 @@ class TrainingRun:
     def _validation_loss(self, batches: int | None = None) -> float:
         patches = self.sampler.validation_patches
         if batches is not None:
-            limit = batches * self.config.batch_size
+            limit = batches * self.batch_size
             patches = (
                 tuple(p[:limit] for p in patches) if isinstance(patches, tuple) else patches[:limit]
             )
@@ -308,7 +314,7 @@ class TrainingRun:
             self.objective,
             patches,
             self.device,
-            self.config.batch_size,
+            self.batch_size,
             self.config.seed + 7,
             self.amp_dtype,
             self.memory_format,
@@ -368,6 +374,8 @@ class TrainingRun:
     def _finish(self) -> Progress:
         """The final record; validates the last weights when the history lacks them."""
         s = self.state
+        if s.run_step > 0:
+            self._read_loss(0.0)
         last_validated = bool(s.history) and s.history[-1]["step"] == s.step
         if s.run_step > 0 and not last_validated:
             if s.stop_reason != "cancelled":
@@ -398,16 +406,3 @@ class TrainingRun:
             self.network.load_state_dict(self.state.best_state)
         self.network.to(memory_format=torch.contiguous_format)
         self.network.eval()
-
-
-def _spatial_ndim(network: torch.nn.Module) -> int:
-    """Spatial dimensions of a network's first convolution (2 or 3; 0 if it has none)."""
-    for parameter in network.parameters():
-        if parameter.dim() in (4, 5):
-            return parameter.dim() - 2
-    return 0
-
-
-def _state_copy(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    module = network.module if hasattr(network, "module") else network
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}

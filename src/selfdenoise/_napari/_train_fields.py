@@ -113,7 +113,8 @@ class TrainFields(WorkerWidget):
 
     def _build_settings_section(self) -> None:
         self.patch_size = LineEdit(value="auto")
-        self.batch_size = SpinBox(value=_DEFAULTS.batch_size, min=1, max=1024)
+        self.batch_size = SpinBox(value=_DEFAULTS.batch_size or 0, min=0, max=1024)
+        self.batch_size.native.setSpecialValueText("auto")  # 0: chosen for the device
         self.epochs = SpinBox(value=_DEFAULTS.epochs or 10, min=1, max=100_000)
         self.max_minutes = FloatSpinBox(value=0.0, min=0.0, max=10_000.0, step=1.0)
         self.max_minutes.native.setSpecialValueText("off (use epochs)")
@@ -132,7 +133,8 @@ class TrainFields(WorkerWidget):
             form,
             "Batch size",
             self.batch_size,
-            "Patches per step; lower it if the GPU runs out of memory.",
+            "Patches per step; 'auto' = chosen for the device (16 in 2D, 4 in 3D on the CPU, "
+            "filling the free memory on a GPU). Lower it if the GPU runs out of memory.",
         )
         add_row(
             form,
@@ -239,7 +241,7 @@ class TrainFields(WorkerWidget):
         self.masked_percent.value = round(100 * defaults.masking.fraction, 2)
         self.learning_rate.value = f"{defaults.training.learning_rate:g}"
         self.schedule.value = defaults.training.schedule
-        self.batch_size.value = defaults.training.batch_size
+        self.batch_size.value = defaults.training.batch_size or 0
         if self.unet_depth.enabled:  # not when continuing a model: its network is fixed
             self.unet_depth.value = defaults.network.depth
             self.base_channels.value = defaults.network.base_channels
@@ -260,7 +262,7 @@ class TrainFields(WorkerWidget):
             return make_config(self.method.value)
 
     def _axes_changed(self, *_: Any) -> None:
-        self.batch_size.value = self._method_defaults().training.batch_size
+        self.batch_size.value = self._method_defaults().training.batch_size or 0
 
     def _set_row_visible(self, field: Any, visible: bool) -> None:
         field.native.setVisible(visible)
@@ -297,7 +299,7 @@ class TrainFields(WorkerWidget):
             ) from None
         settings: dict[str, Any] = {
             "patch_shape": parse_shape(self.patch_size.value, ndim, "patch size"),
-            "batch_size": self.batch_size.value,
+            "batch_size": self.batch_size.value or None,  # 0 = auto
             "epochs": self.epochs.value,
             "steps_per_epoch": self.steps_per_epoch.value,
             "max_minutes": self.max_minutes.value or None,

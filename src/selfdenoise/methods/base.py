@@ -120,8 +120,8 @@ class Objective:
 
     def training_loss(
         self, network: nn.Module, batch: Any, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of one training step and its named components (as floats, for logs).
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of one training step and its named components (for logs).
 
         Parameters
         ----------
@@ -136,8 +136,9 @@ class Objective:
         -------
         loss : torch.Tensor
             Scalar to back-propagate.
-        logs : dict of str to float
-            Named loss components.
+        logs : dict of str to torch.Tensor
+            Named loss components, detached 0-d tensors on the device (``float()`` reads one;
+            that waits for the device, so the engine does not read them every step).
         """
         raise NotImplementedError
 

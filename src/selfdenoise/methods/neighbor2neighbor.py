@@ -56,7 +56,10 @@ def neighbour_pair_indices(
         len(_PAIRS), (shape[0], 1, *cells), generator=generator, device=generator.device
     ).cpu()
     pairs = _PAIRS[draws]  # (B, 1, *cells, 2)
-    pairs = pairs.to(device) if device is not None else pairs
+    if device is not None and torch.device(device).type == "cuda":  # no wait for the GPU
+        pairs = pairs.pin_memory().to(device, non_blocking=True)
+    elif device is not None:
+        pairs = pairs.to(device)
     return pairs[..., :1], pairs[..., 1:]
 
 
@@ -147,7 +150,7 @@ class Neighbor2Neighbor(Objective):
 
     def training_loss(
         self, network: nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Neighbor2Neighbor loss of one batch; logs ``reconstruction`` and ``regulariser``."""
         batch = _crop_even(batch, _size_multiple(network))
         first, second = neighbour_pair_indices(tuple(batch.shape), generator, batch.device)
@@ -163,7 +166,7 @@ class Neighbor2Neighbor(Objective):
             gap = neighbour_subsample(full, first) - neighbour_subsample(full, second)
             regulariser = ((difference - gap) ** 2).mean()
         loss = reconstruction + gamma * regulariser
-        logs = {"reconstruction": reconstruction.item(), "regulariser": regulariser.item()}
+        logs = {"reconstruction": reconstruction.detach(), "regulariser": regulariser.detach()}
         return loss, logs
 
     def __repr__(self) -> str:

@@ -129,7 +129,7 @@ class Noise2Same(Objective):
 
     def training_loss(
         self, network: nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Noise2Same loss of one batch; logs ``reconstruction`` and ``invariance``."""
         mask = make_mask(self.masking, tuple(batch.shape), generator, device=batch.device)
         masked_input = apply_fill(batch, mask, self.masking, generator)
@@ -140,7 +140,7 @@ class Noise2Same(Objective):
         loss, reconstruction, invariance = noise2same_loss(
             output, output_masked, batch, mask, self.lambda_inv
         )
-        logs = {"reconstruction": reconstruction.item(), "invariance": invariance.item()}
+        logs = {"reconstruction": reconstruction.detach(), "invariance": invariance.detach()}
         return loss, logs
 
     def __repr__(self) -> str:

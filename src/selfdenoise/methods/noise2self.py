@@ -43,11 +43,11 @@ class Noise2Self(Objective):
 
     def training_loss(
         self, network: nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Masked-pixel MSE of one batch; logs ``masked_mse``."""
         grid_phase = None
         if self.masking.mode == "grid":
             grid_phase = self.step % self.masking.grid_period ** (batch.ndim - 2)
         loss = masked_pixel_loss(network, batch, self.masking, generator, grid_phase=grid_phase)
         self.step += 1
-        return loss, {"masked_mse": loss.item()}
+        return loss, {"masked_mse": loss.detach()}

@@ -42,10 +42,10 @@ class Noise2Void(Objective):
 
     def training_loss(
         self, network: nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Masked-pixel MSE of one batch; logs ``masked_mse``."""
         loss = masked_pixel_loss(network, batch, self.masking, generator)
-        return loss, {"masked_mse": loss.item()}
+        return loss, {"masked_mse": loss.detach()}
 
 
 class N2V2(Noise2Void):

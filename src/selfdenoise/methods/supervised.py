@@ -30,10 +30,10 @@ class Supervised(Objective):
 
     def training_loss(
         self, network: nn.Module, batch: Any, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """MSE of ``network(input)`` against ``target``; logs ``mse``."""
         loss = self._mse(network, batch)
-        return loss, {"mse": loss.item()}
+        return loss, {"mse": loss.detach()}
 
     def validation_loss(
         self, network: nn.Module, batch: Any, generator: torch.Generator

@@ -89,9 +89,9 @@ COLUMN_MEANINGS = {
     "noise_sigma_output": "Estimated noise left in the result (image units); 0 may also mean over-smoothing.",
     "residual_std": "Spread of what was removed (noisy - result); ideally about the input's noise level.",
     "residual_std_ratio": "What was removed / the input's noise level: below 1 noise left, above 1 signal removed.",
-    "residual_output_correlation": "Correlation of what was removed with the result: above 0 image structure was removed (blur); below 0 the result kept noise-like texture.",
+    "residual_output_correlation": "Correlation of what was removed with the result: above 0 it resembles the result (blur, or noise only partly removed); below 0 the result has detail the input does not support (sharpening, gain, invented texture) or blind-spot neighbour noise.",
     "residual_autocorrelation_spread": "How structured what was removed is: 0 = pure pixel noise, higher = patterns or edges removed.",
-    "epi_vs_noisy": "Fine-detail agreement with the NOISY input (no clean image needed): agreement, not quality; it can be negative once noise is gone.",
+    "epi_vs_noisy": "Fine-detail agreement with the NOISY input (no clean image needed): agreement, not quality; below 0 the result's fine detail runs against the input's noise (typical of blind-spot methods, which see a pixel's neighbours but not its own noise).",
 }
 """What each number means, in one plain line (tooltips of the Compare widget, docs)."""
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# One torch (OpenMP) thread in the test process and in the CLIs and scripts the tests start,
+# unless the caller set OMP_NUM_THREADS: on a busy 2-core machine torch's default of one
+# thread per core spins against the other processes and trains many times slower (a
+# 100-step quality test took 280 s with two threads under load, 24 s with one: issue 17).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TINY_TRAINING = {
     "patch_size": "32",

@@ -183,9 +183,11 @@ def test_bad_input_errors_are_one_line(image_2d):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "steps", "gain"),
-    [("noise2same", 200, 4.0), ("n2v", 200, 3.0), ("n2v2", 200, 3.0), ("noise2self", 200, 3.0)],
+    [("noise2same", 100, 4.0), ("n2v", 100, 3.0), ("n2v2", 100, 3.0), ("noise2self", 100, 3.0)],
 )
 def test_each_method_raises_psnr(method, steps, gain):
+    """A step budget, not a time budget: 100 steps give 9-10 dB on this image (measured:
+    noise2same 9.0, n2v 9.2, n2v2 10.0, noise2self 9.7), well above the required gains."""
     noisy, clean = synthetic_2d(seed=4)
     model = Denoiser(
         method,

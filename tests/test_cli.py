@@ -180,18 +180,82 @@ def test_torchrun_trains_with_two_gloo_processes(tmp_path):
 
 
 def test_demo_trains_each_method_and_writes_outputs(tmp_path, capsys):
+    """Step-bounded demo: the three headline numbers with a meaning and direction each, the
+    other readouts behind --all-metrics."""
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--minutes", "0.05", "--device", "cpu", "--method"]
+    args = ["demo", "--out", str(out), "--steps", "2", "--device", "cpu", "--method"]
     assert main([*args, "neighbor2neighbor", "noise2same"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("name "))
-    psnr = next(line for line in lines if line.startswith("psnr "))
+    block = lines[lines.index(header) + 1 :]
+    rows = {line.split()[0]: line for line in block[: block.index("")]}
     for method in ("neighbor2neighbor", "noise2same"):
         assert f"{method} (" in header
         assert (out / f"denoised_{method}.tif").exists()
         assert (out / f"model_{method}.safetensors").exists()
-    assert np.all(np.isfinite([float(v) for v in psnr.split()[1:]]))
+    assert "nl-means (" in header and header.split()[-1] == "better"
+    for metric in ("psnr", "ssim", "epi"):
+        values = rows[metric].split()[1:-1]
+        assert len(values) == 4 and np.all(np.isfinite([float(v) for v in values])), metric
+        assert rows[metric].split()[-1] == "higher"
+    legend = [line for line in lines if "Direction: " in line]
+    assert [line.split()[0] for line in legend] == ["psnr", "ssim", "epi"]
+    assert "canny_f1" not in rows and "residual_std" not in rows
+    assert any("--all-metrics" in line for line in lines)
     assert {"noisy.tif", "clean.tif", "nl_means.tif"} <= {p.name for p in out.iterdir()}
+    # the rest: `compare --explain` on the written files, the noisy baseline's residuals n/a
+    names = ["noisy.tif", "nl_means.tif", "denoised_noise2same.tif"]
+    argv = ["compare", *(str(out / n) for n in names), "--reference", str(out / "clean.tif")]
+    assert main([*argv, "--noisy", str(out / "noisy.tif"), "--explain"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split() for line in printed[: printed.index("")]}
+    assert [line.split()[0] for line in printed[1:5]] == ["data_range", "psnr", "ssim", "epi"]
+    assert table["residual_std"][1:] == ["n/a", *table["residual_std"][2:4], "~sigma"]
+    assert "n/a" not in table["residual_std"][2:4]
+    assert sum("Direction: " in line for line in printed) == 14
+
+
+def _uint8_pair():
+    """The pair of tests/test_napari_first_contact.py's widget agreement test (same seed)."""
+    rng = np.random.default_rng(3)
+    clean = (40 + 150 * rng.random((64, 64)) ** 2).astype(np.uint8)  # range well below 255
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    denoised = np.clip(clean + rng.normal(0, 6, clean.shape), 0, 255).astype(np.uint8)
+    return clean, noisy, denoised
+
+
+@pytest.mark.parametrize("data_range", [None, 200.0], ids=["auto", "200"])
+def test_compare_psnr_ssim_agree_with_the_widget_rule(tmp_path, capsys, data_range):
+    """The CLI side of the widget's agreement test: uint8 files are scored with the dtype
+    range (255) unless --data-range is given, the range is printed in the text table, and the
+    numbers equal ``metrics.compare`` on the same arrays (which the Compare widget shows)."""
+    import tifffile
+
+    from selfdenoise.metrics import compare, psnr, ssim
+
+    clean, noisy, denoised = _uint8_pair()
+    for name, array in (("clean", clean), ("noisy", noisy), ("denoised", denoised)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", array)
+    argv = ["compare", str(tmp_path / "denoised.tif"), "--reference", str(tmp_path / "clean.tif")]
+    argv += ["--noisy", str(tmp_path / "noisy.tif")]
+    argv += [] if data_range is None else ["--data-range", str(data_range)]
+    expected_range = 255.0 if data_range is None else data_range
+    assert main([*argv, "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["settings"]["data_range"] == expected_range
+    library = compare({"denoised": denoised}, clean, noisy, data_range=data_range)
+    row = table["rows"][0]
+    for metric in ("psnr", "ssim"):
+        assert row[metric] == pytest.approx(library.column(metric)[0], rel=1e-9)
+    float_range = float(np.ptp(clean.astype(np.float32)))  # what float32 layers would give
+    assert float_range < 255
+    assert row["psnr"] == pytest.approx(psnr(clean, denoised, data_range=expected_range))
+    assert row["ssim"] == pytest.approx(ssim(clean, denoised, data_range=expected_range))
+    assert row["psnr"] != pytest.approx(psnr(clean, denoised, data_range=float_range))
+    assert main(argv) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[1].split() == ["data_range", f"{expected_range:.4f}"]
+    assert text[2].split()[:2] == ["psnr", f"{row['psnr']:.4f}"]
 
 
 def test_png_in_struct_axis_and_unit_kept(tmp_path, capsys):

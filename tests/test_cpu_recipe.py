@@ -46,6 +46,7 @@ def _nl_means_psnr(noisy: np.ndarray, clean: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(clean, out, data_range=1.0))
 
 
+@pytest.mark.slow  # the heaviest quality test: 400 steps of the default network (kept in the run)
 def test_default_cpu_recipe_beats_nl_means_within_a_step_budget():
     from skimage.metrics import peak_signal_noise_ratio
 

@@ -5,10 +5,14 @@
   parse) into a temporary folder; also checks that the API reference was rendered.
 - ``test_page_examples_run``: every fenced ```python and ```bash block of the executed pages
   runs, in document order, in one fresh temporary folder per page, so later blocks can use the
-  files earlier ones wrote. Python blocks run in a fresh namespace each (they must be
-  self-contained, as a reader copies them), in one interpreter per page so torch is imported
-  once; tracebacks point at the Markdown line. Bash blocks run with ``bash -euo pipefail``
-  and the virtual environment's ``bin`` first on ``PATH``.
+  files earlier ones wrote. A page is run in parts, one test per part: the blocks under each
+  of its ``## `` sections (:func:`page_parts`), so that no test runs a whole long page; the
+  parts of a page share the folder, and a part run on its own (``-k``) first runs the parts
+  before it. Python blocks run in a fresh namespace each (they must be self-contained, as a
+  reader copies them), in one interpreter per part so torch is imported once per part;
+  tracebacks point at the Markdown line. Bash blocks run with ``bash -euo pipefail`` and the
+  virtual environment's ``bin`` first on ``PATH``. A part may take :data:`BLOCK_BUDGET`
+  seconds per block (at most :data:`PART_TIMEOUT`).
 - ``test_napari_examples_run``: the blocks that import napari, in their own interpreter,
   where a display (or Xvfb, which pytest-xvfb starts) is available; ``napari.run()`` is
   replaced by closing the viewers, so the session ends instead of waiting for the user.
@@ -38,7 +42,10 @@ EXECUTED_PAGES = ("scripting.md", "methods.md", "metrics.md")
 
 RUN_LANGUAGES = ("python", "bash")
 OTHER_LANGUAGES = ("text",)
-PAGE_TIMEOUT = 280
+BLOCK_BUDGET = 60
+"""Seconds one example block may take on a loaded two-core machine (most take a few)."""
+PART_TIMEOUT = 240
+"""Limit for one part of a page (below pytest's 300 s per test)."""
 
 _FENCE = re.compile(
     r"^(?P<fence>`{3,})(?P<info>[^\n`]*)\n(?P<code>.*?)^(?P=fence)[ \t]*$", re.M | re.S
@@ -92,6 +99,39 @@ def page_blocks(name: str) -> list[Block]:
     return extract_blocks((DOCS / name).read_text(encoding="utf-8"), f"docs/{name}")
 
 
+def runnable(block: Block) -> bool:
+    """Run by ``test_page_examples_run`` (napari blocks have their own test)."""
+    return block.language in RUN_LANGUAGES and block.not_run is None and not block.needs_napari
+
+
+def split_parts(text: str, blocks: list[Block]) -> list[tuple[str, list[Block]]]:
+    """``(section slug, runnable blocks)`` per ``## `` section of a page that has any, in
+    document order (blocks before the first such heading form the part ``'start'``)."""
+    headings = [(0, "start")]
+    for match in re.finditer(r"^## +(.+?)\s*$", text, re.M):
+        slug = re.sub(r"[^a-z0-9]+", "-", match.group(1).lower()).strip("-")
+        headings.append((text.count("\n", 0, match.start()) + 1, slug))
+    parts: dict[str, list[Block]] = {}
+    for block in blocks:
+        if runnable(block):
+            slug = [name for line, name in headings if line < block.line][-1]
+            parts.setdefault(slug, []).append(block)
+    return list(parts.items())
+
+
+def page_parts(page: str) -> list[tuple[str, list[Block]]]:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    return split_parts(text, extract_blocks(text, f"docs/{page}"))
+
+
+PARTS = [
+    (page, index, slug)
+    for page in EXECUTED_PAGES
+    for index, (slug, _) in enumerate(page_parts(page))
+]
+"""One ``test_page_examples_run`` case per part of each executed page."""
+
+
 # The interpreter that runs one page's blocks; argv[1] is a JSON list of blocks.
 DRIVER = r"""
 import json, os, subprocess, sys, time
@@ -126,8 +166,10 @@ for block in blocks:
 """
 
 
-def run_blocks(blocks: list[Block], folder: Path, timeout: float = PAGE_TIMEOUT) -> str:
+def run_blocks(blocks: list[Block], folder: Path, timeout: float | None = None) -> str:
     """Run blocks in ``folder`` with the driver; fail the test with the output's tail if one fails."""
+    if timeout is None:
+        timeout = min(BLOCK_BUDGET * len(blocks), PART_TIMEOUT)
     spec = folder / "_blocks.json"
     spec.write_text(json.dumps([{**asdict(b), "napari": b.needs_napari} for b in blocks]))
     env = dict(os.environ)
@@ -257,17 +299,56 @@ def test_scripting_page_covers_every_interface():
         assert needle in code, f"no executed example on the scripting page uses {needle!r}"
 
 
+@pytest.fixture(scope="module")
+def page_runs(tmp_path_factory):
+    """Per page: the shared folder and the indices of the parts that ran there."""
+    runs: dict[str, tuple[Path, set[int]]] = {}
+
+    def run_part(page: str, index: int) -> str:
+        if page not in runs:
+            runs[page] = (tmp_path_factory.mktemp(page.replace(".", "_")), set())
+        folder, done = runs[page]
+        parts = page_parts(page)
+        for earlier in range(index):  # the files this part may need (when run alone)
+            if earlier not in done:
+                run_blocks(parts[earlier][1], folder)
+                done.add(earlier)
+        output = run_blocks(parts[index][1], folder)
+        done.add(index)
+        return output
+
+    return run_part
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("page", EXECUTED_PAGES)
-def test_page_examples_run(page, tmp_path):
-    blocks = [b for b in page_blocks(page) if b.language in RUN_LANGUAGES and b.not_run is None]
-    blocks = [b for b in blocks if not b.needs_napari]
-    if not blocks:
-        pytest.skip(f"{page} has no executable examples outside napari")
+@pytest.mark.parametrize(
+    ("page", "index"),
+    [(page, index) for page, index, _ in PARTS],
+    ids=[f"{p}-{s}" for p, _, s in PARTS],
+)
+def test_page_examples_run(page, index, page_runs):
+    blocks = page_parts(page)[index][1]
     if any(b.language == "bash" for b in blocks) and shutil.which("bash") is None:
         pytest.skip("bash is not installed; the shell examples need it")
-    output = run_blocks(blocks, tmp_path)
+    output = page_runs(page, index)
     assert output.count(" ok in ") == len(blocks), output[-4000:]
+
+
+def test_pages_are_split_at_sections_without_losing_a_block():
+    text = (
+        "```python\nprint(0)\n```\n## First part\n```bash\necho 1\n```\n"
+        "<!-- not-run: needs a GPU -->\n```bash\necho 2\n```\n## Text only\n```text\nx\n```\n"
+        "## Last: part\n```python\nprint(3)\n```\n```python\nprint(4)\n```\n"
+    )
+    parts = split_parts(text, extract_blocks(text, "page.md"))
+    assert [(slug, [b.code for b in blocks]) for slug, blocks in parts] == [
+        ("start", ["print(0)\n"]),
+        ("first-part", ["echo 1\n"]),
+        ("last-part", ["print(3)\n", "print(4)\n"]),
+    ]
+    for page in EXECUTED_PAGES:
+        blocks = [b for b in page_blocks(page) if runnable(b)]
+        assert [b for _, part in page_parts(page) for b in part] == blocks, page
 
 
 def _display_available() -> bool:

@@ -283,15 +283,15 @@ def test_residual_is_noisy_minus_denoised():
 
 # --- compare and the table ----------------------------------------------------------------
 
-ALL_COLUMNS = [
+ALL_COLUMNS = [  # the display order: PSNR, SSIM and edge preservation first
     "name",
     "psnr",
-    "psnr_scale_invariant",
     "ssim",
     "epi",
+    "psnr_scale_invariant",
     "gradient_correlation",
-    "canny_preservation",
     "canny_f1",
+    "canny_preservation",
     "noise_sigma_noisy",
     "noise_sigma_output",
     "residual_std",
@@ -311,9 +311,39 @@ def test_compare_columns_and_values(images):
     assert table.column("psnr")[0] == pytest.approx(metrics.psnr(clean, blurred))
     expected_ssim = structural_similarity(clean, noisy, data_range=np.ptp(clean))
     assert table.column("ssim")[1] == pytest.approx(expected_ssim)
-    assert table.column("epi_vs_noisy")[1] == pytest.approx(1.0)
-    assert np.isnan(table.column("residual_output_correlation")[1])  # zero residual
+    assert table.column("epi_vs_noisy")[0] == pytest.approx(metrics.epi(noisy, blurred))
+    assert table.column("residual_std")[0] == pytest.approx(np.std(noisy - blurred))
     assert table.settings["data_range"] == pytest.approx(np.ptp(clean))
+    # the noisy input scored as a baseline: its residual readouts are n/a, not a "perfect" 0
+    assert table.settings["noisy_baselines"] == ["noisy"]
+    for column in metrics.BASELINE_NOT_APPLICABLE:
+        assert np.isnan(table.column(column)[1]), column
+        assert np.isfinite(table.column(column)[0]), column
+    assert table.column("noise_sigma_noisy")[1] == table.column("noise_sigma_output")[1]
+
+
+def test_table_order_legend_and_exports_agree(images):
+    """Text, JSON and CSV list the readouts in the same order, PSNR, SSIM and EPI first, and
+    every row has a meaning and a direction."""
+    clean, noisy = images
+    table = metrics.compare({"blur": ndi.gaussian_filter(noisy, 2)}, clean, noisy)
+    assert table.columns[1:4] == list(metrics.HEADLINE_COLUMNS) == ["psnr", "ssim", "epi"]
+    assert table.columns[1:] == metrics.display_order(table.columns)
+    text_rows = [line.split()[0] for line in str(table).splitlines()[2:-1]]
+    assert text_rows == table.columns[1:]
+    assert json.loads(table.to_json())["columns"] == table.columns
+    assert table.to_csv().splitlines()[0].split(",") == table.columns
+    legend = table.legend().splitlines()
+    assert [line.split()[0] for line in legend] == ["data_range", *table.columns[1:]]
+    for line in legend[1:]:
+        assert "Direction: " in line, line
+    assert (
+        set(metrics.COLUMN_MEANINGS) == set(metrics.COLUMN_DIRECTIONS) == set(metrics.DISPLAY_ORDER)
+    )
+    assert metrics.column_help("ssim").endswith("Direction: higher is better (at most 1).")
+    headline = table.select(metrics.HEADLINE_COLUMNS)
+    assert headline.columns == ["name", "psnr", "ssim", "epi"]
+    assert len(headline.legend().splitlines()) == 4  # data range + the three
 
 
 def test_compare_without_reference_or_noisy(images):
@@ -322,7 +352,7 @@ def test_compare_without_reference_or_noisy(images):
     assert no_reference.columns == ["name", *ALL_COLUMNS[8:]]
     assert no_reference.column("name") == ["candidate 1", "candidate 2"]
     only_reference = metrics.compare(noisy, reference=clean, scale_invariant=False)
-    assert only_reference.columns == ["name", *ALL_COLUMNS[1:2], *ALL_COLUMNS[3:8], ALL_COLUMNS[9]]
+    assert only_reference.columns == ["name", *ALL_COLUMNS[1:4], *ALL_COLUMNS[5:8], ALL_COLUMNS[9]]
     with pytest.raises(SelfDenoiseError, match="no column"):
         only_reference.column("residual_std")
 
@@ -368,8 +398,9 @@ def test_table_exports(images, tmp_path):
     data = json.loads(table.to_json())  # strict JSON: NaN -> null, inf -> "inf"
     assert data["columns"] == ALL_COLUMNS
     assert data["rows"][0]["psnr"] == "inf"
-    assert data["rows"][1]["residual_std"] == 0.0
-    assert data["rows"][1]["residual_output_correlation"] is None  # NaN: zero residual
+    assert data["rows"][1]["residual_std"] is None  # n/a for the noisy baseline, not 0
+    assert data["rows"][1]["residual_output_correlation"] is None
+    assert data["rows"][0]["residual_std"] == pytest.approx(np.std(noisy - clean))
     text = table.to_csv(tmp_path / "table.csv")
     assert (tmp_path / "table.csv").read_text() == text
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -378,9 +409,12 @@ def test_table_exports(images, tmp_path):
     table.to_csv(buffer)
     assert buffer.getvalue() == text
     printed = str(table).splitlines()  # one line per metric, one column per candidate
-    assert printed[0].split() == ["name", "same", "noisy"]
-    assert printed[1].split()[:2] == ["psnr", "inf"]
-    assert len(printed) == len(ALL_COLUMNS)
+    assert printed[0].split() == ["name", "same", "noisy", "better"]
+    assert printed[1].split() == ["data_range", *[f"{np.ptp(clean):.4f}"] * 2]
+    assert printed[2].split()[:2] == ["psnr", "inf"] and printed[2].split()[-1] == "higher"
+    assert printed[-3].split()[-2:] == ["n/a", "lower"]  # autocorrelation spread, noisy row
+    assert printed[-1].startswith("* canny_preservation") and "canny_f1" in printed[-1]
+    assert len(printed) == len(ALL_COLUMNS) + 2  # + data range row and the footnote
     assert table.to_text(transpose=False).splitlines()[0].split() == ALL_COLUMNS
     assert table.to_dict()["rows"][1]["name"] == "noisy"
 

@@ -43,6 +43,9 @@ def test_full_flow_train_denoise_compare(make_napari_viewer, qtbot, make_tiny):
     train(qtbot, trainer)
     assert trainer.denoiser is not None and trainer.denoiser.history
     assert trainer.loss_plot.train_losses and trainer.loss_plot.val_losses
+    note = trainer.denoiser.training_sizes_note  # issue 14: the sizes chosen for the device
+    assert note and trainer.sizes_label.text() == f"Sizes: {note}"
+    assert not trainer.sizes_label.isHidden()
     assert trainer.denoise_button.isEnabled() and trainer.save_button.isEnabled()
 
     predictor = dock(viewer, "Denoise")

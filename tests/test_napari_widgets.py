@@ -137,6 +137,24 @@ def test_device_is_shown_before_training(train_widget, qtbot):
     assert "CPU" in train_widget.device_label.text() or "GPU" in train_widget.device_label.text()
 
 
+def test_training_sizes_note_is_shown_once_training_starts(train_widget):
+    """The engine sets ``Denoiser.training_sizes_note`` when a fit starts; the widget shows it
+    with the progress (hidden before: no sizes are chosen yet)."""
+    from selfdenoise._napari._jobs import TrainUpdate
+
+    class Model:
+        training_sizes_note = ""
+
+    model = Model()
+    assert train_widget.sizes_label.isHidden()
+    train_widget._on_update(TrainUpdate(denoiser=model))  # the model is built, fit not started
+    assert train_widget.sizes_label.isHidden()
+    model.training_sizes_note = "batch 4 x 64x64 patches: the CPU recipe"
+    train_widget._on_update(TrainUpdate(rows=[]))
+    assert not train_widget.sizes_label.isHidden()
+    assert train_widget.sizes_label.text() == "Sizes: batch 4 x 64x64 patches: the CPU recipe"
+
+
 def test_train_without_layers_is_a_notification(train_widget, notifications):
     assert train_widget.run() is None
     assert_one_line_error(notifications, "choose at least one image layer")

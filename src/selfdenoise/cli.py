@@ -271,9 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("candidates", nargs="+", metavar="CANDIDATE", help="denoised images")
     compare.add_argument("--reference", help="clean image (enables PSNR and SSIM)")
     compare.add_argument("--noisy", help="noisy input (enables method-noise readouts)")
-    compare.add_argument("--data-range", type=float, help="intensity range for PSNR/SSIM")
+    compare.add_argument(
+        "--data-range",
+        type=float,
+        help="L for PSNR/SSIM (default: the reference's dtype range for integer data, e.g. "
+        "255 or 65535, else its max - min; e.g. 4095 for 12-bit data in 16-bit files)",
+    )
     compare.add_argument("--json", action="store_true", help="print the table as JSON")
     compare.add_argument("--csv", help="also write the table to this CSV file")
+    compare.add_argument(
+        "--explain",
+        action="store_true",
+        help="print under the table what each row means and which way is better",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -294,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(DEMO_METHODS),
         choices=self_supervised,
         help=f"methods to train, one after the other (default: {' '.join(DEMO_METHODS)})",
+    )
+    demo.add_argument(
+        "--steps", type=_positive_int, help="train each method this many steps, not --minutes"
+    )
+    demo.add_argument(
+        "--all-metrics",
+        action="store_true",
+        help="print every readout (default: PSNR, SSIM and edge preservation)",
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the sample and the training")
     demo.add_argument(

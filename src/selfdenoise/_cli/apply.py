@@ -171,11 +171,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     reference = np.asarray(read(args.reference).data) if args.reference else None
     noisy = np.asarray(read(args.noisy).data) if args.noisy else None
     table = compare(candidates, reference=reference, noisy=noisy, data_range=args.data_range)
-    print(table.to_json() if args.json else str(table))
+    print(table.to_json() if args.json else _compare_text(table, args.explain))
     if args.csv:
         text = table.to_csv()
         replace_atomically(Path(args.csv), lambda path: path.write_text(text, encoding="utf-8"))
     return 0
+
+
+def _compare_text(table, explain: bool) -> str:
+    """The text table, with the legend under it (``--explain``) or a hint where it is."""
+    if explain:
+        return f"{table.to_text()}\n\n{table.legend()}"
+    return f"{table.to_text()}\n(add --explain for what each row means and which way is better)"
 
 
 def _unique_names(paths: Sequence[str]) -> list[tuple[str, str]]:
@@ -195,5 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         methods=args.methods,
         seed=args.seed,
         device=args.device,
+        steps=args.steps,
+        all_metrics=args.all_metrics,
     )
     return 0

@@ -68,6 +68,8 @@ class TrainWidget(TrainFields):
     def _build_run_section(self) -> None:
         self.device_label = QLabel("Device: detecting…")
         self.device_label.setWordWrap(True)
+        self.sizes_label = hint_label()
+        self.sizes_label.setVisible(False)
         self.start_button = QPushButton("Start training")
         self.start_button.clicked.connect(self._start_or_stop)
         self.progress_bar = QProgressBar()
@@ -99,6 +101,7 @@ class TrainWidget(TrainFields):
         after.addWidget(self.export_button)
         for widget in (
             self.device_label,
+            self.sizes_label,
             self.start_button,
             self.progress_bar,
             self.status,
@@ -183,10 +186,20 @@ class TrainWidget(TrainFields):
     def _on_update(self, update: TrainUpdate) -> None:
         if update.denoiser is not None:
             self._training_model = update.denoiser
+        if self._training_model is not None:
+            self.show_training_sizes(self._training_model.training_sizes_note)
         if update.rows:
             self.loss_plot.add_points(update.rows)
         if update.progress is not None:
             self._show_progress(update.progress)
+
+    def show_training_sizes(self, note: str) -> None:
+        """Show the batch and patch sizes training uses on this device and why (the engine's
+        ``Denoiser.training_sizes_note``, set when training starts); hidden while empty."""
+        if note and self.sizes_label.text() != f"Sizes: {note}":
+            self.sizes_label.setText(f"Sizes: {note}")
+            self.sizes_label.setToolTip("The batch and patch sizes this run trains with, and why.")
+        self.sizes_label.setVisible(bool(note))
 
     def _show_progress(self, progress: Any) -> None:
         """Progress bar and status line against the budget the user set.

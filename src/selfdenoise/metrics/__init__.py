@@ -2,7 +2,9 @@
 
 :func:`compare` builds the table that the compare widget, the CLI ``compare`` command
 (``--json`` prints :meth:`MetricsTable.to_json`) and the benchmarks show. The functions it
-uses are public too.
+uses are public too, and so is what explains the table: :data:`DISPLAY_ORDER` (PSNR, SSIM and
+edge preservation first), :data:`COLUMN_MEANINGS` and :data:`COLUMN_DIRECTIONS` (one line per
+readout, joined by :func:`column_help`) and :meth:`MetricsTable.legend`.
 
 Inputs
 ------
@@ -33,15 +35,29 @@ from ._edges import (
 from ._fidelity import psnr, psnr_scale_invariant, ssim, ssim_map
 from ._noise import MethodNoiseStats, estimate_noise_sigma, method_noise_stats, residual
 from ._table import (
+    BASELINE_NOT_APPLICABLE,
+    COLUMN_BETTER,
     COLUMN_DESCRIPTIONS,
+    COLUMN_DIRECTIONS,
+    COLUMN_MEANINGS,
+    DISPLAY_ORDER,
+    HEADLINE_COLUMNS,
     NOISY_COLUMNS,
     OUTPUT_COLUMNS,
     REFERENCE_COLUMNS,
     MetricsTable,
+    column_help,
+    display_order,
 )
 
 __all__ = [
+    "BASELINE_NOT_APPLICABLE",
+    "COLUMN_BETTER",
     "COLUMN_DESCRIPTIONS",
+    "COLUMN_DIRECTIONS",
+    "COLUMN_MEANINGS",
+    "DISPLAY_ORDER",
+    "HEADLINE_COLUMNS",
     "NOISY_COLUMNS",
     "OUTPUT_COLUMNS",
     "REFERENCE_COLUMNS",
@@ -51,7 +67,9 @@ __all__ = [
     "canny_edges",
     "canny_edges_f1",
     "canny_thresholds",
+    "column_help",
     "compare",
+    "display_order",
     "epi",
     "estimate_noise_sigma",
     "gradient_correlation",

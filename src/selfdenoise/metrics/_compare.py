@@ -32,7 +32,14 @@ from ._edges import (
 )
 from ._fidelity import _mean_ssim, _psnr_from_mse, _psnr_scale_invariant
 from ._noise import _method_noise, estimate_noise_sigma
-from ._table import NOISY_COLUMNS, OUTPUT_COLUMNS, REFERENCE_COLUMNS, MetricsTable
+from ._table import (
+    BASELINE_NOT_APPLICABLE,
+    NOISY_COLUMNS,
+    OUTPUT_COLUMNS,
+    REFERENCE_COLUMNS,
+    MetricsTable,
+    display_order,
+)
 
 SSIM_WIN_SIZE = 7
 RESIDUAL_MAX_LAG = 3
@@ -159,15 +166,30 @@ def _check_shapes(named: dict[str, np.ndarray | None]) -> tuple[int, ...]:
 
 
 def _columns(has_reference: bool, has_noisy: bool, scale_invariant: bool) -> list[str]:
-    columns = ["name"]
+    """``'name'``, then the columns the inputs allow in :data:`DISPLAY_ORDER` (PSNR, SSIM and
+    edge preservation first)."""
+    columns = list(OUTPUT_COLUMNS)
     if has_reference:
         columns += [c for c in REFERENCE_COLUMNS if scale_invariant or c != "psnr_scale_invariant"]
     if has_noisy:
-        columns.append("noise_sigma_noisy")
-    columns += list(OUTPUT_COLUMNS)
-    if has_noisy:
-        columns += [c for c in NOISY_COLUMNS if c != "noise_sigma_noisy"]
-    return columns
+        columns += list(NOISY_COLUMNS)
+    return ["name", *display_order(columns)]
+
+
+def _noisy_baselines(named: dict[str, np.ndarray], noisy: np.ndarray | None) -> list[str]:
+    """Candidates that are the noisy input itself (scored as a baseline)."""
+    if noisy is None:
+        return []
+    return [name for name, image in named.items() if np.array_equal(image, noisy)]
+
+
+def _mark_baselines(values: dict[str, dict[str, float]], baselines: list[str]) -> None:
+    """NaN (shown as n/a) for the readouts that compare a result with the noisy input: for
+    the noisy input itself its residual is 0, which would read as "perfect"."""
+    for name in baselines:
+        for column in BASELINE_NOT_APPLICABLE:
+            if column in values[name]:
+                values[name][column] = float("nan")
 
 
 def _mode(ndim: int, per_slice: bool, slice_index: int | None, n_slices: int) -> str:
@@ -256,7 +278,7 @@ def compare(
 ) -> MetricsTable:
     """Metrics table of denoised candidates, with or without a clean reference.
 
-    One row per candidate. Columns, in this order, present when their inputs are given:
+    One row per candidate. Columns, present when their inputs are given:
 
     - with ``reference`` ``S``: ``psnr`` (``10 log10(L^2 / MSE)``), ``psnr_scale_invariant``
       (after the least-squares fit ``a D + b``; only if ``scale_invariant``), ``ssim``,
@@ -271,8 +293,12 @@ def compare(
       (``sqrt(mean_{0<|k|<=3} rho_r(k)^2)``), ``epi_vs_noisy`` (EPI with ``x`` as reference:
       agreement with the noisy input, not edge quality).
 
-    Columns whose inputs are missing are absent, not NaN; NaN marks a value that is
-    undefined for a row (e.g. no reference edge). See :data:`COLUMN_DESCRIPTIONS`.
+    The columns come in :data:`DISPLAY_ORDER` (PSNR, SSIM and edge preservation first), the
+    same in the text table, the JSON and the CSV. Columns whose inputs are missing are absent,
+    not NaN; NaN (shown as n/a) marks a value that is undefined for a row (e.g. no reference
+    edge). A candidate identical to ``noisy`` (the noisy input scored as a baseline) gets NaN
+    in the :data:`BASELINE_NOT_APPLICABLE` readouts, whose 0 would read as "perfect"; its name
+    is listed in ``settings['noisy_baselines']``. See :data:`COLUMN_MEANINGS`.
 
     Values are compared as numbers in the images' units, whatever their dtypes (uint8,
     uint16 and float mix freely; no rescaling). Data range ``L``: ``data_range`` if given,
@@ -335,12 +361,17 @@ def compare(
         values = _per_slice_values(named, ref, noisy_image, region, settings)
     else:
         values = _view_values(named, ref, noisy_image, region, settings, slice_index)
+    baselines = _noisy_baselines(named, noisy_image)
+    _mark_baselines(values, baselines)
     columns = _columns(ref is not None, noisy_image is not None, settings.scale_invariant)
     rows = [{"name": name, **{c: v[c] for c in columns[1:]}} for name, v in values.items()]
-    return MetricsTable(columns, rows, _table_settings(settings, mode, shape, slice_index))
+    table_settings = _table_settings(settings, mode, shape, slice_index, baselines)
+    return MetricsTable(columns, rows, table_settings)
 
 
-def _table_settings(settings: _Settings, mode: str, shape, slice_index) -> dict[str, Any]:
+def _table_settings(
+    settings: _Settings, mode: str, shape, slice_index, baselines: list[str]
+) -> dict[str, Any]:
     thresholds = settings.thresholds or (None, None)
     return {
         "mode": mode,
@@ -353,4 +384,5 @@ def _table_settings(settings: _Settings, mode: str, shape, slice_index) -> dict[
         "canny_high_threshold": thresholds[1],
         "edge_tolerance": settings.edge_tolerance,
         "residual_max_lag": RESIDUAL_MAX_LAG,
+        "noisy_baselines": baselines,
     }

@@ -74,6 +74,9 @@ DISPLAY_ORDER = (
 """Order in which people read the metrics: the three numbers they look for (PSNR, SSIM,
 edge preservation) first, then the other reference scores, then the no-reference readouts."""
 
+HEADLINE_COLUMNS = DISPLAY_ORDER[:3]
+"""The three numbers people look for first: PSNR, SSIM and edge preservation (EPI)."""
+
 COLUMN_MEANINGS = {
     "psnr": "How close to the clean reference, in decibels (+3 dB = half the squared error).",
     "psnr_scale_invariant": "PSNR after the best brightness/contrast fit to the reference.",
@@ -86,9 +89,9 @@ COLUMN_MEANINGS = {
     "noise_sigma_output": "Estimated noise left in the result (image units); 0 may also mean over-smoothing.",
     "residual_std": "Spread of what was removed (noisy - result); ideally about the input's noise level.",
     "residual_std_ratio": "What was removed / the input's noise level: below 1 noise left, above 1 signal removed.",
-    "residual_output_correlation": "Correlation of what was removed with the result: above 0 image structure was removed (blur); below 0 the result kept noise-like texture.",
+    "residual_output_correlation": "Correlation of what was removed with the result: above 0 it resembles the result (blur, or noise only partly removed); below 0 the result has detail the input does not support (sharpening, gain, invented texture) or blind-spot neighbour noise.",
     "residual_autocorrelation_spread": "How structured what was removed is: 0 = pure pixel noise, higher = patterns or edges removed.",
-    "epi_vs_noisy": "Fine-detail agreement with the NOISY input (no clean image needed): agreement, not quality; it can be negative once noise is gone.",
+    "epi_vs_noisy": "Fine-detail agreement with the NOISY input (no clean image needed): agreement, not quality; below 0 the result's fine detail runs against the input's noise (typical of blind-spot methods, which see a pixel's neighbours but not its own noise).",
 }
 """What each number means, in one plain line (tooltips of the Compare widget, docs)."""
 
@@ -119,6 +122,43 @@ BASELINE_NOT_APPLICABLE = (
 )
 """Readouts that compare a result with the noisy input: meaningless for the noisy input
 itself (its residual is 0, which would read as "perfect"); shown as n/a there."""
+
+
+COLUMN_BETTER = {
+    "psnr": "higher",
+    "psnr_scale_invariant": "higher",
+    "ssim": "higher",
+    "epi": "higher",
+    "gradient_correlation": "higher",
+    "canny_f1": "higher",
+    "canny_preservation": "higher*",
+    "noise_sigma_noisy": "info",
+    "noise_sigma_output": "lower",
+    "residual_std": "~sigma",
+    "residual_std_ratio": "~1",
+    "residual_output_correlation": "~0",
+    "residual_autocorrelation_spread": "lower",
+    "epi_vs_noisy": "info",
+}
+"""The direction of :data:`COLUMN_DIRECTIONS` in a word, for the ``better`` column of text
+tables (``*``: read with a footnote, see :data:`TEXT_FOOTNOTES`)."""
+
+TEXT_FOOTNOTES = {
+    "canny_preservation": (
+        "* canny_preservation counts reference edges found (recall only): noise adds edges, "
+        "so the noisy image scores high; judge edges by canny_f1."
+    ),
+}
+"""Notes printed under a text table that has the column."""
+
+DATA_RANGE_ROW = "data_range"
+"""Name of the text table's first row: the data range ``L`` used for PSNR and SSIM."""
+
+DATA_RANGE_MEANING = (
+    "L in PSNR and SSIM: the reference's dtype range for integer data (255 for 8-bit, "
+    "65535 for 16-bit), else its max - min, unless --data-range/data_range is given."
+)
+"""What the data range row means (same rule in the CLI, the widget and the library)."""
 
 
 def column_help(name: str) -> str:
@@ -191,6 +231,23 @@ class MetricsTable:
                     if column in row:
                         row[column] = float("nan")
 
+    def select(self, columns: list[str] | tuple[str, ...]) -> MetricsTable:
+        """A copy with ``'name'`` and those of ``columns`` the table has, in that order."""
+        kept = ["name", *(c for c in columns if c in self.columns and c != "name")]
+        rows = [{key: row[key] for key in kept} for row in self.rows]
+        return MetricsTable(kept, rows, dict(self.settings))
+
+    def legend(self) -> str:
+        """One line per row of :meth:`to_text`: what it means and which way is better."""
+        rows = [(DATA_RANGE_ROW, DATA_RANGE_MEANING)] if self._shows_data_range() else []
+        rows += [(name, column_help(name)) for name in display_order(self.columns)]
+        width = max((len(name) for name, _ in rows), default=0)
+        return "\n".join(f"{name.ljust(width)}  {text}" for name, text in rows)
+
+    def _shows_data_range(self) -> bool:
+        has_fidelity = any(c in self.columns for c in ("psnr", "ssim", "psnr_scale_invariant"))
+        return has_fidelity and self.settings.get("data_range") is not None
+
     def to_dict(self) -> dict[str, Any]:
         """``{'columns': [...], 'rows': [...], 'settings': {...}}`` with NaN as None."""
         return {
@@ -233,13 +290,25 @@ class MetricsTable:
         """Aligned text table (for the CLI and ``print``).
 
         By default one line per metric and one text column per candidate, which stays
-        readable with many metrics; ``transpose=False`` gives one line per candidate.
+        readable with many metrics: the data range ``L`` used for PSNR and SSIM first (when
+        the table has them), the metrics in :data:`DISPLAY_ORDER`, a last ``better`` column
+        with the direction of each row (:data:`COLUMN_BETTER`) and the footnotes of
+        :data:`TEXT_FOOTNOTES` underneath. ``transpose=False`` gives one plain line per
+        candidate, in the table's column order (as the CSV).
         """
-        cells = [list(self.columns)]
-        cells += [[_format(row[key]) for key in self.columns] for row in self.rows]
-        if transpose:
-            cells = [list(line) for line in zip(*cells, strict=True)]
-        return _align(cells)
+        if not transpose:
+            cells = [list(self.columns)]
+            cells += [[_format(row[key]) for key in self.columns] for row in self.rows]
+            return _align(cells)
+        lines = [["name", *(_format(row["name"]) for row in self.rows), "better"]]
+        if self._shows_data_range():
+            data_range = _format(float(self.settings["data_range"]))
+            lines.append([DATA_RANGE_ROW, *([data_range] * len(self.rows)), ""])
+        for name in display_order(self.columns):
+            values = [_format(row[name]) for row in self.rows]
+            lines.append([name, *values, COLUMN_BETTER.get(name, "")])
+        notes = [note for name, note in TEXT_FOOTNOTES.items() if name in self.columns]
+        return "\n".join([_align(lines), *notes])
 
     def __str__(self) -> str:
         """:meth:`to_text`: one line per metric, one column per candidate."""

@@ -131,6 +131,22 @@ def test_settings_are_collected_flat(train_widget):
     assert train_widget.collect_settings()["batch_size"] == 6
 
 
+def test_struct_axis_for_stripe_noise(train_widget):
+    """structN2V is offered for masking methods only and reaches the config."""
+    from selfdenoise.config import make_config
+
+    train_widget.method.value = "neighbor2neighbor"
+    assert train_widget.struct_axis.native.isHidden()  # N2N masks no pixels
+    train_widget.method.value = "n2v2"
+    assert not train_widget.struct_axis.native.isHidden()
+    train_widget.axes.value = "YX"
+    assert train_widget.collect_settings()["struct_axis"] is None  # off by default
+    train_widget.struct_axis.value = -1
+    settings = train_widget.collect_settings()
+    assert settings["struct_axis"] == -1
+    assert make_config("n2v2", "YX", **settings).masking.struct_axis == -1
+
+
 def test_device_is_shown_before_training(train_widget, qtbot):
     qtbot.waitUntil(lambda: "detecting" not in train_widget.device_label.text(), timeout=60_000)
     assert train_widget.device_label.text().startswith("Device: ")

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from ..api import Denoiser
     from ..config import DenoiserConfig
 
+STRUCT_AXIS_CHOICES = [("off", 0), ("X (along rows)", -1), ("Y (along columns)", -2), ("Z", -3)]
+"""Choices of the structN2V line axis: 0 = off, else the masking ``struct_axis``."""
+
 NEW_MODEL = "new model"
 """Choice of the "Start from" picker that trains from scratch."""
 
@@ -161,6 +164,15 @@ class TrainFields(WorkerWidget):
             self.masked_percent,
             "Share of pixels hidden from the network per step.",
         )
+        self.struct_axis = ComboBox(choices=STRUCT_AXIS_CHOICES, value=0)
+        add_row(
+            form,
+            "Stripe noise axis",
+            self.struct_axis,
+            "structN2V, for noise correlated along a line (stripes, scan lines): also hide a "
+            "short line of pixels through each masked one along this axis. Off for noise that "
+            "is independent from pixel to pixel.",
+        )
         self.settings_form = form
         self.content_layout.addLayout(form)
 
@@ -248,7 +260,9 @@ class TrainFields(WorkerWidget):
         self._set_row_visible(self.lambda_inv, method == "noise2same")
         lambda_inv = defaults.lambda_inv
         self.lambda_inv.value = 0.0 if lambda_inv == "auto" else float(lambda_inv)
-        self._set_row_visible(self.masked_percent, method != "neighbor2neighbor")
+        masks = get_method(method).uses_masking
+        self._set_row_visible(self.masked_percent, masks)
+        self._set_row_visible(self.struct_axis, masks)
         self.method_changed(method)
 
     def method_changed(self, method: str) -> None:
@@ -310,6 +324,7 @@ class TrainFields(WorkerWidget):
             "seed": self.seed.value,
             "device": self.device.value,
             "fraction": self.masked_percent.value / 100,
+            "struct_axis": self.struct_axis.value or None,
             "depth": self.unet_depth.value,
             "base_channels": self.base_channels.value,
         }

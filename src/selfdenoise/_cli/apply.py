@@ -198,7 +198,10 @@ def _fill(model, data, axes, args, out, progress) -> None:
 
         da.store(_predict_on_cluster(model, data, axes, args, out.dtype), out, lock=False)
     else:
-        _predict(model, data, axes, args, out, progress)
+        from .._large_data import bounded_tiling
+
+        given = {"tile_shape": args.tile, "batch_size": args.batch}
+        _predict(model, data, axes, args, out, progress, bounded_tiling(model, data, axes, given))
 
 
 def _predict_on_cluster(model, data, axes, args, dtype=None):
@@ -249,13 +252,14 @@ def dask_client(address: str | None, timeout: float = 5.0) -> Iterator[None]:
         yield
 
 
-def _predict(model, data, axes: str | None, args: argparse.Namespace, out, progress):
+def _predict(model, data, axes: str | None, args: argparse.Namespace, out, progress, tiling=None):
+    tiling = tiling or {"tile_shape": args.tile, "batch_size": args.batch}
     return model.predict(
         data,
         axes,
-        tile_shape=args.tile,
+        tile_shape=tiling["tile_shape"],
         overlap=_overlap(args.overlap),
-        batch_size=args.batch,
+        batch_size=tiling["batch_size"],
         tta=args.tta,
         out=out,
         dtype=None if out is not None or args.dtype == "float32" else args.dtype,

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from ..api import Denoiser
 
 MEMORY_BUDGET_TEXT = (
-    "two batches of tile buffers (input and output, a few MB to tens of MB) plus one slab of "
-    "the output of at most 256 MiB (tiling.SLAB_BYTES)"
+    "forward-pass activations of at most 96 MiB (tiles chosen by _large_data.bounded_tiling "
+    "unless a tile size is given), two batches of tile buffers, and one slab of the output "
+    "of at most 256 MiB (tiling.SLAB_BYTES)"
 )
 """The peak memory of a store job on top of the model, said in the docs and the benchmark."""
 
@@ -124,6 +125,9 @@ def predict_to_store(
 
         for output in {path, target}:
             check_output_path(output, inputs, folder_ok=True, option="the store")
+        from .._large_data import bounded_tiling
+
+        options = bounded_tiling(denoiser, data, axes, options)
         chunks = store_chunks(tuple(data.shape), axes, denoiser.config.ndim)
         out = open_zarr_output(path, tuple(data.shape), np.float32, chunks)
         out.attrs.update(_attributes(axes, scale, unit, complete=False))

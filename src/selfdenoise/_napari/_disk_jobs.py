@@ -154,12 +154,12 @@ def _attributes(axes: str, scale: tuple | None, unit: str | None, complete: bool
 
 def _build_pyramid(level0: Path, target: Path, axes: str, scale, unit) -> Outcome:
     try:
-        import dask.array as da
+        import zarr
 
-        from ..io import write_image
+        from .._large_data import write_pyramid
 
         scale = tuple(scale) if scale is not None and len(scale) == len(axes) else None
-        write_image(target, da.from_zarr(str(level0)), axes=axes, scale=scale, unit=unit)
+        write_pyramid(target, zarr.open_array(str(level0), mode="r"), axes, scale, unit)
     except Exception as exc:
         return outcome_from_exception(exc)
     shutil.rmtree(level0, ignore_errors=True)

@@ -148,7 +148,7 @@ def report(records: list[dict]) -> str:
         [
             r["size"],
             f"{r['input_gib']:.2f}",
-            r["case"],
+            r["case"] + (f" ({r['note_row']})" if r.get("note_row") else ""),
             "tuned" if r.get("malloc_tuned") else "default",
             f"{r['baseline_gib']:.2f}",
             f"{r['peak_gib']:.2f}",

@@ -386,3 +386,77 @@ def test_progress_bar_shows_the_engine_eta(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "training:  50%" in err and "step 5 loss 0.5000 eta 2m30s" in err
     assert "image.tif" in err and "3/3" in err
+
+
+def test_a_three_level_ome_zarr_streams_to_an_ome_zarr_with_its_metadata(tmp_path, tiny_model):
+    """Issue 15: OME-Zarr in (3 levels), OME-Zarr out with a pyramid; axes, scale and units
+    kept; the level-0 values equal in-memory prediction; no scratch store left behind."""
+    pytest.importorskip("ome_zarr")
+    from selfdenoise import ome
+    from selfdenoise.api import Denoiser
+
+    noisy = np.stack([synthetic_2d((128, 128), seed=s)[0] for s in range(3)])
+    source = ome.write_ome_zarr(
+        tmp_path / "in.ome.zarr", noisy, "ZYX", scale=(2.0, 0.5, 0.5), units="µm", levels=3
+    )
+    assert len(ome.open_ome_zarr(source).levels) == 3
+    out = tmp_path / "den.ome.zarr"
+    argv = ["predict", str(tiny_model), str(source), "--out", str(out), "--tile", "64,64"]
+    assert main([*argv, "--quiet"]) == 0
+    image = ome.open_ome_zarr(out)
+    assert image.axes == "ZYX" and len(image.levels) == 3
+    assert image.scale == pytest.approx((2.0, 0.5, 0.5))
+    assert image.units == ("micrometer",) * 3
+    expected = Denoiser.load(tiny_model).predict(noisy, "ZYX")
+    np.testing.assert_allclose(np.asarray(image.levels[0]), expected, atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["den.ome.zarr", "in.ome.zarr"]
+
+
+def test_ome_tiff_physical_size_is_kept_through_predict(tmp_path, tiny_model):
+    from selfdenoise import ome
+    from selfdenoise.io import read_image
+
+    noisy, _ = synthetic_2d((64, 64))
+    source = ome.write_ome_tiff(tmp_path / "in.ome.tif", noisy, "YX", scale=(0.2, 0.3), units="nm")
+    for name in ("den.ome.tif", "den.tif"):
+        assert main(["predict", str(tiny_model), str(source), "--out", str(tmp_path / name)]) == 0
+        image = read_image(tmp_path / name)
+        assert image.axes == "YX" and image.scale == pytest.approx((0.2, 0.3))
+        assert image.unit == "nanometer"
+    assert ome.tiff_physical_metadata(tmp_path / "den.ome.tif")[1] == pytest.approx((0.2, 0.3))
+
+
+def test_dask_scheduler_predicts_on_a_local_cluster(tmp_path, tiny_model, capsys):
+    """--dask-scheduler: the chunks are predicted by the cluster's workers into the store;
+    equal to local tiled prediction."""
+    distributed = pytest.importorskip("distributed")
+    from selfdenoise.api import Denoiser
+    from selfdenoise.io import read_image
+
+    noisy = np.stack([synthetic_2d((96, 80), seed=s)[0] for s in range(2)])
+    np.save(tmp_path / "in.npy", noisy)
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None
+    ) as cluster:
+        argv = ["predict", str(tiny_model), str(tmp_path / "in.npy"), "--axes", "SYX"]
+        argv += ["--dask-scheduler", cluster.scheduler_address, "--quiet"]
+        assert main([*argv, "--out", str(tmp_path / "den.zarr")]) == 0
+        assert main([*argv, "--out", str(tmp_path / "den.npy")]) == 0
+        prefixes = set(cluster.scheduler.task_prefixes)  # the work went through the scheduler
+    expected = Denoiser.load(tiny_model).predict(noisy, "SYX")
+    image = read_image(tmp_path / "den.zarr")
+    assert image.axes == "SYX" and any("store" in name for name in prefixes), prefixes
+    np.testing.assert_allclose(np.asarray(image.data), expected, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "den.npy"), expected, atol=1e-5)
+
+
+def test_an_unreachable_dask_scheduler_is_a_one_line_error(tmp_path, tiny_model, capsys):
+    pytest.importorskip("distributed")
+    noisy, _ = synthetic_2d((32, 32))
+    np.save(tmp_path / "in.npy", noisy)
+    argv = ["predict", str(tiny_model), str(tmp_path / "in.npy"), "--out", str(tmp_path / "o.npy")]
+    assert main([*argv, "--dask-scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot reach the dask scheduler at 'tcp://127.0.0.1:9'")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "o.npy").exists()

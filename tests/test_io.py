@@ -176,7 +176,7 @@ def test_open_zarr_output_incremental(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(SelfDenoiseError, match=r"cannot read .*x\.tif.*no such file") as error:
         read_image(tmp_path / "x.tif")
-    assert "supported: TIFF, .npy, .zarr, PNG" in _assert_one_line(error)
+    assert "supported: OME-TIFF, TIFF, .npy, OME-Zarr, .zarr, PNG" in _assert_one_line(error)
 
 
 def test_unsupported_and_corrupt_files(tmp_path, rng):
@@ -186,14 +186,17 @@ def test_unsupported_and_corrupt_files(tmp_path, rng):
     for name in ("photo.png", "broken.tif", "broken.npy"):
         with pytest.raises(SelfDenoiseError, match=f"cannot read '.*{name}'") as error:
             read_image(tmp_path / name)
-        assert "supported: TIFF, .npy, .zarr, PNG" in _assert_one_line(error)
+        assert "supported: OME-TIFF, TIFF, .npy, OME-Zarr, .zarr, PNG" in _assert_one_line(error)
 
 
 def test_write_errors(tmp_path):
     image = np.zeros((4, 4), np.float32)
     with pytest.raises(SelfDenoiseError, match="unsupported file type"):
         write_image(tmp_path / "out.jp2", image)
-    with pytest.raises(SelfDenoiseError, match=r"PNG is read-only here; use \.tif, \.npy, \.zarr"):
+    with pytest.raises(
+        SelfDenoiseError,
+        match=r"PNG is read-only here; use \.ome\.tif, \.tif, \.npy, \.ome\.zarr, \.zarr",
+    ):
         write_image(tmp_path / "out.png", image)
     with pytest.raises(SelfDenoiseError, match="cannot write") as error:
         write_image(tmp_path / "missing" / "out.tif", image)
@@ -552,3 +555,65 @@ def test_check_output_path(tmp_path):
     with pytest.raises(SelfDenoiseError, match="would write into the input"):
         check_output_folder(store / "checkpoints", [image, store])
     assert check_output_folder(tmp_path, [image]) == tmp_path
+
+
+def test_ome_zarr_through_the_format_table(tmp_path, rng):
+    """read_image takes level 0 of an OME-Zarr lazily with axes, scale and unit; write_image
+    writes .ome.zarr with a pyramid and .zarr as before (and still reads that layout)."""
+    pytest.importorskip("ome_zarr")
+    import dask.array as da
+
+    from selfdenoise import ome
+
+    data = rng.random((4, 64, 64)).astype(np.float32)
+    path = write_image(tmp_path / "a.ome.zarr", data, "ZYX", (3.0, 0.5, 0.5), unit="um")
+    assert ome.is_ome_zarr(path) and len(ome.open_ome_zarr(path).levels) >= 2
+    image = read_image(path)
+    assert isinstance(image.data, da.Array)
+    assert (image.axes, image.scale, image.unit) == ("ZYX", (3.0, 0.5, 0.5), "um")
+    np.testing.assert_array_equal(np.asarray(image.data), data)
+    plain = write_image(tmp_path / "b.zarr", data, "ZYX", (3.0, 0.5, 0.5), unit="um")
+    assert not ome.is_ome_zarr(plain)
+    image = read_image(plain)
+    assert (image.axes, image.scale, image.unit) == ("ZYX", (3.0, 0.5, 0.5), "um")
+    ome.write_ome_zarr(tmp_path / "c.zarr", data, "ZYX", scale=(3.0, 1.0, 1.0))
+    assert read_image(tmp_path / "c.zarr").scale == (3.0, 1.0, 1.0)  # NGFF in a plain name
+
+
+def test_ome_tiff_through_the_format_table(tmp_path, rng):
+    data = rng.random((3, 32, 32)).astype(np.float32)
+    path = write_image(tmp_path / "a.ome.tif", data, "ZYX", (2.0, 0.25, 0.25), unit="um")
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome
+    image = read_image(path)
+    assert (image.axes, image.scale, image.unit) == ("ZYX", (2.0, 0.25, 0.25), "um")
+    np.testing.assert_array_equal(image.data, data)
+    tifffile.imwrite(  # somebody else's OME-TIFF: physical sizes from the OME-XML
+        tmp_path / "b.ome.tif",
+        data,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 0.1,
+            "PhysicalSizeY": 0.1,
+            "PhysicalSizeZ": 1.5,
+            "PhysicalSizeXUnit": "nm",
+        },
+    )
+    image = read_image(tmp_path / "b.ome.tif")
+    assert image.axes == "ZYX" and image.scale == pytest.approx((1.5, 0.1, 0.1))
+
+
+def test_ome_zarr_without_the_library_is_a_one_line_install_hint(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_ome_zarr(name, *args, **kwargs):
+        if name.startswith("ome_zarr"):
+            raise ImportError("No module named 'ome_zarr'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ome_zarr)
+    with pytest.raises(SelfDenoiseError, match=r"napari-selfdenoise\[ome\]") as error:
+        write_image(tmp_path / "a.ome.zarr", np.zeros((32, 32), np.float32), "YX")
+    _assert_one_line(error)
+    assert not (tmp_path / "a.ome.zarr").exists()

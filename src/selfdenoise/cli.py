@@ -233,7 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where = predict.add_mutually_exclusive_group(required=True)
     where.add_argument(
-        "--out", help="output image for one INPUT (.tif, .npy, .zarr); never one of the inputs"
+        "--out",
+        help=(
+            "output image for one INPUT (.tif, .ome.tif, .npy, .zarr, .ome.zarr with a "
+            "pyramid); never one of the inputs"
+        ),
     )
     where.add_argument(
         "--out-dir",
@@ -260,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--device", choices=DEVICES, help="where to predict (default: the model's device, or auto)"
+    )
+    predict.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help=(
+            "predict on a dask.distributed cluster, e.g. tcp://host:8786 (needs the 'dask' "
+            "extra; zarr outputs are written by the workers, so they need a shared folder)"
+        ),
     )
     _reporting(predict)
 

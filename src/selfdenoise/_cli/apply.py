@@ -6,8 +6,10 @@ import argparse
 import glob
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .._errors import SelfDenoiseError
 from .common import given, read
@@ -20,18 +22,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     jobs = _prediction_jobs(args)
     output = Output.for_args(args)
     model = Denoiser.load(args.model, device=args.device)
-    if len(jobs) == 1 and args.out_dir is None:
-        _predict_file(model, *jobs[0], args, output)
-        return 0
-    failed = []
-    for source, target in jobs:
-        try:
-            _predict_file(model, source, target, args, output)
-        except (SelfDenoiseError, OSError, MemoryError, FloatingPointError) as exc:
-            output.close()
-            failed.append(source)
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            print(f"error: {source}: {message}", file=sys.stderr, flush=True)
+    with dask_client(getattr(args, "dask_scheduler", None)):
+        if len(jobs) == 1 and args.out_dir is None:
+            _predict_file(model, *jobs[0], args, output)
+            return 0
+        failed = []
+        for source, target in jobs:
+            try:
+                _predict_file(model, source, target, args, output)
+            except (SelfDenoiseError, OSError, MemoryError, FloatingPointError) as exc:
+                output.close()
+                failed.append(source)
+                message = " ".join(str(exc).split()) or type(exc).__name__
+                print(f"error: {source}: {message}", file=sys.stderr, flush=True)
     done = len(jobs) - len(failed)
     output.event(
         "summary",
@@ -98,7 +101,7 @@ def _output_name(source: str) -> str:
 
 
 def _predict_file(model, source: str, target: Path, args: argparse.Namespace, output) -> None:
-    from ..io import output_format, staged_zarr_output, write_image
+    from ..io import output_format, write_image
 
     image = read(source, memmap=True, series=args.series)
     ndim = image.data.ndim
@@ -107,13 +110,13 @@ def _predict_file(model, source: str, target: Path, args: argparse.Namespace, ou
     scale = image.scale if out_axes and image.scale and len(image.scale) == ndim else None
     started = time.perf_counter()
     progress = output.tiles(Path(source).name)
+    label = (out_axes, scale, image.unit)
     try:
-        if output_format(target).folder and args.dtype == "float32":  # stream into a new store
-            import numpy as np
-
-            with staged_zarr_output(target, image.data.shape, np.float32) as out:
-                _predict(model, image.data, axes, args, out, progress)
-                _label_zarr(out, out_axes, scale, image.unit)
+        if output_format(target).folder:  # stream into a new store, tile by tile
+            _predict_to_store(model, image.data, axes, args, target, label, progress)
+        elif getattr(args, "dask_scheduler", None):
+            result = _predict_on_cluster(model, image.data, axes, args).compute()
+            write_image(target, result, axes=out_axes, scale=scale, unit=image.unit)
         else:
             result = _predict(model, image.data, axes, args, None, progress)
             write_image(target, result, axes=out_axes, scale=scale, unit=image.unit)
@@ -129,16 +132,137 @@ def _predict_file(model, source: str, target: Path, args: argparse.Namespace, ou
     )
 
 
-def _predict(model, data, axes: str | None, args: argparse.Namespace, out, progress):
-    return model.predict(
-        data,
+def _predict_to_store(model, data, axes, args, target: Path, label: tuple, progress) -> None:
+    """Predict into a zarr store without holding the image: a plain ``.zarr`` is filled in a
+    staged sibling; an ``.ome.zarr`` gets a staged level 0, then its pyramid from that."""
+    from ..io import output_format, staged_zarr_output
+
+    out_axes, scale, unit = label
+    dtype = output_dtype(args.dtype, data.dtype)
+    shape = tuple(data.shape)
+    if output_format(target).name != "OME-Zarr":
+        with staged_zarr_output(target, shape, dtype) as out:
+            _fill(model, data, axes, args, out, progress)
+            _label_zarr(out, out_axes, scale, unit)
+        return
+    from .._large_data import write_pyramid
+
+    chunks = staging_chunks(shape, out_axes, model.config.ndim)
+    with scratch_store(target, shape, dtype, chunks) as level0:
+        _fill(model, data, axes, args, level0, progress)
+        write_pyramid(target, level0, out_axes, scale, unit)
+
+
+@contextmanager
+def scratch_store(target: Path, shape: tuple, dtype, chunks) -> Iterator[Any]:
+    """A temporary zarr array next to ``target``, removed when the block ends."""
+    import shutil
+    import tempfile
+
+    from ..io import open_zarr_output
+
+    try:
+        folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    except OSError as exc:
+        raise SelfDenoiseError(f"cannot write '{target}': {exc}.") from exc
+    try:
+        yield open_zarr_output(folder / "level0.zarr", shape, dtype, chunks)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def staging_chunks(shape: tuple, axes: str | None, spatial_ndim: int) -> tuple[int, ...] | None:
+    """Chunks of a level-0 store that tiled prediction fills without rewriting chunks: one
+    plane deep along the axes a 2D model steps through; None for the default chunks."""
+    if axes is None or len(axes) != len(shape) or spatial_ndim != 2:
+        return None
+    return tuple(
+        min(size, 256) if a in "YX" else size if a == "C" else 1
+        for a, size in zip(axes, shape, strict=True)
+    )
+
+
+def output_dtype(choice: str, input_dtype):
+    """The output dtype for ``--dtype`` (``'float32'``, ``'input'`` or a NumPy name)."""
+    import numpy as np
+
+    if choice == "float32":
+        return np.dtype(np.float32)
+    return np.dtype(input_dtype) if choice == "input" else np.dtype(choice)
+
+
+def _fill(model, data, axes, args, out, progress) -> None:
+    """Fill ``out`` with the prediction: tile by tile here, or chunk by chunk on a cluster."""
+    if getattr(args, "dask_scheduler", None):
+        import dask.array as da
+
+        da.store(_predict_on_cluster(model, data, axes, args, out.dtype), out, lock=False)
+    else:
+        from .._large_data import bounded_tiling
+
+        given = {"tile_shape": args.tile, "batch_size": args.batch}
+        _predict(model, data, axes, args, out, progress, bounded_tiling(model, data, axes, given))
+
+
+def _predict_on_cluster(model, data, axes, args, dtype=None):
+    """The lazy prediction of ``data`` (``predict_dask``), run by the connected client."""
+    import dask.array as da
+    import numpy as np
+
+    lazy = data if isinstance(data, da.Array) else da.from_array(data, chunks="auto")
+    return model.predict_dask(
+        lazy,
         axes,
         tile_shape=args.tile,
         overlap=_overlap(args.overlap),
         batch_size=args.batch,
         tta=args.tta,
+        out_dtype=dtype or output_dtype(args.dtype, np.dtype(data.dtype)),
+    )
+
+
+@contextmanager
+def dask_client(address: str | None, timeout: float = 5.0) -> Iterator[None]:
+    """Connect to a dask scheduler for the block (nothing without an address).
+
+    Raises
+    ------
+    SelfDenoiseError
+        If ``distributed`` is not installed or the scheduler cannot be reached.
+    """
+    if not address:
+        yield
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise SelfDenoiseError(
+            "--dask-scheduler needs dask.distributed; install it with: "
+            "pip install 'napari-selfdenoise[dask]'."
+        ) from None
+    try:
+        client = distributed.Client(address, timeout=timeout, set_as_default=True)
+    except (OSError, TimeoutError, ValueError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise SelfDenoiseError(
+            f"cannot reach the dask scheduler at {address!r} within {timeout:g}s ({detail}); "
+            "check the address (e.g. tcp://host:8786) and that the scheduler runs."
+        ) from None
+    with client:
+        yield
+
+
+def _predict(model, data, axes: str | None, args: argparse.Namespace, out, progress, tiling=None):
+    tiling = tiling or {"tile_shape": args.tile, "batch_size": args.batch}
+    return model.predict(
+        data,
+        axes,
+        tile_shape=tiling["tile_shape"],
+        overlap=_overlap(args.overlap),
+        batch_size=tiling["batch_size"],
+        tta=args.tta,
         out=out,
-        dtype=None if args.dtype == "float32" else args.dtype,
+        dtype=None if out is not None or args.dtype == "float32" else args.dtype,
         progress=progress,
     )
 

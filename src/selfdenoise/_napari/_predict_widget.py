@@ -36,6 +36,7 @@ from ._base import (
     parse_shape,
     shrinkable,
 )
+from ._disk_section import ActivityProgress, DiskSection
 from ._export import export_button, layer_sample
 from ._feedback import Outcome, format_duration, notify_info, run_guarded
 from ._jobs import load_job, predict_job, use_device
@@ -156,8 +157,12 @@ def denoise_into_new_layers(
     return owner.start_job(work, on_done=done)
 
 
-class PredictWidget(WorkerWidget):
+class PredictWidget(DiskSection, WorkerWidget):
     """Dock widget that denoises an image layer with a trained model.
+
+    A layer whose data is not in memory (dask, zarr) is denoised into a zarr store on disk
+    and shown lazily ('On disk', see :mod:`._disk_section`); 'Denoise folder' applies the
+    model to every file of a folder or pattern.
 
     Parameters
     ----------
@@ -168,12 +173,17 @@ class PredictWidget(WorkerWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
         self.last_layers: list[Image] = []
+        self.last_store = None
+        self.last_report = None
+        self.activity: ActivityProgress | None = None
         self._cancel = threading.Event()
         self._relay = ProgressRelay(self)
         self._relay.progressed.connect(self._show_progress)
         self._build_model_section()
         self._build_image_section()
+        self._build_disk_section()
         self._build_run_section()
+        self._build_folder_section()
         self.content_layout.addStretch(1)
         self.connect_while_alive(SESSION_MODELS.changed, self._refresh_models)
         self.reset_choices()
@@ -304,6 +314,7 @@ class PredictWidget(WorkerWidget):
         if layer is not None:
             model = self.denoiser
             self.axes.value = guess_layer_axes(layer, model.config.ndim if model else None)
+        self.follow_layer(layer)
 
     # ------------------------------------------------------------------ running
     def prediction_options(self, axes: str) -> dict[str, Any]:
@@ -349,9 +360,13 @@ class PredictWidget(WorkerWidget):
         denoiser, layer, axes, options = checked
         self._cancel = threading.Event()
         self.last_layers = []
+        self.last_store = None
+        self.activity = ActivityProgress(f"Denoising {layer.name}")
         self.progress_bar.setValue(0)
         self.status.setText(f"Denoising {layer.name!r}…")
         self.run_button.setText("Cancel")
+        if self.to_disk.value:
+            return self.run_to_store(denoiser, layer, axes, options, self.device.value)
         return denoise_into_new_layers(
             self,
             denoiser,
@@ -373,6 +388,8 @@ class PredictWidget(WorkerWidget):
         self.progress_bar.setValue(round(100 * done / max(total, 1)))
         tiles = f"{done:.1f}" if done % 1 else f"{int(done)}"
         self.status.setText(f"tile {tiles}/{total} · ETA {format_duration(eta)}")
+        if self.activity is not None:
+            self.activity.update(done, total, eta)
 
     def _added(self, layers: list[Image]) -> None:
         self.last_layers = layers
@@ -386,6 +403,10 @@ class PredictWidget(WorkerWidget):
 
     def job_finished(self) -> None:
         self.run_button.setText("Denoise")
+        self.folder_button.setText("Denoise folder")
+        if self.activity is not None:
+            self.activity.close()
+            self.activity = None
 
     # ------------------------------------------------------------------ models
     def load_model(self, path: str) -> Any:

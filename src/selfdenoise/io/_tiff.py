@@ -1,4 +1,4 @@
-"""TIFF files through tifffile: ImageJ hyperstacks, TIFF tags and our own metadata."""
+"""TIFF files through tifffile: ImageJ hyperstacks, OME-XML, TIFF tags and our own metadata."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from .._errors import SelfDenoiseError
 from ._common import Read, normal_unit, valid_axes_or_none
+from ._ome import tiff_physical
 
 _TIFF_TO_AXES = {"T": "T", "Z": "Z", "C": "C", "S": "C", "Y": "Y", "X": "X"}
 _IMAGEJ_ORDER = "TZCYX"
@@ -45,8 +46,7 @@ def read_tiff(path: Path, memmap: bool, series: int | None) -> Read:
         index = _pick_series(path, tif, series)
         chosen = tif.series[index]
         axes = _tiff_axes(tif, chosen.axes)
-        scale = _tiff_scale(tif, chosen, axes) if axes else None
-        unit = _tiff_unit(tif) if scale else None
+        scale, unit = _physical(tif, chosen, index, axes)
         data = None if memmap else chosen.asarray()
     if memmap:
         try:
@@ -64,14 +64,29 @@ def _shaped_metadata(tif: Any) -> dict[str, Any]:
 def _tiff_axes(tif: Any, tiff_axes: str) -> str | None:
     """Our axes for a TIFF: as we wrote them, else mapped from tifffile's letters."""
     written = _shaped_metadata(tif).get("selfdenoise_axes")
-    axes = written if written else "".join(_TIFF_TO_AXES.get(a, "?") for a in tiff_axes)
+    letters = {**_TIFF_TO_AXES, "Q": "S"} if tif.is_ome else _TIFF_TO_AXES  # OME: S is Q
+    axes = written if written else "".join(letters.get(a, "?") for a in tiff_axes)
     return valid_axes_or_none(axes, len(tiff_axes))
 
 
-def _tiff_scale(tif: Any, series: Any, axes: str) -> tuple[float, ...] | None:
+def _physical(
+    tif: Any, series: Any, index: int, axes: str | None
+) -> tuple[tuple[float, ...] | None, str | None]:
+    """Pixel sizes and unit: ours as we wrote them, else OME-XML/ImageJ, else TIFF tags."""
+    if not axes:
+        return None, None
     written = _shaped_metadata(tif).get("selfdenoise_scale")
     if written and len(written) == len(axes):
-        return tuple(float(v) for v in written)
+        return tuple(float(v) for v in written), _tiff_unit(tif)
+    if index == 0:
+        scale, unit = tiff_physical(tif, axes)
+        if scale is not None:
+            return scale, unit
+    scale = _tiff_scale(tif, series, axes)
+    return scale, _tiff_unit(tif) if scale else None
+
+
+def _tiff_scale(tif: Any, series: Any, axes: str) -> tuple[float, ...] | None:
     sizes: dict[str, float] = {}
     tags = series.keyframe.tags
     for letter, tag in (("X", "XResolution"), ("Y", "YResolution")):

@@ -1,9 +1,10 @@
-"""Image files: read and write TIFF, ``.npy`` and ``.zarr``; read PNG, JPEG, BMP and GIF.
+"""Image files: read and write (OME-)TIFF, ``.npy`` and (OME-)Zarr; read PNG, JPEG, BMP, GIF.
 
 Each format is one row of a table (:data:`FORMATS`): its suffixes, a reader and, where we
 write it, a writer. Axes, pixel sizes and the unit are kept where the format can hold them
-(ImageJ hyperstacks, TIFF tags, zarr attributes; ``.npy`` and the picture formats hold
-neither). Writes are atomic: a temporary sibling is renamed over the target when complete.
+(OME-Zarr and OME-TIFF metadata through :mod:`selfdenoise.ome`, ImageJ hyperstacks, TIFF
+tags, zarr attributes of earlier versions; ``.npy`` and the picture formats hold neither).
+OME-Zarr input is read lazily (level 0 as a dask array); ``.ome.zarr`` output gets a pyramid. Writes are atomic: a temporary sibling is renamed over the target when complete.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from .._errors import SelfDenoiseError
 from ..axes import validate_axes
 from ._common import Read, normal_unit
 from ._files import one_line, replace_atomically, replace_tree
+from ._ome import read_any_zarr, write_ome_tiff_file, write_ome_zarr_file
 from ._tiff import read_tiff, write_tiff
-from ._zarr import open_zarr_output, read_zarr, staged_zarr_output, write_zarr
+from ._zarr import open_zarr_output, staged_zarr_output, write_zarr
 
 __all__ = [
     "FORMATS",
@@ -82,6 +84,8 @@ class ImageFormat:
         The format is a folder (written through a temporary sibling folder).
     series : bool
         The format can hold several image series (``series=`` chooses one).
+    atomic : bool
+        The writer replaces the target atomically by itself (no temporary sibling here).
     """
 
     name: str
@@ -90,6 +94,7 @@ class ImageFormat:
     write: Writer | None = None
     folder: bool = False
     series: bool = False
+    atomic: bool = False
 
 
 # --- npy -----------------------------------------------------------------------------------
@@ -122,9 +127,20 @@ def _read_picture(path: Path, memmap: bool, series: int | None) -> Read:
 # --- the table -----------------------------------------------------------------------------
 
 FORMATS: tuple[ImageFormat, ...] = (
+    ImageFormat(
+        "OME-TIFF",
+        (".ome.tif", ".ome.tiff"),
+        read_tiff,
+        write_ome_tiff_file,
+        series=True,
+        atomic=True,
+    ),
     ImageFormat("TIFF", (".tif", ".tiff"), read_tiff, write_tiff, series=True),
     ImageFormat(".npy", (".npy",), _read_npy, _write_npy),
-    ImageFormat(".zarr", (".zarr",), read_zarr, write_zarr, folder=True),
+    ImageFormat(
+        "OME-Zarr", (".ome.zarr",), read_any_zarr, write_ome_zarr_file, folder=True, atomic=True
+    ),
+    ImageFormat(".zarr", (".zarr",), read_any_zarr, write_zarr, folder=True),
     ImageFormat("PNG", (".png",), _read_picture),
     ImageFormat("JPEG", (".jpg", ".jpeg"), _read_picture),
     ImageFormat("BMP", (".bmp",), _read_picture),
@@ -144,7 +160,7 @@ def _format_of(path: Path) -> ImageFormat | None:
         if name.endswith(entry.suffixes):
             return entry
     if (path / "zarr.json").exists() or (path / ".zarray").exists() or (path / ".zgroup").exists():
-        return next(f for f in FORMATS if f.folder)
+        return next(f for f in FORMATS if f.name == ".zarr")
     return None
 
 
@@ -159,8 +175,9 @@ def read_image(
     Parameters
     ----------
     path : str or path-like
-        A TIFF, ``.npy`` or ``.zarr`` path (a zarr group must hold one array), or a PNG,
-        JPEG, BMP or GIF picture (2D grey as ``YX``, RGB/RGBA as ``YXC``).
+        A TIFF (OME-TIFF physical sizes are read), ``.npy`` or ``.zarr`` path (an OME-Zarr
+        multiscale image gives its level 0 lazily; another zarr group must hold one array),
+        or a PNG, JPEG, BMP or GIF picture (2D grey as ``YX``, RGB/RGBA as ``YXC``).
     memmap : bool
         Memory-map TIFF pixel data when the file allows it (uncompressed, contiguous);
         otherwise the data is read into memory. ``.npy`` files are always memory-mapped and
@@ -229,7 +246,9 @@ def write_image(
         ``.tif``/``.tiff`` (ImageJ hyperstack when the axes are in ImageJ order ``TZCYX`` and
         the dtype is uint8, uint16 or float32; otherwise a plain TIFF that keeps the axes in
         its metadata; BigTIFF above 4 GB), ``.npy`` (axes and scale are not kept) or
-        ``.zarr`` (chunked, axes and scale in the attributes). An existing file is replaced
+        ``.zarr`` (chunked, axes and scale in the attributes), ``.ome.zarr`` (OME-Zarr with a
+        3-level pyramid; needs the ``ome`` extra) or ``.ome.tif`` (OME-TIFF with physical
+        sizes). An existing file is replaced
         only once the new one is complete; a failed write leaves it as it was.
     array : array-like
         NumPy, dask or zarr array. Zarr output is written slab by slab along the first axis.
@@ -267,5 +286,13 @@ def write_image(
     def write_to(target: Path) -> None:
         write(target, array, axes, scale, unit)
 
+    if entry.atomic:
+        try:
+            write_to(path)
+        except SelfDenoiseError:
+            raise
+        except Exception as exc:
+            raise SelfDenoiseError(f"cannot write '{path}': {one_line(exc)}.") from exc
+        return path
     (replace_tree if entry.folder else replace_atomically)(path, write_to)
     return path

@@ -117,38 +117,8 @@ def _reporting(command: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also used to document the CLI)."""
-    parser = _Parser(
-        prog="selfdenoise",
-        description=(
-            "Self-supervised denoising of 2D/3D images. Default method: "
-            f"{DEFAULT_METHOD}; others: {', '.join(m for m in method_names(self_supervised=True) if m != DEFAULT_METHOD)}."
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    self_supervised = list(method_names(self_supervised=True))
-    train = commands.add_parser(
-        "train",
-        help="train a model on noisy images",
-        description="Train a denoiser on noisy images.\n\n" + _methods_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="noisy images (.tif, .npy, .zarr, .png, ...)"
-    )
-    train.add_argument(
-        "--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, CZYX (default: from the file)"
-    )
-    train.add_argument(
-        "--method",
-        default=DEFAULT_METHOD,
-        choices=self_supervised,
-        help=f"training objective (default {DEFAULT_METHOD}; see the list above)",
-    )
-    train.add_argument("--out", required=True, help="model file to write (.safetensors)")
+def _add_training_settings(train: argparse.ArgumentParser) -> None:
+    """Budget, sampling, optimiser and masking options of ``train`` (defaults from config)."""
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help=f"number of epochs ({_default('epochs')})")
     budget.add_argument("--minutes", type=float, help="wall-clock training budget in minutes")
@@ -204,6 +174,31 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"length of the structN2V line in pixels ({_default('struct_span', 'masking')})",
     )
+
+
+def _add_train_parser(commands) -> None:
+    """The ``train`` sub-command."""
+    self_supervised = list(method_names(self_supervised=True))
+    train = commands.add_parser(
+        "train",
+        help="train a model on noisy images",
+        description="Train a denoiser on noisy images.\n\n" + _methods_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="noisy images (.tif, .npy, .zarr, .png, ...)"
+    )
+    train.add_argument(
+        "--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, CZYX (default: from the file)"
+    )
+    train.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=self_supervised,
+        help=f"training objective (default {DEFAULT_METHOD}; see the list above)",
+    )
+    train.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    _add_training_settings(train)
     train.add_argument("--validation", help="image to compute the validation loss on")
     train.add_argument(
         "--series", type=_positive_int, help="image series of multi-series TIFF inputs (default 0)"
@@ -219,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", help="checkpoint to continue training from")
     _reporting(train)
 
+
+def _add_predict_parser(commands) -> None:
+    """The ``predict`` sub-command."""
     predict = commands.add_parser(
         "predict",
         help="denoise an image with a trained model",
@@ -275,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _reporting(predict)
 
+
+def _add_compare_parser(commands) -> None:
+    """The ``compare`` sub-command."""
     compare = commands.add_parser(
         "compare",
         help="PSNR, SSIM, edge and noise readouts of denoised images",
@@ -297,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print under the table what each row means and which way is better",
     )
 
+
+def _add_demo_parser(commands) -> None:
+    """The ``demo`` sub-command."""
+    self_supervised = list(method_names(self_supervised=True))
     demo = commands.add_parser(
         "demo",
         help="train and apply denoisers on a built-in sample, print the metrics",
@@ -329,6 +334,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--device", default="auto", choices=DEVICES, help="where to train (default auto)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the CLI)."""
+    parser = _Parser(
+        prog="selfdenoise",
+        description=(
+            "Self-supervised denoising of 2D/3D images. Default method: "
+            f"{DEFAULT_METHOD}; others: {', '.join(m for m in method_names(self_supervised=True) if m != DEFAULT_METHOD)}."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_train_parser(commands)
+    _add_predict_parser(commands)
+    _add_compare_parser(commands)
+    _add_demo_parser(commands)
     add_export_parser(commands)
     return parser
 

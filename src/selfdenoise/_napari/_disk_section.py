@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from ..api import Denoiser
 
 
+TILE_UNITS = 100
+"""Activity-bar steps per tile (tiled prediction reports fractions of a tile)."""
+
+
 class ActivityProgress:
     """A :class:`napari.utils.progress` bar in the activity dock, fed from the GUI thread."""
 
@@ -45,16 +49,19 @@ class ActivityProgress:
         self.bar: Any = None
 
     def update(self, done: float, total: int, eta: float | None) -> None:
-        """Move the bar to ``done`` of ``total``; the engine's ETA goes in the description."""
+        """Move the bar to ``done`` of ``total`` tiles (``done`` may be fractional: the bar
+        counts hundredths of a tile, as Qt's bar takes integers); the ETA goes in the
+        description."""
         from napari.utils import progress
 
+        units, done_units = int(total) * TILE_UNITS, int(done * TILE_UNITS)
         if self.bar is None:
-            self.bar = progress(total=total, desc=self.description)
-        if self.bar.total != total:
-            self.bar.total = total
+            self.bar = progress(total=units, desc=self.description)
+        if self.bar.total != units:
+            self.bar.total = units
         self.bar.set_description(f"{self.description} · ETA {format_duration(eta)}")
-        if done > self.bar.n:
-            self.bar.update(done - self.bar.n)
+        if done_units > self.bar.n:
+            self.bar.update(done_units - self.bar.n)
 
     def close(self) -> None:
         """Remove the bar from the activity dock."""

@@ -356,26 +356,11 @@ def host_to_device(
     return tensor.contiguous(memory_format=memory_format)
 
 
-_SIZES = frozenset(
-    (
-        "CPU_BATCH",
-        "GPU_MAX_BATCH",
-        "GPU_PATCH_STEPS",
-        "GPU_TRAINING_FRACTION",
-        "SAVED_TENSORS_PER_CHANNEL",
-        "TrainingSizes",
-        "cpu_recipe",
-        "sized_for_device",
-        "training_bytes_per_voxel",
-        "training_sizes",
-    )
-)
-
-
 def __getattr__(name: str):
     """The training-size names of :mod:`selfdenoise.device_sizes`, imported on first use."""
-    if name in _SIZES:
+    if not name.startswith("__"):
         from . import device_sizes
 
-        return getattr(device_sizes, name)
+        if name in device_sizes.__all__:
+            return getattr(device_sizes, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -455,10 +455,26 @@ def find_set12(override: str | None) -> Path | None:
     return None
 
 
+def _default_model(plan: Plan, batch: int, patch: tuple, minutes: float):
+    """A fresh default-method 2D model on the plan's device, trained for ``minutes``."""
+    from selfdenoise import Denoiser
+    from selfdenoise.config import DEFAULT_METHOD
+
+    return Denoiser(
+        DEFAULT_METHOD,
+        "YX",
+        device=plan.device,
+        batch_size=batch,
+        patch_shape=patch,
+        max_minutes=minutes,
+        epochs=10**6,
+        seed=0,
+    )
+
+
 def run_quality(plan: Plan, folder: Path | None, log) -> dict:
     import _baselines as base
 
-    from selfdenoise import Denoiser
     from selfdenoise.config import DEFAULT_METHOD
 
     if folder is None:
@@ -471,16 +487,7 @@ def run_quality(plan: Plan, folder: Path | None, log) -> dict:
     per_image = []
     for name in plan.images:
         batch, patch, _ = sizes_for(plan, DEFAULT_METHOD, 2, "device", noisy[name].shape)
-        model = Denoiser(
-            DEFAULT_METHOD,
-            "YX",
-            device=plan.device,
-            batch_size=batch,
-            patch_shape=patch,
-            max_minutes=plan.image_minutes,
-            epochs=10**6,
-            seed=0,
-        )
+        model = _default_model(plan, batch, patch, plan.image_minutes)
         model.fit(noisy[name])
         psnr, ssim = base.scores(clean[name], model.predict(noisy[name]))
         steps = model.history[-1]["step"] if model.history else 0
@@ -503,21 +510,11 @@ def train_joint(plan: Plan, clean: dict, noisy: dict, log) -> dict:
     """One model on all the images for ``plan.joint_minutes``, scored on each."""
     import _baselines as base
 
-    from selfdenoise import Denoiser
     from selfdenoise.config import DEFAULT_METHOD
 
     smallest = min((image.shape for image in noisy.values()), key=math.prod)
     batch, patch, _ = sizes_for(plan, DEFAULT_METHOD, 2, "device", smallest)
-    model = Denoiser(
-        DEFAULT_METHOD,
-        "YX",
-        device=plan.device,
-        batch_size=batch,
-        patch_shape=patch,
-        max_minutes=plan.joint_minutes,
-        epochs=10**6,
-        seed=0,
-    )
+    model = _default_model(plan, batch, patch, plan.joint_minutes)
     model.fit([noisy[name] for name in plan.images])
     scored = [base.scores(clean[name], model.predict(noisy[name])) for name in plan.images]
     result = {

@@ -147,10 +147,10 @@ def test_readouts_are_ordered_explained_and_na_for_the_baseline(viewer, qtbot):
     assert len(COLUMN_DIRECTIONS) == 14
     columns = [table.horizontalHeaderItem(c).toolTip() for c in range(table.columnCount())]
     baseline, candidate = columns.index("noisy"), columns.index("denoised")
-    from selfdenoise._napari._compare_table import METRIC_LABELS
+    from selfdenoise.metrics import COLUMN_LABELS
 
     for metric in BASELINE_NOT_APPLICABLE:
-        r = rows.index(METRIC_LABELS[metric])
+        r = rows.index(COLUMN_LABELS[metric])
         assert table.item(r, baseline).text() == "n/a", metric
         assert table.item(r, candidate).text() != "n/a", metric
 

@@ -11,7 +11,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from .._errors import SelfDenoiseError
-from ..metrics._table import column_help, display_order
+from ..metrics import COLUMN_LABELS, column_help, display_order
 
 if TYPE_CHECKING:
     from ..metrics import MetricsTable
@@ -43,25 +43,6 @@ def parse_data_range(text: str) -> float | None:
             f"data range must be 'auto' or a positive number such as 255; got {text!r}."
         )
     return value
-
-
-METRIC_LABELS = {
-    "psnr": "PSNR (dB)",
-    "psnr_scale_invariant": "PSNR, fitted (dB)",
-    "ssim": "SSIM",
-    "epi": "Edge preservation (EPI)",
-    "gradient_correlation": "Gradient corr.",
-    "canny_preservation": "Canny recall",
-    "canny_f1": "Canny F1",
-    "noise_sigma_noisy": "\u03c3 noise (input)",
-    "noise_sigma_output": "\u03c3 noise (output)",
-    "residual_std": "Residual std",
-    "residual_std_ratio": "Residual / noise",
-    "residual_output_correlation": "Residual corr.",
-    "residual_autocorrelation_spread": "Residual autocorr.",
-    "epi_vs_noisy": "EPI vs noisy",
-}
-"""Display name and explanation of each metric column."""
 
 
 def format_value(value: Any) -> str:
@@ -109,7 +90,7 @@ def fill_table(widget: QTableWidget, table: MetricsTable) -> None:
         _set_row(widget, 0, DATA_RANGE_ROW, DATA_RANGE_HELP, [data_range] * len(table.rows))
     for r, metric in enumerate(metrics, start=first):
         values = [row.get(metric) for row in table.rows]
-        _set_row(widget, r, METRIC_LABELS.get(metric, metric), column_help(metric), values)
+        _set_row(widget, r, COLUMN_LABELS.get(metric, metric), column_help(metric), values)
     fit_table_height(widget)
 
 

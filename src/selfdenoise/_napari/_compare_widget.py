@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._errors import SelfDenoiseError
-from ..metrics._table import BASELINE_NOT_APPLICABLE
+from ..metrics import BASELINE_NOT_APPLICABLE
 from ._base import WorkerWidget, add_row, form_layout, shrinkable
 from ._compare_table import (
     DATA_RANGE_HELP,

@@ -23,6 +23,7 @@ This module uses numpy, scipy and scikit-image only (no torch, no napari).
 """
 
 from ._checks import resolve_data_range
+from ._columns import COLUMN_LABELS, COLUMNS, MetricColumn
 from ._compare import compare
 from ._edges import (
     EdgeScores,
@@ -52,9 +53,11 @@ from ._table import (
 
 __all__ = [
     "BASELINE_NOT_APPLICABLE",
+    "COLUMNS",
     "COLUMN_BETTER",
     "COLUMN_DESCRIPTIONS",
     "COLUMN_DIRECTIONS",
+    "COLUMN_LABELS",
     "COLUMN_MEANINGS",
     "DISPLAY_ORDER",
     "HEADLINE_COLUMNS",
@@ -63,6 +66,7 @@ __all__ = [
     "REFERENCE_COLUMNS",
     "EdgeScores",
     "MethodNoiseStats",
+    "MetricColumn",
     "MetricsTable",
     "canny_edges",
     "canny_edges_f1",

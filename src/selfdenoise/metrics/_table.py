@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .._errors import SelfDenoiseError
+from ._columns import (
+    COLUMN_BETTER,
+    COLUMN_DESCRIPTIONS,
+    COLUMN_DIRECTIONS,
+    COLUMN_MEANINGS,
+    DISPLAY_ORDER,
+)
 
 REFERENCE_COLUMNS = (
     "psnr",
@@ -36,82 +43,8 @@ NOISY_COLUMNS = (
 )
 """Columns that need the noisy input (absent from the table without one)."""
 
-COLUMN_DESCRIPTIONS = {
-    "name": "candidate name",
-    "psnr": "PSNR vs reference, dB: 10 log10(L^2 / MSE)",
-    "psnr_scale_invariant": "PSNR after least-squares fit a*D+b to the reference, dB",
-    "ssim": "mean SSIM vs reference (3D windows for volumes unless per slice)",
-    "epi": "edge preservation index: correlation of Laplacians vs reference",
-    "gradient_correlation": "correlation of gradient magnitudes vs reference",
-    "canny_preservation": "fraction of reference Canny edges found within the tolerance (recall)",
-    "canny_f1": "Canny edge F1 vs reference, edges matched within the tolerance",
-    "noise_sigma_output": "estimated noise sigma left in the output (image units)",
-    "noise_sigma_noisy": "estimated noise sigma of the noisy input (image units)",
-    "residual_std": "std of the method noise r = noisy - output (image units)",
-    "residual_std_ratio": "residual_std / noise_sigma_noisy: ~1 good, >1 signal removed",
-    "residual_output_correlation": "corr(r, output): ~0 good, >0 the output is blurred",
-    "residual_autocorrelation_spread": "RMS autocorrelation of r off lag 0: ~0 good",
-    "epi_vs_noisy": "EPI against the NOISY input (no clean image): agreement, not quality",
-}
-"""One line per column, for tooltips, legends and docs."""
-
-DISPLAY_ORDER = (
-    "psnr",
-    "ssim",
-    "epi",
-    "psnr_scale_invariant",
-    "gradient_correlation",
-    "canny_f1",
-    "canny_preservation",
-    "noise_sigma_noisy",
-    "noise_sigma_output",
-    "residual_std",
-    "residual_std_ratio",
-    "residual_output_correlation",
-    "residual_autocorrelation_spread",
-    "epi_vs_noisy",
-)
-"""Order in which people read the metrics: the three numbers they look for (PSNR, SSIM,
-edge preservation) first, then the other reference scores, then the no-reference readouts."""
-
 HEADLINE_COLUMNS = DISPLAY_ORDER[:3]
 """The three numbers people look for first: PSNR, SSIM and edge preservation (EPI)."""
-
-COLUMN_MEANINGS = {
-    "psnr": "How close to the clean reference, in decibels (+3 dB = half the squared error).",
-    "psnr_scale_invariant": "PSNR after the best brightness/contrast fit to the reference.",
-    "ssim": "Structural similarity to the reference (local means, contrasts, structure); 1 = identical.",
-    "epi": "Edge preservation: correlation of fine detail (Laplacian) with the reference's.",
-    "gradient_correlation": "Correlation of edge strength (gradient magnitude) with the reference's.",
-    "canny_f1": "Edges found where the reference has them, and no extra ones (F1 of Canny edges).",
-    "canny_preservation": "Share of the reference's Canny edges found (recall only: noise adds edges, so the noisy image scores high; read it with Canny F1).",
-    "noise_sigma_noisy": "Estimated noise level of the noisy input (image units); a yardstick for the rows below.",
-    "noise_sigma_output": "Estimated noise left in the result (image units); 0 may also mean over-smoothing.",
-    "residual_std": "Spread of what was removed (noisy - result); ideally about the input's noise level.",
-    "residual_std_ratio": "What was removed / the input's noise level: below 1 noise left, above 1 signal removed.",
-    "residual_output_correlation": "Correlation of what was removed with the result: above 0 it resembles the result (blur, or noise only partly removed); below 0 the result has detail the input does not support (sharpening, gain, invented texture) or blind-spot neighbour noise.",
-    "residual_autocorrelation_spread": "How structured what was removed is: 0 = pure pixel noise, higher = patterns or edges removed.",
-    "epi_vs_noisy": "Fine-detail agreement with the NOISY input (no clean image needed): agreement, not quality; below 0 the result's fine detail runs against the input's noise (typical of blind-spot methods, which see a pixel's neighbours but not its own noise).",
-}
-"""What each number means, in one plain line (tooltips of the Compare widget, docs)."""
-
-COLUMN_DIRECTIONS = {
-    "psnr": "higher is better",
-    "psnr_scale_invariant": "higher is better",
-    "ssim": "higher is better (at most 1)",
-    "epi": "higher is better (at most 1)",
-    "gradient_correlation": "higher is better (at most 1)",
-    "canny_f1": "higher is better (at most 1)",
-    "canny_preservation": "higher is better, with a high Canny F1",
-    "noise_sigma_noisy": "information (no better or worse)",
-    "noise_sigma_output": "lower is better, unless the result looks blurred",
-    "residual_std": "closest to the input noise sigma is best",
-    "residual_std_ratio": "closest to 1 is best",
-    "residual_output_correlation": "closest to 0 is best",
-    "residual_autocorrelation_spread": "lower is better (0 = only noise removed)",
-    "epi_vs_noisy": "information (agreement, not quality)",
-}
-"""Which way each number should go."""
 
 BASELINE_NOT_APPLICABLE = (
     "residual_std",
@@ -123,25 +56,6 @@ BASELINE_NOT_APPLICABLE = (
 """Readouts that compare a result with the noisy input: meaningless for the noisy input
 itself (its residual is 0, which would read as "perfect"); shown as n/a there."""
 
-
-COLUMN_BETTER = {
-    "psnr": "higher",
-    "psnr_scale_invariant": "higher",
-    "ssim": "higher",
-    "epi": "higher",
-    "gradient_correlation": "higher",
-    "canny_f1": "higher",
-    "canny_preservation": "higher*",
-    "noise_sigma_noisy": "info",
-    "noise_sigma_output": "lower",
-    "residual_std": "~sigma",
-    "residual_std_ratio": "~1",
-    "residual_output_correlation": "~0",
-    "residual_autocorrelation_spread": "lower",
-    "epi_vs_noisy": "info",
-}
-"""The direction of :data:`COLUMN_DIRECTIONS` in a word, for the ``better`` column of text
-tables (``*``: read with a footnote, see :data:`TEXT_FOOTNOTES`)."""
 
 TEXT_FOOTNOTES = {
     "canny_preservation": (

@@ -19,7 +19,7 @@ def test_noise2same_recipe_defaults():
     assert config.lambda_inv == "auto"
     assert config.network.base_channels == 16
     assert not config.network.residual_blocks
-    assert (config.masking.mode, config.masking.fraction) == ("stratified", 0.005)
+    assert (config.masking.mode, config.masking.fraction) == ("stratified", 0.05)
     assert config.masking.fill == "donut"
     assert (config.training.learning_rate, config.training.schedule) == (3e-3, "onecycle")
     assert make_config("noise2same", "YX", lambda_inv=0.9).lambda_inv == 0.9

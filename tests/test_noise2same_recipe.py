@@ -19,7 +19,7 @@ def test_noise2same_recipe_defaults():
     assert config.lambda_inv == "auto"
     assert config.network.base_channels == 16
     assert not config.network.residual_blocks
-    assert (config.masking.mode, config.masking.fraction) == ("stratified", 0.005)
+    assert (config.masking.mode, config.masking.fraction) == ("stratified", 0.05)
     assert config.masking.fill == "donut"
     assert (config.training.learning_rate, config.training.schedule) == (3e-3, "onecycle")
     assert make_config("noise2same", "YX", lambda_inv=0.9).lambda_inv == 0.9
@@ -39,7 +39,7 @@ def test_auto_lambda_inv_is_twice_the_normalised_noise_sigma(torch_single_thread
     assert 0.3 < model.lambda_inv < 0.9  # well below the official fixed 2
 
 
-STEP_BUDGET = 400
+STEP_BUDGET = 200
 BATCH_SIZE = 4
 
 
@@ -71,18 +71,19 @@ def _nl_means_psnr(noisy: np.ndarray, clean: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-def test_noise2same_recipe_matches_nl_means_within_a_step_budget(torch_single_thread):
-    """400 steps of 4 patches with the recipe's defaults reach NL-means on the crop.
+def test_noise2same_recipe_beats_nl_means_within_a_step_budget(torch_single_thread):
+    """200 steps of 4 patches with the recipe's defaults beat NL-means on the crop.
 
-    Measured (loaded machine, one thread): 27.18 dB against NL-means' 27.17 dB; the old
-    recipe (32 channels, lambda_inv 2, Gaussian fill, 1e-3 cosine) reached 25.63 dB at equal
-    compute (130 steps). The margin is thin, so the test allows 0.05 dB of platform noise:
-    it checks parity with NL-means, not a clear win (issue #13 asks for more).
+    Measured (loaded machine, one thread): 27.22 dB against NL-means' 27.17 dB (own-pixel
+    sensitivity 0.12, detail correlation +0.26). With 0.5 % masked (the recipe before the 5 %
+    default) the model needed 400 steps to reach 27.18 dB; the old recipe (32 channels,
+    lambda_inv 2, Gaussian fill, 1e-3 cosine) reached 25.63 dB at the compute of 400 steps.
     """
     pytest.importorskip("skimage")
     from skimage.metrics import peak_signal_noise_ratio
 
     from selfdenoise import Denoiser
+    from selfdenoise.diagnostics import detail_correlation, self_sensitivity
 
     noisy, clean = _noisy_crop()
     model = Denoiser(
@@ -98,4 +99,8 @@ def test_noise2same_recipe_matches_nl_means_within_a_step_budget(torch_single_th
     denoised = model.predict(noisy).astype(np.float64)
     deep = float(peak_signal_noise_ratio(clean, denoised, data_range=1.0))
     classical = _nl_means_psnr(noisy, clean)
-    assert deep > classical - 0.05, f"Noise2Same: {deep:.2f} dB, NL-means: {classical:.2f} dB"
+    assert deep > classical, f"Noise2Same: {deep:.2f} dB, NL-means: {classical:.2f} dB"
+    # Between a blind spot (0) and the identity (1), and detail kept rather than inverted.
+    sensitivity = self_sensitivity(model, noisy, n_pixels=32).mean
+    assert 0.05 < sensitivity < 0.6, sensitivity
+    assert detail_correlation(noisy, denoised) > 0.0

@@ -149,9 +149,14 @@ register_method(
         # so the invariance bound is nearly tight at 2 sigma: +0.53 dB over the Gaussian fill
         # (26.68 vs 26.15), own-pixel gradient 0.10-0.13 instead of 0.035, and output detail
         # correlated with the input's (+0.04..+0.25) instead of anti-correlated (-0.29..-0.50).
+        # 5 % of the pixels masked instead of the paper's 0.5 %: the invariance term is the
+        # only one that tells the network what to remove, and it is read on the masked pixels
+        # alone; 10x more of them per step make its gradient less noisy (its scale does not
+        # change: the mean under the square root is over the masked pixels). Whole Set12 05 at
+        # the 1 CPU-minute step budget (352 steps): 27.96 dB vs 27.51 (loaded machine).
         defaults={
             "network": {"base_channels": 16},
-            "masking": {"mode": "stratified", "fraction": 0.005, "fill": "donut"},
+            "masking": {"mode": "stratified", "fraction": 0.05, "fill": "donut"},
             "training": {"learning_rate": 3e-3, "schedule": "onecycle"},
         },
         objective_options=("lambda_inv",),

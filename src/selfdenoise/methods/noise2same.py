@@ -104,8 +104,9 @@ class Noise2Same(Objective):
     Parameters
     ----------
     masking : MaskingConfig
-        Mask (stratified, 0.5 % by default) and fill (gaussian N(0, 0.2) or donut). With
-        ``struct_axis`` set the lines are filled and enter the invariance term.
+        Mask (stratified; the method's default masks 5 %, the paper 0.5 %) and fill
+        (gaussian N(0, 0.2) or donut). With ``struct_axis`` set the lines are filled and
+        enter the invariance term.
     lambda_inv : float
         Invariance weight (see :func:`lambda_inv_from_sigma`).
     joint_forward : bool

@@ -143,6 +143,35 @@ def classical_candidates(
     return outputs
 
 
+def gat_candidates(noisy: np.ndarray, clean: np.ndarray, score=base.scores) -> dict:
+    """BM3D after a generalised Anscombe transform (``_vst``), fitted noise model (2D).
+
+    Two rows: ``sigma_psd = 1`` in the stabilised domain (no clean image needed) and the best
+    ``sigma_psd`` for the image (a per-image sweep, ``_baselines.sweep_strength``)."""
+    from _vst import bm3d_gat, fit_noise_model
+
+    model = fit_noise_model(noisy)
+    found = base.sweep_strength(
+        lambda f: bm3d_gat(noisy, f, model), lambda out: score(clean, out), 1.0, 1.2, 0
+    )
+    common = {"noise_model": list(model)}
+    tried = {f"{k:g}": round(v[0], 3) for k, v in found.tried.items()}
+    return {
+        "BM3D + GAT (fitted noise model)": (
+            found.start_output,
+            0.0,
+            found.tried[1.0][2],
+            {"factor": 1.0, **common},
+        ),
+        "BM3D + GAT (best sigma per image)": (
+            found.output,
+            0.0,
+            found.tried[found.factor][2],
+            {"factor": found.factor, "tried": tried, "sweep_seconds": found.seconds, **common},
+        ),
+    }
+
+
 def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
     """Each deep method trained for each budget: ``{name: (output, train_s, predict_s, extra)}``.
 
@@ -208,7 +237,13 @@ def case_fmd(args: argparse.Namespace) -> None:
 
         outputs = {"noisy": (noisy, 0.0, 0.0, {})}
         # Poisson-dominated: the best sigma lies 5-15x above sigma-hat, found on a crop first.
-        outputs.update(classical_candidates(noisy, clean, fitted_scores, refine=0, coarse=256))
+        outputs.update(
+            classical_candidates(
+                noisy, clean, fitted_scores, refine=0, coarse=256, names=args.baselines
+            )
+        )
+        if "bm3d-gat" in args.baselines and base.bm3d_available():
+            outputs.update(gat_candidates(noisy, clean, fitted_scores))
         outputs.update(deep_candidates(noisy, _fmd_methods(args), args, "YX"))
         tiles = []
         for name, (out, train_s, predict_s, extra) in outputs.items():
@@ -340,6 +375,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="equal CPU-minute budgets, e.g. 1,3, converted to each method's calibrated steps",
     )
     parser.add_argument("--calibration", type=Path, default=CALIBRATION)
+    parser.add_argument(
+        "--baselines",
+        default="nl-means,bm3d,bm3d-gat",
+        help="classical baselines of the fmd case (bm3d-gat: BM3D after a variance-"
+        "stabilising transform of a fitted Poisson-Gaussian model)",
+    )
     parser.add_argument("--pairs", default="", help="FMD pairs to run, e.g. 'widefield BPAE' (all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="small crops, 0.1 min: a smoke test")
@@ -353,6 +394,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.cases = [c for c in args.cases.split(",") if c]
     args.methods = [m for m in args.methods.split(",") if m]
     args.pairs = [p for p in args.pairs.split(",") if p]
+    args.baselines = tuple(b for b in args.baselines.split(",") if b)
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
     if args.quick:

@@ -179,6 +179,8 @@ def strength_table(rows: list[dict]) -> str:
         if chosen:
             cells = [f"{chosen[i]:.2f}" if i in chosen else "" for i in images]
             lines.append([method, *cells, f"{np.mean(list(chosen.values())):.2f}"])
+    if not lines:
+        return ""
     return markdown_table(["chosen factor of sigma-hat", *images, "mean"], lines)
 
 
@@ -193,9 +195,15 @@ def write_docs(path: Path, notes: str) -> None:
             "PSNR (dB) / SSIM per image; time = training + prediction per image (for a "
             "classical row: one run at the chosen strength).",
             per_image_table(rows),
-            "Strength chosen per image by the sweeps (h / sigma-hat for NL-means, "
-            "sigma_psd / sigma-hat for BM3D):",
-            strength_table(rows),
+            *(
+                [
+                    "Strength chosen per image by the sweeps (h / sigma-hat for NL-means, "
+                    "sigma_psd / sigma-hat for BM3D):",
+                    strength_table(rows),
+                ]
+                if strength_table(rows)
+                else []
+            ),
         ]
     )
     write_section("quality", text)

@@ -257,6 +257,17 @@ def case_fmd(args: argparse.Namespace) -> None:
         save_panel(rows, IMAGES / "bench_fmd.png")
 
 
+def _in_panel(name: str, args: argparse.Namespace) -> bool:
+    """Panel tiles: no estimated-sigma rows beside the best ones, only the largest budget."""
+    if "(estimated sigma)" in name or "(fitted noise model)" in name:
+        return False
+    return (
+        not args.cpu_minutes
+        or "min (steps eq.)" not in name
+        or name.endswith(cpu_minutes_label(max(args.cpu_minutes)))
+    )
+
+
 def correlated_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     """``clean`` plus Gaussian noise correlated along X (``[1, 2, 1]`` smoothing), std ``sigma``."""
     from scipy import ndimage as ndi

@@ -26,12 +26,12 @@ def newest_results(path: Path) -> list[dict]:
 
 
 def _method_rank(method: str) -> tuple:
-    """Table order: noisy, NL-means, BM3D (estimated sigma before best), then deep methods."""
+    """Table order: noisy, NL-means, BM3D, BM3D + GAT (estimated before best), deep methods."""
     rank = 3
     for k, prefix in enumerate(("noisy", "NL-means", "BM3D")):
         if method.startswith(prefix):
             rank = k
-    return (rank, "best" in method)
+    return (rank, "GAT" in method, "best" in method)
 
 
 def psnr_table(rows: list[dict]) -> str:
@@ -72,8 +72,9 @@ def strengths_line(rows: list[dict]) -> str:
         return ""
     parts = [f"{r['method'].split(' (')[0]} {r['image']} {r['factor']:.2f}" for r in chosen]
     return (
-        "Per-image sweeps (h / sigma-hat for NL-means, sigma_psd / sigma-hat for BM3D; best "
-        "PSNR against the reference) chose: " + "; ".join(parts) + "."
+        "Per-image sweeps (best PSNR against the reference) chose: h / sigma-hat for NL-means, "
+        "sigma_psd / sigma-hat for BM3D, sigma_psd for BM3D + GAT (unit noise after the "
+        "transform): " + "; ".join(parts) + "."
     )
 
 

@@ -126,22 +126,18 @@ def per_image_table(rows: list[dict]) -> str:
     keys = sorted({(r["method"], r["budget"]) for r in rows}, key=_order)
     lines = []
     for method, budget in keys:
-        cells, psnrs = [], []
+        cells, psnrs, seconds = [], [], []
         for image in images:
             match = [
                 r for r in rows if (r["method"], r["budget"], r["image"]) == (method, budget, image)
             ]
-            if match:
+            if match:  # the newest result of each image
                 psnr, ssim = match[-1]["psnr"], match[-1]["ssim"]
                 psnrs.append(psnr)
+                seconds.append(match[-1]["train_seconds"] + match[-1]["predict_seconds"])
                 cells.append(f"{psnr:.2f} / {ssim:.3f}")
             else:
                 cells.append("")
-        seconds = [
-            r["train_seconds"] + r["predict_seconds"]
-            for r in rows
-            if (r["method"], r["budget"]) == (method, budget)
-        ]
         lines.append(
             [
                 method,

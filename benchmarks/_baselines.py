@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from _report import SHARED_DATA
+from _sweep import Sweep, sweep_strength
 
 SET12 = SHARED_DATA / "set12"
 SET12_NAMES = tuple(f"{k:02d}" for k in range(1, 13))
@@ -123,17 +124,27 @@ def estimated_sigma(noisy: np.ndarray) -> float:
     return float(estimate_sigma(noisy))
 
 
-def nl_means(noisy: np.ndarray) -> tuple[np.ndarray, float]:
-    """scikit-image NL-means, fast mode, patch 5, distance 6, h = 0.8 sigma (2D or 3D)."""
+NLM_FACTOR = 0.8  # h = 0.8 sigma-hat: the setting a user without a clean image gets
+BM3D_FACTOR = 1.0  # sigma_psd = sigma-hat
+
+
+def nl_means(
+    noisy: np.ndarray, factor: float = NLM_FACTOR, sigma: float | None = None
+) -> tuple[np.ndarray, float]:
+    """scikit-image NL-means, fast mode, patch 5, distance 6, h = ``factor`` sigma (2D or 3D).
+
+    ``sigma`` is the noise level (estimated from ``noisy`` when not given); returns the output
+    and the seconds taken.
+    """
     from skimage.restoration import denoise_nl_means
 
     started = time.perf_counter()
-    sigma = estimated_sigma(noisy)
+    sigma = estimated_sigma(noisy) if sigma is None else sigma
     out = denoise_nl_means(
         noisy.astype(np.float64),
         patch_size=5,
         patch_distance=6,
-        h=0.8 * sigma,
+        h=factor * sigma,
         sigma=sigma,
         fast_mode=True,
     )
@@ -145,12 +156,18 @@ def bm3d_available() -> bool:
     return importlib.util.find_spec("bm3d") is not None
 
 
-def bm3d_denoise(noisy: np.ndarray) -> tuple[np.ndarray, float]:
-    """BM3D (``bm3d`` package) with the estimated sigma; slice by slice for 3D arrays."""
+def bm3d_denoise(
+    noisy: np.ndarray, factor: float = BM3D_FACTOR, sigma: float | None = None
+) -> tuple[np.ndarray, float]:
+    """BM3D (``bm3d`` package) with ``sigma_psd = factor * sigma``; slice by slice in 3D.
+
+    ``sigma`` is the noise level (estimated from ``noisy`` when not given); returns the output
+    and the seconds taken.
+    """
     import bm3d
 
     started = time.perf_counter()
-    sigma = estimated_sigma(noisy)
+    sigma = factor * (estimated_sigma(noisy) if sigma is None else sigma)
     if noisy.ndim == 2:
         out = bm3d.bm3d(noisy.astype(np.float64), sigma_psd=sigma)
     else:
@@ -163,32 +180,110 @@ def careamics_available() -> bool:
     return importlib.util.find_spec("careamics") is not None
 
 
-def classical(clean: np.ndarray, noisy: np.ndarray, image: str, budget: str = "-") -> list[Result]:
-    """NL-means and (if installed) BM3D results for one image."""
-    results = []
-    out, seconds = nl_means(noisy)
-    results.append(
-        Result(
-            image,
-            "nl-means",
-            "skimage fast, p5 d6 h=0.8s",
-            budget,
-            *scores(clean, out),
-            predict_seconds=seconds,
+CLASSICAL_SETTINGS = {  # name: (denoiser, estimated-sigma factor, knob)
+    "nl-means": (nl_means, NLM_FACTOR, "h"),
+    "bm3d": (bm3d_denoise, BM3D_FACTOR, "sigma"),
+}
+
+
+def _centre(image: np.ndarray, side: int) -> np.ndarray:
+    """The centre ``side`` x ``side`` crop of a 2D image."""
+    top, left = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
+    return image[top : top + side, left : left + side]
+
+
+def classical_sweeps(
+    noisy: np.ndarray,
+    clean: np.ndarray,
+    score=scores,
+    ratio: float = 1.2,
+    refine: int = 1,
+    coarse: int = 0,
+    names: tuple[str, ...] = ("nl-means", "bm3d"),
+) -> dict[str, Sweep]:
+    """NL-means and (if installed) BM3D, each swept by :func:`sweep_strength`.
+
+    ``score(clean, output)`` returns ``(psnr, ssim)``. Every sweep includes the
+    estimated-sigma setting (``h = 0.8 sigma-hat``, ``sigma_psd = sigma-hat``):
+    ``Sweep.start_output`` is what a user without the clean image gets. With ``coarse`` (a
+    side in pixels) a cheap first walk (ratio 1.44) on the centre crop of that side picks the
+    start of the full-image walk: for Poisson-dominated data, whose best sigma lies 5-15x
+    above sigma-hat, this saves most of the full-size calls. ``names`` selects the filters.
+    """
+    sigma = estimated_sigma(noisy)
+    sweeps = {}
+    for name, (denoiser, estimated, _) in CLASSICAL_SETTINGS.items():
+        if name not in names or (name == "bm3d" and not bm3d_available()):
+            continue
+        start = estimated
+        if coarse and min(noisy.shape) > coarse:
+            crop, crop_clean = _centre(noisy, coarse), _centre(clean, coarse)
+            start = sweep_strength(
+                lambda f, d=denoiser, c=crop: d(c, f, sigma),
+                lambda out, c=crop_clean: score(c, out),
+                estimated,
+                ratio=1.44,
+                refine=0,
+            ).factor
+        sweeps[name] = sweep_strength(
+            lambda f, d=denoiser: d(noisy, f, sigma),
+            lambda out: score(clean, out),
+            start,
+            ratio,
+            refine,
+            keep=estimated,
         )
-    )
-    if bm3d_available():
-        out, seconds = bm3d_denoise(noisy)
-        results.append(
+    return sweeps
+
+
+def classical(
+    clean: np.ndarray, noisy: np.ndarray, image: str, budget: str = "-", sweep: bool = False
+) -> list[Result]:
+    """NL-means and (if installed) BM3D results for one image.
+
+    Without ``sweep``: one row each, the estimated-sigma setting (methods ``nl-means`` and
+    ``bm3d``). With ``sweep``: two rows each, ``"<name> (estimated sigma)"`` and
+    ``"<name> (best h per image)"`` / ``"(best sigma per image)"``; the chosen factor (of
+    sigma-hat), the factors tried and the sweep's run time are in ``extra``.
+    """
+    if not sweep:
+        results = []
+        for name, (denoiser, factor, knob) in CLASSICAL_SETTINGS.items():
+            if name == "bm3d" and not bm3d_available():
+                continue
+            out, seconds = denoiser(noisy, factor)
+            recipe = f"{knob} = {factor:g} sigma-hat"
+            results.append(Result(image, name, recipe, budget, *scores(clean, out), 0.0, seconds))
+        return results
+    results = []
+    sigma = estimated_sigma(noisy)
+    for name, found in classical_sweeps(noisy, clean).items():
+        _, start, knob = CLASSICAL_SETTINGS[name]
+        common = {"sigma_hat": sigma, "tried": {f"{k:g}": v[0] for k, v in found.tried.items()}}
+        start_psnr, start_ssim, start_seconds = found.tried[round(start, 6)]
+        best_psnr, best_ssim, best_seconds = found.tried[found.factor]
+        results += [
             Result(
                 image,
-                "bm3d",
-                "bm3d package, sigma estimated",
+                f"{name} (estimated sigma)",
+                f"{knob} = {start:g} sigma-hat",
                 budget,
-                *scores(clean, out),
-                predict_seconds=seconds,
-            )
-        )
+                start_psnr,
+                start_ssim,
+                predict_seconds=start_seconds,
+                extra={"factor": start, **common},
+            ),
+            Result(
+                image,
+                f"{name} (best {knob} per image)",
+                f"{knob} = f sigma-hat, f best of {len(found.tried)} against the clean image",
+                budget,
+                best_psnr,
+                best_ssim,
+                predict_seconds=best_seconds,
+                extra={"factor": found.factor, "sweep_seconds": found.seconds, **common},
+            ),
+        ]
     return results
 
 
@@ -204,12 +299,14 @@ def run_deep(
     tta: bool = False,
     axes: str | None = None,
     settings: dict | None = None,
+    label: str | None = None,
 ) -> list[Result]:
     """Train a :class:`selfdenoise.Denoiser` on ``noisy`` alone, predict it and score it.
 
     Give ``minutes`` (wall-clock budget, the learning-rate schedule is annealed over it) or
     ``steps`` (a step budget). With ``tta`` the same trained model also predicts with 8-fold
     flip/rotation averaging, reported as a second result (method ``"<method> +TTA"``).
+    ``label`` names the budget in the results (default ``"<minutes> min"`` / ``"<n> steps"``).
     """
     from selfdenoise import Denoiser
 
@@ -225,7 +322,7 @@ def run_deep(
     model.fit(noisy)
     train_seconds = time.perf_counter() - started
     done = model.history[-1]["step"] if model.history else 0
-    budget = f"{minutes:g} min" if minutes is not None else f"{steps} steps"
+    budget = label or (f"{minutes:g} min" if minutes is not None else f"{steps} steps")
     results = []
     for augment in (False, True) if tta else (False,):
         started = time.perf_counter()

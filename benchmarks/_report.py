@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "benchmarks.md"
 IMAGES = ROOT / "docs" / "images"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; SELFDENOISE_SHARED_DATA points elsewhere (a worktree).
+SHARED_DATA = Path(os.environ.get("SELFDENOISE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 HEADER = """# Benchmarks
 

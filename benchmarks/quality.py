@@ -5,7 +5,10 @@ noisy version (clean = img / 255, noisy = clean + N(0, (sigma/255)^2), one strea
 no clipping). Every self-supervised method trains a fresh model on that noisy image alone for a
 fixed CPU wall-clock budget (``Denoiser(method, 'YX', max_minutes=b, epochs=10**6)``, so the
 learning-rate schedule is annealed within the budget), then predicts the image; PSNR and SSIM
-use ``data_range=1``. scikit-image NL-means and BM3D (``bm3d`` package) run in the same session.
+use ``data_range=1``. scikit-image NL-means and BM3D (``bm3d`` package) run in the same session,
+each twice: with the noise sigma estimated from the image (what a user gets) and with the
+strength that is best for that image against the clean one (a per-image sweep, the strongest
+classical anchor; ``_baselines.sweep_strength``).
 Results are appended to a JSON-lines file and the ``quality`` section of
 ``docs/benchmarks.md`` is rebuilt from it (``--write-docs``).
 
@@ -16,6 +19,9 @@ The full protocol (12 images x 5 methods x 1/3/10 minutes) takes about 14 hours 
 On a machine shared with other jobs, wall-clock budgets are not comparable: ``--steps``
 gives step budgets instead (``--steps 600,1800``: the steps a method makes in 1 and 3
 CPU-minutes at a measured ms/step), and ``--threads 1`` keeps the runs robust to the load.
+``--cpu-minutes 1,3`` does the same from ``benchmarks/calibration.json`` (quiet-machine
+steps per minute of each method, re-measured with ``--measure-calibration``), so every
+method gets the steps it would make in that many CPU-minutes.
 ``--crop 256`` trains and scores on the centre crop of each image (small runs).
 
 Examples
@@ -24,6 +30,8 @@ python benchmarks/quality.py --images 01,05 --budgets 1,3
 python benchmarks/quality.py --methods noise2same,n2v2 --images 05,07,11 --steps 300 \
     --threads 1 --crop 256
 python benchmarks/quality.py --methods neighbor2neighbor --images 05 --budgets 10
+python benchmarks/quality.py --methods "" --images all      # the classical rows only
+python benchmarks/quality.py --cpu-minutes 1,3 --tta --no-classical --threads 2
 python benchmarks/quality.py --write-docs --notes notes.md
 """
 
@@ -40,6 +48,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
+from _calibration import (
+    CALIBRATION,
+    cpu_minutes_label,
+    load_calibration,
+    measure_calibration,
+    steps_for,
+)
 from _report import ROOT, append_record, machine_line, markdown_table, read_records, write_section
 
 DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "quality.jsonl"
@@ -56,9 +71,9 @@ def run(args: argparse.Namespace) -> None:
         noisy_psnr, noisy_ssim = base.scores(clean, noisy)
         _record(base.Result(name, "noisy input", "-", "-", noisy_psnr, noisy_ssim), args)
         if args.classical:
-            for result in base.classical(clean, noisy, name):
+            for result in base.classical(clean, noisy, name, sweep=True):
                 _record(result, args)
-        for budget in args.steps or args.budgets:
+        for budget in args.cpu_minutes or args.steps or args.budgets:
             for method in args.methods:
                 results = base.run_deep(
                     clean,
@@ -66,16 +81,24 @@ def run(args: argparse.Namespace) -> None:
                     name,
                     method,
                     "default" if not args.crop else f"default, {args.crop} crop",
-                    **({"steps": int(budget)} if args.steps else {"minutes": budget}),
+                    **_budget(args, method, budget),
                     settings={"seed": args.seed},
                     tta=args.tta,
                 )
                 for result in results:
                     _record(result, args)
-            if args.careamics:
+            if args.careamics and not args.cpu_minutes:
                 result = base.run_careamics(clean, noisy, name, budget)
                 if result is not None:
                     _record(result, args)
+
+
+def _budget(args: argparse.Namespace, method: str, budget: float) -> dict:
+    """``run_deep`` budget arguments: minutes, steps, or CPU-minutes as calibrated steps."""
+    if args.cpu_minutes:
+        steps = steps_for(method, budget, args.rates)
+        return {"steps": steps, "label": cpu_minutes_label(budget)}
+    return {"steps": int(budget)} if args.steps else {"minutes": budget}
 
 
 def _centre_crop(image: np.ndarray, side: int) -> np.ndarray:
@@ -103,22 +126,18 @@ def per_image_table(rows: list[dict]) -> str:
     keys = sorted({(r["method"], r["budget"]) for r in rows}, key=_order)
     lines = []
     for method, budget in keys:
-        cells, psnrs = [], []
+        cells, psnrs, seconds = [], [], []
         for image in images:
             match = [
                 r for r in rows if (r["method"], r["budget"], r["image"]) == (method, budget, image)
             ]
-            if match:
+            if match:  # the newest result of each image
                 psnr, ssim = match[-1]["psnr"], match[-1]["ssim"]
                 psnrs.append(psnr)
+                seconds.append(match[-1]["train_seconds"] + match[-1]["predict_seconds"])
                 cells.append(f"{psnr:.2f} / {ssim:.3f}")
             else:
                 cells.append("")
-        seconds = [
-            r["train_seconds"] + r["predict_seconds"]
-            for r in rows
-            if (r["method"], r["budget"]) == (method, budget)
-        ]
         lines.append(
             [
                 method,
@@ -131,11 +150,34 @@ def per_image_table(rows: list[dict]) -> str:
     return markdown_table(["method", "budget", *images, "mean PSNR (n)", "time (s)"], lines)
 
 
+CLASSICAL_ROWS = (
+    "noisy input",
+    "nl-means (estimated sigma)",
+    "nl-means (best h per image)",
+    "bm3d (estimated sigma)",
+    "bm3d (best sigma per image)",
+)
+
+
 def _order(key: tuple[str, str]) -> tuple:
     method, budget = key
-    rank = {"noisy input": 0, "nl-means": 1, "bm3d": 2}
+    rank = {name: k for k, name in enumerate(CLASSICAL_ROWS)}
     minutes = float(budget.split()[0]) if budget != "-" else 0.0
-    return (rank.get(method, 3), minutes, method)
+    return (rank.get(method, len(rank)), minutes, method, budget)
+
+
+def strength_table(rows: list[dict]) -> str:
+    """The strength each per-image sweep chose, as a factor of the estimated sigma."""
+    images = sorted({r["image"] for r in rows})
+    lines = []
+    for method in ("nl-means (best h per image)", "bm3d (best sigma per image)"):
+        chosen = {r["image"]: r["extra"]["factor"] for r in rows if r["method"] == method}
+        if chosen:
+            cells = [f"{chosen[i]:.2f}" if i in chosen else "" for i in images]
+            lines.append([method, *cells, f"{np.mean(list(chosen.values())):.2f}"])
+    if not lines:
+        return ""
+    return markdown_table(["chosen factor of sigma-hat", *images, "mean"], lines)
 
 
 def write_docs(path: Path, notes: str) -> None:
@@ -146,8 +188,18 @@ def write_docs(path: Path, notes: str) -> None:
             "## Quality on Set12 (issue #5) — `benchmarks/quality.py`",
             f"Machine: {machine_line()}.",
             notes.strip(),
-            "PSNR (dB) / SSIM per image; time = training + prediction per image.",
+            "PSNR (dB) / SSIM per image; time = training + prediction per image (for a "
+            "classical row: one run at the chosen strength).",
             per_image_table(rows),
+            *(
+                [
+                    "Strength chosen per image by the sweeps (h / sigma-hat for NL-means, "
+                    "sigma_psd / sigma-hat for BM3D):",
+                    strength_table(rows),
+                ]
+                if strength_table(rows)
+                else []
+            ),
         ]
     )
     write_section("quality", text)
@@ -159,6 +211,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", default=",".join(SELF_SUPERVISED))
     parser.add_argument("--budgets", default="1,3,10", help="CPU minutes per training run")
     parser.add_argument("--steps", default="", help="step budgets instead of minutes, e.g. 300,900")
+    parser.add_argument(
+        "--cpu-minutes",
+        default="",
+        help="equal CPU-minute budgets, e.g. 1,3: each method gets the steps it makes in that "
+        "time on a quiet machine (--calibration); rows read '1 min (steps eq.)'",
+    )
+    parser.add_argument("--calibration", type=Path, default=CALIBRATION)
+    parser.add_argument(
+        "--measure-calibration",
+        action="store_true",
+        help="re-measure --calibration (30 s per method of --methods; only on a quiet machine)",
+    )
     parser.add_argument("--crop", type=int, default=0, help="centre crop side (0: whole image)")
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -182,6 +246,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.methods = [m for m in args.methods.split(",") if m]
     args.budgets = [float(b) for b in args.budgets.split(",") if b]
     args.steps = [int(b) for b in args.steps.split(",") if b]
+    args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
+    args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
     return args
 
 
@@ -193,6 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.measure_calibration:
+        measure_calibration(args.methods, args.calibration, threads=args.threads)
+        return
     run(args)
 
 

@@ -1,8 +1,11 @@
 """Beyond Set12 (issue #7): real microscopy noise, correlated noise, 3D, and data without truth.
 
 Cases (``--cases``, all by default), each trained from scratch on the noisy data alone for
-``--minutes`` of CPU wall-clock time per method and compared with scikit-image NL-means and
-BM3D (``bm3d`` package) run in the same session:
+``--minutes`` of CPU wall-clock time per method (or, with ``--cpu-minutes``, the steps each
+method makes in that time on a quiet machine: ``benchmarks/calibration.json``) and compared
+with scikit-image NL-means and BM3D (``bm3d`` package) run in the same session. With a clean
+reference in 2D the classical filters run twice: with the sigma estimated from the image
+(what a user gets) and with the strength best for each image (a per-image sweep):
 
 - ``fmd``: three REAL single-capture / 50-average pairs of the FMD dataset
   (``../shared/data/fmd_pairs``: confocal FISH, widefield BPAE, two-photon-like ``image_R_1``;
@@ -26,6 +29,9 @@ Examples
 --------
 python benchmarks/real_data.py --cases fmd,correlated --minutes 1
 python benchmarks/real_data.py --quick            # every case, 6 s of training, small crops
+python benchmarks/real_data.py --cases fmd --methods ""    # the classical rows only
+python benchmarks/real_data.py --cases fmd --cpu-minutes 1,3 \
+    --methods neighbor2neighbor,noise2same,n2v2,n2v,noise2self
 python benchmarks/real_data.py --write-docs --notes benchmarks/notes/real_data.md
 """
 
@@ -41,16 +47,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
+from _calibration import CALIBRATION, cpu_minutes_label, load_calibration, steps_for
 from _panels import Tile, crop_2d, save_panel
-from _report import (
-    IMAGES,
-    SHARED_DATA,
-    append_record,
-    machine_line,
-    markdown_table,
-    read_records,
-    write_section,
-)
+from _real_data_report import newest_results, report
+from _report import IMAGES, SHARED_DATA, append_record, machine_line, write_section
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "_work" / "real_data.jsonl"
 FMD_PAIRS = {
@@ -80,11 +80,22 @@ def fitted(reference: np.ndarray, image: np.ndarray) -> np.ndarray:
     return scale * image + offset
 
 
-def train_predict(noisy: np.ndarray, method: str, minutes: float, axes: str, **settings):
-    """Train ``method`` on ``noisy`` for ``minutes``; return the output and the seconds."""
+def fitted_scores(clean: np.ndarray, image: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM of ``image`` after its linear fit to ``clean`` (clipped to [-1, 2])."""
+    return base.scores(clean, np.clip(fitted(clean, image), -1, 2))
+
+
+def train_predict(noisy: np.ndarray, method: str, budget, axes: str, **settings):
+    """Train ``method`` on ``noisy`` within ``budget``; return output, train and predict seconds.
+
+    ``budget`` is CPU-minutes of wall-clock time (a float) or ``("steps", n)``."""
     from selfdenoise import Denoiser
 
-    model = Denoiser(method, axes, device="cpu", max_minutes=minutes, epochs=10**6, **settings)
+    if isinstance(budget, tuple):
+        settings["steps"] = budget[1]
+    else:
+        settings.update(max_minutes=budget, epochs=10**6)
+    model = Denoiser(method, axes, device="cpu", **settings)
     started = time.perf_counter()
     model.fit(noisy)
     train_seconds = time.perf_counter() - started
@@ -93,37 +104,119 @@ def train_predict(noisy: np.ndarray, method: str, minutes: float, axes: str, **s
     return output.astype(np.float64), train_seconds, time.perf_counter() - started
 
 
-def candidates(noisy: np.ndarray, methods: dict, minutes: float, axes: str, bm3d: bool = True):
-    """Outputs of NL-means, BM3D and each deep method: ``{name: (output, train_s, predict_s)}``.
+CLASSICAL_NAMES = {"nl-means": "NL-means", "bm3d": "BM3D"}
 
-    ``methods`` maps a display name to ``(method, settings)``."""
+
+def classical_candidates(
+    noisy: np.ndarray, clean=None, score=base.scores, bm3d: bool = True, **sweep
+) -> dict:
+    """NL-means and BM3D outputs: ``{name: (output, 0, seconds, extra)}``.
+
+    With a ``clean`` reference (2D only; ``score(clean, output) -> (psnr, ssim)``) each gets
+    an estimated-sigma row and a best-strength-per-image row (``_baselines.classical_sweeps``,
+    keyword arguments ``sweep``); without it, only the estimated-sigma setting."""
+    if clean is None or noisy.ndim == 3:
+        outputs = {}
+        out, seconds = base.nl_means(noisy)
+        outputs["NL-means" + (" 3D" if noisy.ndim == 3 else "")] = (out, 0.0, seconds, {})
+        if bm3d and base.bm3d_available():
+            out, seconds = base.bm3d_denoise(noisy)
+            outputs["BM3D" + (" per slice" if noisy.ndim == 3 else "")] = (out, 0.0, seconds, {})
+        return outputs
     outputs = {}
-    out, seconds = base.nl_means(noisy)
-    outputs["NL-means" + (" 3D" if noisy.ndim == 3 else "")] = (out, 0.0, seconds)
-    if bm3d and base.bm3d_available():
-        out, seconds = base.bm3d_denoise(noisy)
-        outputs["BM3D" + (" per slice" if noisy.ndim == 3 else "")] = (out, 0.0, seconds)
-    for name, (method, settings) in methods.items():
-        outputs[name] = train_predict(noisy, method, minutes, axes, **settings)
-        print(f"    {name}: trained {outputs[name][1]:.0f}s", flush=True)
+    for name, found in base.classical_sweeps(noisy, clean, score, **sweep).items():
+        _, start, knob = base.CLASSICAL_SETTINGS[name]
+        label = CLASSICAL_NAMES[name]
+        tried = {f"{k:g}": round(v[0], 3) for k, v in found.tried.items()}
+        outputs[f"{label} (estimated sigma)"] = (
+            found.start_output,
+            0.0,
+            found.tried[round(start, 6)][2],
+            {"factor": start},
+        )
+        outputs[f"{label} (best {knob} per image)"] = (
+            found.output,
+            0.0,
+            found.tried[found.factor][2],
+            {"factor": found.factor, "tried": tried, "sweep_seconds": found.seconds},
+        )
     return outputs
 
 
-def _row(args, case, image, method, train_s=0.0, predict_s=0.0, **values) -> dict:
+def gat_candidates(noisy: np.ndarray, clean: np.ndarray, score=base.scores) -> dict:
+    """BM3D after a generalised Anscombe transform (``_vst``), fitted noise model (2D).
+
+    Two rows: ``sigma_psd = 1`` in the stabilised domain (no clean image needed) and the best
+    ``sigma_psd`` for the image (a per-image sweep, ``_baselines.sweep_strength``)."""
+    from _vst import bm3d_gat, fit_noise_model
+
+    model = fit_noise_model(noisy)
+    found = base.sweep_strength(
+        lambda f: bm3d_gat(noisy, f, model), lambda out: score(clean, out), 1.0, 1.2, 0
+    )
+    common = {"noise_model": list(model)}
+    tried = {f"{k:g}": round(v[0], 3) for k, v in found.tried.items()}
+    return {
+        "BM3D + GAT (fitted noise model)": (
+            found.start_output,
+            0.0,
+            found.tried[1.0][2],
+            {"factor": 1.0, **common},
+        ),
+        "BM3D + GAT (best sigma per image)": (
+            found.output,
+            0.0,
+            found.tried[found.factor][2],
+            {"factor": found.factor, "tried": tried, "sweep_seconds": found.seconds, **common},
+        ),
+    }
+
+
+def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
+    """Each deep method trained for each budget: ``{name: (output, train_s, predict_s, extra)}``.
+
+    ``methods`` maps a display name to ``(method, settings)``. With ``--cpu-minutes`` every
+    budget is converted to the method's calibrated step count and the name gets the budget."""
+    outputs = {}
+    for minutes in args.cpu_minutes or [args.minutes]:
+        for name, (method, settings) in methods.items():
+            budget, extra = minutes, {}
+            if args.cpu_minutes:
+                steps = steps_for(method, minutes, args.rates)
+                budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
+                name = f"{name}, {cpu_minutes_label(minutes)}"
+            outputs[name] = (*train_predict(noisy, method, budget, axes, **settings), extra)
+            print(f"    {name}: trained {outputs[name][1]:.0f}s", flush=True)
+    return outputs
+
+
+def _row(args, case, image, method, train_s=0.0, predict_s=0.0, extra=None, **values) -> dict:
     row = dict(case=case, image=image, method=method, train_seconds=train_s)
     row.update(predict_seconds=predict_s, minutes=args.minutes, session=args.session, **values)
+    row.update(extra or {})
     append_record(args.out, row)
     shown = {k: round(v, 3) for k, v in values.items() if isinstance(v, float)}
     print(f"  {case:>10} {image:>16} {method:>24} {shown}", flush=True)
     return row
 
 
-def _default_methods(extra: dict | None = None) -> dict:
+def _default_methods(args, extra: dict | None = None) -> dict:
+    """The default method plus ``extra``; nothing when ``--methods ""`` (classical only)."""
     from selfdenoise.config import DEFAULT_METHOD
 
+    if not args.methods:
+        return {}
     methods = {f"{DEFAULT_METHOD} (default)": (DEFAULT_METHOD, {})}
     methods.update(extra or {})
     return methods
+
+
+def _fmd_methods(args) -> dict:
+    """The ``--methods`` of the fmd case by display name (the default method marked)."""
+    from selfdenoise.config import DEFAULT_METHOD
+
+    names = {"n2v2": "N2V2", "n2v": "N2V", DEFAULT_METHOD: f"{DEFAULT_METHOD} (default)"}
+    return {names.get(m, m): (m, {}) for m in args.methods}
 
 
 # -------------------------------------------------------------------------------- cases
@@ -134,22 +227,45 @@ def case_fmd(args: argparse.Namespace) -> None:
 
     rows = []
     for label, (noisy_name, clean_name) in FMD_PAIRS.items():
+        if args.pairs and label not in args.pairs:
+            continue
         folder = SHARED_DATA / "fmd_pairs"
         noisy = imread(folder / noisy_name).astype(np.float64) / 255
         clean = imread(folder / clean_name).astype(np.float64) / 255
         if args.quick:
             noisy, clean = noisy[:128, :128], clean[:128, :128]
-        outputs = {"noisy": (noisy, 0.0, 0.0)}
+
+        outputs = {"noisy": (noisy, 0.0, 0.0, {})}
+        # Poisson-dominated: the best sigma lies 5-15x above sigma-hat, found on a crop first.
         outputs.update(
-            candidates(noisy, _default_methods({"N2V2": ("n2v2", {})}), args.minutes, "YX")
+            classical_candidates(
+                noisy, clean, fitted_scores, refine=0, coarse=256, names=args.baselines
+            )
         )
+        if "bm3d-gat" in args.baselines and base.bm3d_available():
+            outputs.update(gat_candidates(noisy, clean, fitted_scores))
+        outputs.update(deep_candidates(noisy, _fmd_methods(args), args, "YX"))
         tiles = []
-        for name, (out, train_s, predict_s) in outputs.items():
-            scored = base.scores(clean, np.clip(fitted(clean, out), -1, 2))
-            _row(args, "fmd", label, name, train_s, predict_s, psnr=scored[0], ssim=scored[1])
+        for name, (out, train_s, predict_s, extra) in outputs.items():
+            scored = fitted_scores(clean, out)
+            _row(
+                args, "fmd", label, name, train_s, predict_s, extra, psnr=scored[0], ssim=scored[1]
+            )
             tiles.append(Tile(crop_2d(out), name, f"{scored[0]:.2f} dB / {scored[1]:.3f}"))
         rows.append([*tiles, Tile(crop_2d(clean), f"{label}: 50-avg", "reference")])
-    save_panel(rows, IMAGES / "bench_fmd.png")
+    if args.methods:  # classical-only runs keep the panel of the last run that trained
+        save_panel(rows, IMAGES / "bench_fmd.png")
+
+
+def _in_panel(name: str, args: argparse.Namespace) -> bool:
+    """Panel tiles: no estimated-sigma rows beside the best ones, only the largest budget."""
+    if "(estimated sigma)" in name or "(fitted noise model)" in name:
+        return False
+    return (
+        not args.cpu_minutes
+        or "min (steps eq.)" not in name
+        or name.endswith(cpu_minutes_label(max(args.cpu_minutes)))
+    )
 
 
 def correlated_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -167,18 +283,22 @@ def case_correlated(args: argparse.Namespace) -> None:
         clean = clean[:128, :128]
     noisy = correlated_noise(clean, 25 / 255, args.seed)
     methods = _default_methods(
+        args,
         {
             "N2V": ("n2v", {}),
             "structN2V (X, span 5)": ("n2v", {"struct_axis": -1, "struct_span": 5}),
-        }
+        },
     )
-    outputs = {"noisy": (noisy, 0.0, 0.0)}
-    outputs.update(candidates(noisy, methods, args.minutes, "YX"))
+    outputs = {"noisy": (noisy, 0.0, 0.0, {})}
+    outputs.update(classical_candidates(noisy, clean))
+    outputs.update(deep_candidates(noisy, methods, args, "YX"))
     tiles = []
-    for name, (out, train_s, predict_s) in outputs.items():
+    for name, (out, train_s, predict_s, extra) in outputs.items():
         psnr, ssim = base.scores(clean, out)
-        _row(args, "correlated", "05", name, train_s, predict_s, psnr=psnr, ssim=ssim)
+        _row(args, "correlated", "05", name, train_s, predict_s, extra, psnr=psnr, ssim=ssim)
         tiles.append(Tile(crop_2d(out, (90, 160), 128), name, f"{psnr:.2f} dB / {ssim:.3f}"))
+    if not methods:
+        return
     save_panel(
         [[*tiles, Tile(crop_2d(clean, (90, 160), 128), "clean")]], IMAGES / "bench_correlated.png"
     )
@@ -188,13 +308,16 @@ def case_volume(args: argparse.Namespace) -> None:
     shape = (16, 96, 96) if args.quick else (48, 256, 256)
     noisy, clean = base.poisson_gaussian_volume(shape, seed=args.seed)
     label = "x".join(map(str, shape))
-    outputs = {"noisy": (noisy, 0.0, 0.0)}
-    outputs.update(candidates(noisy, _default_methods(), args.minutes, "ZYX"))
+    outputs = {"noisy": (noisy, 0.0, 0.0, {})}
+    outputs.update(classical_candidates(noisy))
+    outputs.update(deep_candidates(noisy, _default_methods(args), args, "ZYX"))
     tiles = []
-    for name, (out, train_s, predict_s) in outputs.items():
+    for name, (out, train_s, predict_s, extra) in outputs.items():
         psnr, ssim = base.scores(clean, out)
-        _row(args, "volume", label, name, train_s, predict_s, psnr=psnr, ssim=ssim)
+        _row(args, "volume", label, name, train_s, predict_s, extra, psnr=psnr, ssim=ssim)
         tiles.append(Tile(crop_2d(out, size=128), name, f"{psnr:.2f} dB / {ssim:.3f}"))
+    if not args.methods:
+        return
     save_panel(
         [[*tiles, Tile(crop_2d(clean, size=128), "clean (middle plane)")]],
         IMAGES / "bench_volume.png",
@@ -212,7 +335,8 @@ def case_no_reference(args: argparse.Namespace, case: str) -> None:
         volume = volume[:16, :96, :96]
     low, high = np.percentile(volume, [0.1, 99.9])
     noisy = (volume - low) / (high - low)  # NL-means and BM3D expect roughly [0, 1]
-    outputs = candidates(noisy, _default_methods(), args.minutes, "ZYX", bm3d=False)
+    outputs = classical_candidates(noisy, bm3d=False)
+    outputs.update(deep_candidates(noisy, _default_methods(args), args, "ZYX"))
     table = compare({k: v[0] for k, v in outputs.items()}, noisy=noisy, data_range=1.0)
     values = table.to_dict()
     tiles = [
@@ -226,10 +350,11 @@ def case_no_reference(args: argparse.Namespace, case: str) -> None:
         name = row["name"]
         readouts = {key: float(row[key]) for key in READOUTS}
         readouts["noise_sigma_noisy"] = float(row["noise_sigma_noisy"])
-        _row(args, case, label, name, outputs[name][1], outputs[name][2], **readouts)
+        _row(args, case, label, name, *outputs[name][1:], **readouts)
         subtitle = f"sigma {readouts['noise_sigma_output']:.3f}, r {readouts['residual_output_correlation']:.2f}"
         tiles.append(Tile(crop_2d(outputs[name][0], size=128), name, subtitle))
-    save_panel([tiles], IMAGES / f"bench_{case}.png", limits_from=-1)
+    if args.methods:
+        save_panel([tiles], IMAGES / f"bench_{case}.png", limits_from=-1)
 
 
 CASES = {
@@ -244,84 +369,30 @@ CASES = {
 # ------------------------------------------------------------------------------- report
 
 
-def _newest_session(path: Path) -> list[dict]:
-    newest = {}
-    for row in read_records(path):  # the newest result of each (case, image, method)
-        newest[(row["case"], row["image"], row["method"])] = row
-    return list(newest.values())
-
-
-def report(rows: list[dict], notes: str) -> str:
-    """Markdown of the ``real-data`` section: one table and one panel per case."""
-    parts = [
-        "## Real and harder data (issue #7) — `benchmarks/real_data.py`",
-        f"Machine: {machine_line()}.",
-        notes.strip(),
-    ]
-    for case in CASES:
-        chosen = [r for r in rows if r["case"] == case]
-        if not chosen:
-            continue
-        minutes = max(r["minutes"] for r in chosen)
-        sessions = sorted({r["session"] for r in chosen})
-        if "psnr" in chosen[0]:
-            images = list(dict.fromkeys(r["image"] for r in chosen))
-            methods = list(dict.fromkeys(r["method"] for r in chosen))
-            table_rows = []
-            for method in methods:
-                cells = []
-                for image in images:
-                    match = [r for r in chosen if (r["method"], r["image"]) == (method, image)]
-                    cells.append(
-                        f"{match[-1]['psnr']:.2f} / {match[-1]['ssim']:.3f}" if match else ""
-                    )
-                seconds = [
-                    r["train_seconds"] + r["predict_seconds"]
-                    for r in chosen
-                    if r["method"] == method
-                ]
-                table_rows.append([method, *cells, f"{np.mean(seconds):.1f}"])
-            table = markdown_table(["method", *images, "time (s)"], table_rows)
-            unit = "PSNR (dB) / SSIM" + (
-                " after the linear fit to the reference" if case == "fmd" else ""
-            )
-        else:
-            header = [
-                "method",
-                "noise sigma (input → output)",
-                "residual std / input noise",
-                "corr(residual, output)",
-                "EPI vs noisy",
-                "time (s)",
-            ]
-            table_rows = [
-                [
-                    r["method"],
-                    f"{r['noise_sigma_noisy']:.4f} → {r['noise_sigma_output']:.4f}",
-                    f"{r['residual_std_ratio']:.2f}",
-                    f"{r['residual_output_correlation']:.3f}",
-                    f"{r['epi_vs_noisy']:.3f}",
-                    f"{r['train_seconds'] + r['predict_seconds']:.1f}",
-                ]
-                for r in chosen
-            ]
-            table = markdown_table(header, table_rows)
-            unit = f"{chosen[0]['image']}, no clean version: no-reference readouts (intensities scaled to the 0.1 to 99.9th percentiles)"
-        parts += [
-            f"### {case}",
-            f"{unit}; deep methods trained {minutes:g} min each; session {', '.join(sessions)}.",
-            table,
-            f"![{case}](images/bench_{case}.png)",
-        ]
-    return "\n\n".join(parts)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES)
     )
     parser.add_argument("--minutes", type=float, default=1.0, help="training budget per method")
+    parser.add_argument(
+        "--methods",
+        default="neighbor2neighbor,n2v2",
+        help="deep methods of the fmd case (the other cases train the default); '' trains none",
+    )
+    parser.add_argument(
+        "--cpu-minutes",
+        default="",
+        help="equal CPU-minute budgets, e.g. 1,3, converted to each method's calibrated steps",
+    )
+    parser.add_argument("--calibration", type=Path, default=CALIBRATION)
+    parser.add_argument(
+        "--baselines",
+        default="nl-means,bm3d,bm3d-gat",
+        help="classical baselines of the fmd case (bm3d-gat: BM3D after a variance-"
+        "stabilising transform of a fitted Poisson-Gaussian model)",
+    )
+    parser.add_argument("--pairs", default="", help="FMD pairs to run, e.g. 'widefield BPAE' (all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="small crops, 0.1 min: a smoke test")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -332,6 +403,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.cases = [c for c in args.cases.split(",") if c]
+    args.methods = [m for m in args.methods.split(",") if m]
+    args.pairs = [p for p in args.pairs.split(",") if p]
+    args.baselines = tuple(b for b in args.baselines.split(",") if b)
+    args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
+    args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
     if args.quick:
         args.minutes = 0.1
     unknown = set(args.cases) - set(CASES)
@@ -343,7 +419,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.write_docs:
-        write_section("real-data", report(_newest_session(args.out), args.notes.read_text()))
+        rows = newest_results(args.out)
+        write_section("real-data", report(rows, args.notes.read_text(), list(CASES)))
         return
     print(f"machine: {machine_line()}")
     for case in args.cases:

@@ -107,6 +107,33 @@ PROTOCOL: dict[str, list[list[str]]] = {
         ["cpu_budget.py", "--volume", "--budgets", "0.9,2", "--recipes", "n2n-3d,n2n-2d-slices"],
     ],
     "real-data": [["real_data.py", "--minutes", "1"]],
+    # Issue 13: every method at equal CPU-minutes, as calibrated step budgets (load-proof).
+    "quality-cpu-minutes": [
+        [
+            "quality.py",
+            "--images",
+            "all",
+            "--methods",
+            "neighbor2neighbor,noise2same,n2v2,n2v,noise2self",
+            "--cpu-minutes",
+            "1,3",
+            "--tta",
+            "--no-classical",
+        ],
+    ],
+    "real-data-cpu-minutes": [
+        [
+            "real_data.py",
+            "--cases",
+            "fmd",
+            "--methods",
+            "neighbor2neighbor,noise2same,n2v2,n2v,noise2self",
+            "--cpu-minutes",
+            "1,3",
+            "--baselines",
+            "",
+        ],
+    ],
 }
 """Benchmark runs behind each section of the page, in the order they run."""
 
@@ -118,6 +145,8 @@ DOCS: dict[str, list[str]] = {
     "quality-10min": ["quality.py", "--write-docs", "--notes", "notes/quality.md"],
     "cpu-budget": ["cpu_budget.py", "--write-docs", "--notes", "notes/cpu_budget.md"],
     "real-data": ["real_data.py", "--write-docs", "--notes", "notes/real_data.md"],
+    "quality-cpu-minutes": ["quality.py", "--write-docs", "--notes", "notes/quality.md"],
+    "real-data-cpu-minutes": ["real_data.py", "--write-docs", "--notes", "notes/real_data.md"],
 }
 """The command that rebuilds each section from stored results."""
 

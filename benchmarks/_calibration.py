@@ -1,0 +1,81 @@
+"""Equal CPU-minute budgets on a shared machine: quiet-machine steps per minute per method.
+
+A wall-clock budget means different things on a quiet machine and on one shared with other
+jobs, and the deep methods differ several-fold in cost per step. The benchmarks therefore turn
+"b CPU-minutes" into a step budget: ``round(b * steps_per_minute[method])``, with the rates
+measured once on a quiet machine and kept in ``benchmarks/calibration.json`` (with the machine
+and protocol they were measured with). ``--measure-calibration`` in ``quality.py`` re-measures
+them; run it only on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATION = Path(__file__).resolve().parent / "calibration.json"
+PROTOCOL = (
+    "Set12 05 (256x256, sigma 25, seed 0), default recipe of each method, CPU, "
+    "Denoiser(method, 'YX', max_minutes={minutes:g}, epochs=10**6, seed=0).fit(noisy), "
+    "{threads} torch threads; steps trained / max_minutes (validation included)"
+)
+
+
+def load_calibration(path: Path = CALIBRATION) -> dict[str, float]:
+    """Quiet-machine training steps per minute of each method, from a calibration file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no calibration file at {path}; run --measure-calibration")
+    return {k: float(v) for k, v in json.loads(path.read_text())["steps_per_minute"].items()}
+
+
+def steps_for(method: str, minutes: float, rates: dict[str, float]) -> int:
+    """The step budget worth ``minutes`` CPU-minutes of ``method`` on the calibrated machine."""
+    if method not in rates:
+        known = ", ".join(sorted(rates))
+        raise KeyError(f"no calibrated rate for {method!r} (have: {known}); re-measure it")
+    return max(1, round(minutes * rates[method]))
+
+
+def cpu_minutes_label(minutes: float) -> str:
+    """How a CPU-minute budget converted to steps is named in result rows."""
+    return f"{minutes:g} min (steps eq.)"
+
+
+def measure_rate(method: str, noisy: np.ndarray, seconds: float = 30.0) -> float:
+    """Training steps per minute of ``method`` on ``noisy`` within a ``seconds`` budget."""
+    from selfdenoise import Denoiser
+
+    model = Denoiser(method, "YX", device="cpu", max_minutes=seconds / 60, epochs=10**6, seed=0)
+    model.fit(noisy)
+    return model.steps_trained / (seconds / 60)
+
+
+def measure_calibration(
+    methods: list[str], path: Path = CALIBRATION, seconds: float = 30.0, threads: int = 2
+) -> dict[str, float]:
+    """Re-measure the rates of ``methods`` (``seconds`` each) and rewrite ``path``.
+
+    Rates of methods not measured are kept. Only meaningful on an otherwise idle machine.
+    """
+    import _baselines as base
+    from _report import machine_line
+
+    clean = base.load_set12(["05"])["05"]
+    noisy = base.add_gaussian_noise(clean, 25.0, 0, 5)
+    old = json.loads(Path(path).read_text()) if Path(path).exists() else {}
+    rates = dict(old.get("steps_per_minute", {}))
+    for method in methods:
+        rates[method] = round(measure_rate(method, noisy, seconds), 1)
+        print(f"{method}: {rates[method]:.1f} steps/min", flush=True)
+    record = {
+        "steps_per_minute": rates,
+        "machine": machine_line(),
+        "protocol": PROTOCOL.format(minutes=seconds / 60, threads=threads),
+        "measured": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    Path(path).write_text(json.dumps(record, indent=1) + "\n")
+    return rates

@@ -1,0 +1,62 @@
+"""Benchmark helpers (issue 13): equal CPU-minute step budgets and the baseline strength sweep.
+
+Both are pure functions of ``benchmarks/``, checked here without running a denoiser.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """Import a module of ``benchmarks/`` by name."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module
+
+
+def test_cpu_minutes_become_each_methods_calibrated_steps(bench, tmp_path):
+    calibration = bench("_calibration")
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"steps_per_minute": {"fast": 500.0, "slow": 231.6}}))
+    rates = calibration.load_calibration(path)
+    assert calibration.steps_for("fast", 1, rates) == 500
+    assert calibration.steps_for("slow", 3, rates) == 695  # round(694.8)
+    assert calibration.steps_for("slow", 0.001, rates) == 1
+    assert calibration.cpu_minutes_label(3) == "3 min (steps eq.)"
+    with pytest.raises(KeyError, match="no calibrated rate for 'other'"):
+        calibration.steps_for("other", 1, rates)
+
+
+def test_committed_calibration_covers_every_benchmarked_method(bench):
+    rates = bench("_calibration").load_calibration()
+    methods = bench("quality").SELF_SUPERVISED
+    assert set(methods) <= set(rates)
+    assert all(100 < rates[m] < 2000 for m in methods)
+
+
+def test_strength_sweep_walks_past_a_far_optimum_and_keeps_the_start(bench):
+    base = bench("_baselines")
+    best = 6.3  # far above the start, like BM3D's sigma on Poisson-dominated data
+    calls = []
+
+    def denoise(factor):
+        calls.append(factor)
+        return factor, 0.5
+
+    def score(output):
+        return -abs(math.log(output / best)), 0.0
+
+    found = base.sweep_strength(denoise, score, start=1.0, ratio=1.2, refine=1)
+    assert abs(math.log(found.factor / best)) <= math.log(1.2) / 4 + 1e-9
+    assert found.start_output == 1.0 and found.output == found.factor
+    assert max(found.tried) > found.factor > min(found.tried)  # bracketed, not at an edge
+    assert len(calls) == len(set(calls)) == len(found.tried)
+    assert found.seconds == pytest.approx(0.5 * len(calls))

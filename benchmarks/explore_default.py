@@ -11,6 +11,7 @@ Usage: ``python benchmarks/explore_default.py VARIANT STEPS 09,02 ['{"_gamma": 4
 """
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,7 @@ def step(self):
 tr.TrainingRun._train_step = step
 
 sigma = 25
+base.SET12 = Path(os.environ.get("SET12", base.SET12))  # a worktree's ../shared may be absent
 for name in names:
     snaps.clear()
     swa.update(n=0, w=None)

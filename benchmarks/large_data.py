@@ -18,6 +18,8 @@ Usage::
     python benchmarks/large_data.py --size 16 1024 1024 # 64 MiB, about a minute
     python benchmarks/large_data.py --malloc-tuned      # fewer glibc arenas (see below)
     python benchmarks/large_data.py --no-docs           # print only
+    python benchmarks/large_data.py --cases part-read part-forward part-write
+                                       # the store job's parts alone, on 4 planes
 """
 
 from __future__ import annotations
@@ -102,13 +104,64 @@ def make_model(path: Path) -> None:
 
 
 def make_input(path: Path, shape: tuple[int, int, int]) -> None:
-    """A random float32 OME-Zarr written block by block (never whole in memory)."""
+    """A random float32 OME-Zarr written block by block (never whole in memory).
+
+    The store gets :func:`selfdenoise.ome.write_ome_zarr`'s default chunks (up to 32 planes of
+    256 x 256), so a 2D model's tile of one plane decodes whole 32-plane chunks.
+    """
     import dask.array as da
 
     from selfdenoise import ome
 
     data = da.random.default_rng(0).random(shape, dtype="f4", chunks=(1, 1024, 1024))
     ome.write_ome_zarr(path, data, "ZYX", scale=(2.0, 0.1, 0.1), units="µm", levels=1)
+
+
+PART_PLANES = 4
+"""Planes of the input that the ``part-*`` cases go through."""
+
+PARTS = {
+    "part-read": "tile reads only",
+    "part-forward": "forward passes only",
+    "part-write": "slab writes only",
+}
+"""The store job's three parts, each measured alone (``--cases part-read ...``)."""
+
+
+def run_part(case: str, denoiser, data, target: str) -> None:
+    """One part of the widget's store job on the first :data:`PART_PLANES` planes of ``data``:
+    every tile read, 16 forward passes of the job's tile and batch, or every slab written."""
+    import numpy as np
+    import torch
+
+    from selfdenoise._large_data import bounded_tiling
+    from selfdenoise._napari._disk_jobs import store_chunks
+    from selfdenoise.io import open_zarr_output
+    from selfdenoise.tiling._grid import TileGrid, read_tile
+
+    data = data[:PART_PLANES]
+    options = bounded_tiling(denoiser, data, "ZYX", {})
+    layout = denoiser.prediction_layout(data, "ZYX")
+    network = denoiser.network
+    halo = (network.receptive_radius,) * 2
+    grid = TileGrid.build(
+        layout.spatial_shape, options["tile_shape"], halo, network.size_multiple, len(data)
+    )
+    if case == "part-read":
+        for tile in grid:
+            read_tile(data, layout, tile.sample, grid.origins(tile), grid.tile_shape)
+    elif case == "part-forward":
+        batch = torch.zeros((options["batch_size"], 1, *grid.tile_shape))
+        with torch.inference_mode():
+            for _ in range(16):
+                network.eval()(batch)
+    else:
+        shape = tuple(data.shape)
+        out = open_zarr_output(target, shape, np.float32, store_chunks(shape, "ZYX", 2))
+        step = grid.axes[grid.slab_axis].tile
+        for plane in range(shape[0]):
+            for start in range(0, shape[1], step):
+                out[plane, start : start + step] = np.ones((min(step, shape[1] - start), shape[2]))
 
 
 def run_case(case: str, model: str, source: str, target: str) -> dict:
@@ -129,6 +182,8 @@ def run_case(case: str, model: str, source: str, target: str) -> dict:
             code = cli.main(["predict", model, source, "--out", target, "--quiet"])
             if code != 0:
                 raise SystemExit(f"the CLI failed with status {code}")
+        elif case in PARTS:
+            run_part(case, denoiser, image.data, target)
         else:
             outcome = predict_to_store(denoiser, image.data, "ZYX", {}, target)
             if not outcome.ok:
@@ -143,12 +198,18 @@ def run_case(case: str, model: str, source: str, target: str) -> dict:
     }
 
 
+def _path_label(record: dict) -> str:
+    case = record["case"]
+    label = f"parts: {PARTS[case]} ({PART_PLANES} planes)" if case in PARTS else case
+    return label + (f" ({record['note_row']})" if record.get("note_row") else "")
+
+
 def report(records: list[dict]) -> str:
     rows = [
         [
             r["size"],
             f"{r['input_gib']:.2f}",
-            r["case"] + (f" ({r['note_row']})" if r.get("note_row") else ""),
+            _path_label(r),
             "tuned" if r.get("malloc_tuned") else "default",
             f"{r['baseline_gib']:.2f}",
             f"{r['peak_gib']:.2f}",
@@ -177,14 +238,19 @@ def report(records: list[dict]) -> str:
         "## Large data: peak memory through the CLI and the Denoise widget\n\n"
         "Written by `benchmarks/large_data.py` (one row per run and path, from "
         "`benchmarks/_work/large-data-results.json`). Input: a random float32 OME-Zarr "
-        "(chunks 1x1024x1024, scale 2 x 0.1 x 0.1 µm); a 2D U-Net of depth 2 with 8 channels, "
-        "trained for 2 steps. `cli` is `selfdenoise predict MODEL in.ome.zarr --out "
-        "den.ome.zarr` (tiles into a staged level 0, then a 3-level pyramid); `widget` is the "
-        "Denoise widget's store job (`_napari/_disk_jobs.predict_to_store`) on level 0 as a "
-        "dask array, into a zarr store. Each runs in its own process; baseline = RSS after "
-        "imports and model load; peak sampled by psutil every 10 ms. Both use the bounded "
-        "tiling of `selfdenoise._large_data` (about 96 MiB of activations per pass) and one "
-        "output slab of at most 256 MiB. Target: peak <= baseline + 0.5 GiB. 'tuned' runs set "
+        "(scale 2 x 0.1 x 0.1 µm) with `ome.write_ome_zarr`'s default chunks, up to "
+        "32x256x256: each tile of one plane decodes the 32 planes of every chunk it touches; "
+        "a 2D U-Net of depth 2 with 8 channels, trained for 2 steps. `cli` is `selfdenoise "
+        "predict MODEL in.ome.zarr --out den.ome.zarr` (tiles into a staged level 0, then a "
+        "3-level pyramid); `widget` is the Denoise widget's store job "
+        "(`_napari/_disk_jobs.predict_to_store`) on level 0 as a dask array, into a zarr "
+        "store. Each runs in its own process; baseline = RSS after imports and model load; "
+        "peak sampled by psutil every 10 ms. Both use the bounded tiling of "
+        "`selfdenoise._large_data` (about 96 MiB of activations per pass by the planner's "
+        "estimate) and one output slab of at most 256 MiB. The `parts` rows run one part of "
+        "the widget's job alone on the first planes of the same input (`--cases part-read "
+        "part-forward part-write`), to show where the memory goes. Target: peak <= baseline "
+        "+ 0.5 GiB. 'tuned' runs set "
         f"`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}` (`--malloc-tuned`): with "
         "glibc's defaults, memory freed by the reader, writer and forward threads stays "
         "mapped in per-thread arenas and the peak creeps up with the run's length.\n\n"
@@ -199,7 +265,9 @@ def main(argv=None) -> None:
     parser.add_argument("--workdir", help="folder for the input and outputs (default: temporary)")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--note", default="", help="a sentence added to the docs section")
-    parser.add_argument("--cases", nargs="+", default=["cli", "widget"])
+    parser.add_argument(
+        "--cases", nargs="+", default=["cli", "widget"], choices=["cli", "widget", *PARTS]
+    )
     parser.add_argument(
         "--malloc-tuned", action="store_true", help="run the cases with MALLOC_ENV (see above)"
     )
@@ -220,7 +288,7 @@ def main(argv=None) -> None:
         input_gib = 4 * shape[0] * shape[1] * shape[2] / GIB
         results = []
         for case in args.cases:
-            target = work / ("den.ome.zarr" if case == "cli" else "den.zarr")
+            target = work / ("den.ome.zarr" if case == "cli" else f"den-{case}.zarr")
             command = [sys.executable, __file__, "--case", case, str(model), str(source)]
             env = {**os.environ, **(MALLOC_ENV if args.malloc_tuned else {})}
             done = subprocess.run(

@@ -22,6 +22,23 @@ def test_check_image_rejects_bad_input_with_one_line():
         check_finite(image)
 
 
+class _Unreadable:
+    """A lazy array that knows its shape and dtype but fails if its values are read whole."""
+
+    shape = (64, 32, 32)
+    dtype = np.dtype("float32")
+    ndim = 3
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole array was read")
+
+
+def test_check_image_reads_no_values_of_a_lazy_array():
+    """Issue 15: checking a dask/zarr stack must not load it (it did, to learn its dtype)."""
+    layout = check_image(_Unreadable(), "ZYX")
+    assert layout.shape == (64, 32, 32)
+
+
 @pytest.mark.parametrize("kind", ["meanstd", "percentile"])
 def test_normaliser_inverts_and_standardises(kind):
     rng = np.random.default_rng(0)

@@ -181,3 +181,38 @@ def test_store_job_builds_an_ome_zarr_pyramid(tmp_path, tiny_denoiser):
     image = ome.open_ome_zarr(target)
     assert image.axes == "ZYX" and image.scale == pytest.approx((2.0, 0.5, 0.5))
     assert not (tmp_path / "den.level0.zarr").exists()
+
+
+def _traced_peak(job) -> int:
+    """Peak bytes traced by tracemalloc (numpy buffers included) while ``job()`` runs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        job()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_store_job_memory_does_not_grow_with_the_stack(tmp_path, tiny_denoiser):
+    """Issue 15's memory target at a small scale: the store job's traced peak on a dask stack
+    of 32 planes is not much above that on 4 planes (it once read the whole stack, twice, to
+    learn its dtype: 4.8 MB against 0.6 MB, where it is now 1.0 MB)."""
+    import dask.array as da
+
+    from selfdenoise._napari._disk_jobs import predict_to_store
+
+    peaks = {}
+    for planes in (2, 4, 32):  # 2: a first run pays for imports and caches
+        stack = da.from_zarr(_zarr_stack(tmp_path / f"raw{planes}.zarr", planes, 128))
+        target = tmp_path / f"den{planes}.zarr"
+
+        def job(stack=stack, target=target):
+            outcome = predict_to_store(tiny_denoiser, stack, "ZYX", {}, target)
+            assert outcome.ok, outcome.error
+
+        peaks[planes] = _traced_peak(job)
+    deeper = 32 * 128 * 128 * 4  # bytes of the 32-plane stack (2 MiB)
+    assert peaks[32] < deeper, peaks
+    assert peaks[32] - peaks[4] < deeper / 2, peaks

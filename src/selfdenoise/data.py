@@ -31,7 +31,7 @@ def check_image(array, axes: str, name: str = "image") -> Layout:
         Wrong number of dimensions, unsupported dtype, an empty or too small image.
     """
     shape = tuple(np.shape(array))
-    dtype = np.dtype(getattr(array, "dtype", np.asarray(array).dtype))
+    dtype = _dtype_of(array)
     if dtype.kind not in "uif":
         raise SelfDenoiseError(
             f"{name} has data type {dtype}; convert it to integers or floating point first."
@@ -50,9 +50,20 @@ def check_image(array, axes: str, name: str = "image") -> Layout:
     return layout
 
 
+def _dtype_of(array) -> np.dtype:
+    """The data type of ``array`` without reading its values.
+
+    Lazy arrays (dask, zarr, memmap) say their dtype; only plain sequences are converted.
+    (A ``getattr(array, "dtype", np.asarray(array).dtype)`` would evaluate its default first,
+    and so read a whole dask or zarr stack into memory just to learn its dtype.)
+    """
+    dtype = getattr(array, "dtype", None)
+    return np.dtype(dtype) if dtype is not None else np.asarray(array).dtype
+
+
 def check_finite(array: np.ndarray, name: str = "image") -> None:
     """Raise a one-line :class:`SelfDenoiseError` if ``array`` holds NaN or infinity."""
-    if np.asarray(array).dtype.kind == "f" and not np.isfinite(array).all():
+    if _dtype_of(array).kind == "f" and not np.isfinite(array).all():
         raise SelfDenoiseError(
             f"{name} contains NaN or infinite values; replace them (e.g. with 0 or the median) first."
         )

@@ -57,24 +57,11 @@ def make_config(method: str = DEFAULT_METHOD, axes: str = "YX", **settings: Any)
     top: dict[str, Any] = {}
     owners = _field_owners()
     for key, value in settings.items():
-        if key in sections:
-            if isinstance(value, dict):
-                sections[key].update(value)
-                continue
-            raise SelfDenoiseError(f"setting {key!r} must be a dictionary of {key} options.")
-        if key in {"lambda_inv", "channels_jointly"}:
-            top[key] = value
-            continue
-        owner = owners.get(key)
-        if owner is None:
-            raise SelfDenoiseError(f"unknown setting {key!r}; see DenoiserConfig for valid names.")
-        if isinstance(owner, tuple):
-            raise SelfDenoiseError(
-                f"setting {key!r} is ambiguous; pass it as {owner[0]}={{'{key}': ...}}."
-            )
-        if key in _TUPLE_FIELDS and value is not None:
-            value = tuple(int(v) for v in value)
-        sections[owner][key] = value
+        for section, name, resolved in _targets(key, value, owners):
+            if section is None:
+                top[name] = resolved
+            else:
+                sections[section][name] = resolved
     config = DenoiserConfig(
         method=method,
         axes=axes.upper(),

@@ -588,6 +588,9 @@ def render(results: dict) -> str:
         "",
         targets_table(results),
     ]
+    notes = results.get("notes", [])
+    if notes:
+        lines += ["", "How it was run and what it shows:", ""] + [f"- {note}" for note in notes]
     for part in PARTS:
         if isinstance(results.get(part), dict) and "error" in results[part]:
             lines += ["", f"Part `{part}` failed: {results[part]['error']}"]

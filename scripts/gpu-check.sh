@@ -60,7 +60,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 
 status=0
 if [ -z "${SKIP_TESTS:-}" ]; then
-    timeout 240 "$PYTHON" -m pytest -m cuda tests/test_cuda.py -q -rs -p no:cacheprovider \
+    timeout 240 "$PYTHON" -m pytest -m cuda tests/test_cuda.py -q -rs --durations=12 -p no:cacheprovider \
         2>&1 | tee "$OUT/cuda-tests.log" || status=1
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then

@@ -41,6 +41,8 @@ def test_user_settings_override_method_defaults_flat_and_nested():
         ({"patch_shape": (64, -1)}, "patch_shape"),
         ({"depth": 9}, "depth"),
         ({"device": "tpu"}, "device must be one of"),
+        ({"device": "cuda:x"}, "device must be one of"),
+        ({"device": "cpu:0"}, "device must be one of"),
         ({"lambda_inv": "big"}, "lambda_inv"),
         ({"axes": "YXY"}, "repeats"),
         ({"axes": "ZY"}, "must contain Y and X"),
@@ -53,6 +55,23 @@ def test_bad_settings_give_one_line_errors(settings, fragment):
     with pytest.raises(SelfDenoiseError, match=fragment) as info:
         make_config(method, axes, **kwargs)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "mps", "cuda:0", "cuda:3"])
+def test_device_names_include_one_gpu_of_several(device):
+    """`cuda:N` picks one GPU (what a torchrun worker passes for its local rank)."""
+    assert make_config("n2v", "YX", device=device).training.device == device
+
+
+def test_cli_takes_a_gpu_index_and_refuses_other_devices(capsys):
+    from selfdenoise.cli import build_parser
+
+    parser = build_parser()
+    arguments = parser.parse_args(["train", "in.tif", "--out", "m", "--device", "cuda:1"])
+    assert arguments.device == "cuda:1"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "in.tif", "--out", "m", "--device", "gpu"])
+    assert "expected one of auto, cpu, cuda, mps, cuda:N; got 'gpu'" in capsys.readouterr().err
 
 
 def test_from_dict_rejects_unknown_keys():

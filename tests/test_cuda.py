@@ -252,7 +252,7 @@ def test_ddp_one_process_with_nccl(tmp_path):
         [*command, str(script), str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=120,
         env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -583,6 +583,9 @@ def test_planning_does_not_import_torch():
 def test_cancel_stops_a_one_tile_3d_denoise_within_two_seconds():
     """Issue 17: on a CPU the automatic plan predicts a 64x256x256 volume as one tile, yet
     progress moves within it and Cancel acts within 2 s (the pass stops at its next layer)."""
+    from selfdenoise.tiling._cancel import FORWARD_THREADS
+
+    FORWARD_THREADS.clear()  # idle threads kept from earlier predictions end first
     network, multiple, radius = make_network(3, depth=2)
     image = noise((64, 256, 256))
     stop = threading.Event()
@@ -603,6 +606,36 @@ def test_cancel_stops_a_one_tile_3d_denoise_within_two_seconds():
     for thread in forward:
         thread.join(timeout=30)
     assert not any(thread.is_alive() for thread in forward)
+    assert FORWARD_THREADS.idle() == 0  # the abandoned pass's thread is not kept
+
+
+class _ThreadRecorder(torch.nn.Module):
+    """Identity network that records the thread of each forward pass (in a module global,
+    which the prediction's private copy shares)."""
+
+    def forward(self, x):
+        FORWARD_THREADS_SEEN.append(threading.current_thread())
+        return x
+
+
+FORWARD_THREADS_SEEN: list[threading.Thread] = []
+
+
+def test_successive_predictions_reuse_their_forward_thread():
+    """cuDNN keeps its algorithm choices per thread: a new thread per prediction searched
+    them again each time (seconds for large tiles on a GPU), so finished predictions hand
+    their forward thread on to the next one."""
+    from selfdenoise.tiling._cancel import FORWARD_THREADS
+
+    FORWARD_THREADS.clear()
+    FORWARD_THREADS_SEEN.clear()
+    image = noise((64, 64))
+    for _ in range(3):
+        tiled(_ThreadRecorder(), 4, 0, image)
+    first = FORWARD_THREADS_SEEN[0]
+    assert len(FORWARD_THREADS_SEEN) == 3 and all(t is first for t in FORWARD_THREADS_SEEN)
+    assert first is not threading.current_thread()  # still off the calling thread
+    assert FORWARD_THREADS.idle() == 1
 
 
 def test_split_tiles_need_a_halo_on_inner_sides_only(monkeypatch):

@@ -20,7 +20,14 @@ from ._cli.export import add_export_parser, cmd_export
 from ._cli.train import STRUCT_AXES, cmd_train
 from ._errors import SelfDenoiseError
 from ._version import __version__
-from .config import DEFAULT_METHOD, DEMO_METHODS, DEVICES, cpu_batch, make_config
+from .config import (
+    DEFAULT_METHOD,
+    DEMO_METHODS,
+    DEVICES,
+    check_device_name,
+    cpu_batch,
+    make_config,
+)
 from .registry import get_method, method_names
 
 
@@ -64,6 +71,18 @@ def _lambda_inv(text: str) -> float | str:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'auto'; got {text!r}")
     return value
+
+
+DEVICE_CHOICES = ", ".join([*DEVICES, "cuda:N"])
+
+
+def _device_name(text: str) -> str:
+    try:
+        return check_device_name(text)
+    except SelfDenoiseError:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {DEVICE_CHOICES}; got {text!r}"
+        ) from None
 
 
 def _output_dtype(text: str) -> str:
@@ -158,8 +177,9 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--device",
         default="auto",
-        choices=DEVICES,
-        help="where to train (default auto: CUDA, then Apple MPS, then CPU)",
+        type=_device_name,
+        metavar="DEVICE",
+        help=f"where to train: {DEVICE_CHOICES} (default auto: CUDA, then Apple MPS, then CPU)",
     )
     train.add_argument(
         "--struct-axis",
@@ -261,7 +281,10 @@ def _add_predict_parser(commands) -> None:
         help="output dtype: float32 (default), 'input' (the input's, clipped) or e.g. uint16",
     )
     predict.add_argument(
-        "--device", choices=DEVICES, help="where to predict (default: the model's device, or auto)"
+        "--device",
+        type=_device_name,
+        metavar="DEVICE",
+        help=f"where to predict: {DEVICE_CHOICES} (default: the model's device, or auto)",
     )
     predict.add_argument(
         "--dask-scheduler",
@@ -332,7 +355,11 @@ def _add_demo_parser(commands) -> None:
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the sample and the training")
     demo.add_argument(
-        "--device", default="auto", choices=DEVICES, help="where to train (default auto)"
+        "--device",
+        default="auto",
+        type=_device_name,
+        metavar="DEVICE",
+        help=f"where to train: {DEVICE_CHOICES} (default auto)",
     )
 
 

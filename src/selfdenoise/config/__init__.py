@@ -29,6 +29,7 @@ from ._choices import (
     METHODS,
     NORMALISATIONS,
     SCHEDULES,
+    check_device_name,
     check_lambda_inv,
     cpu_batch,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "NormalisationConfig",
     "TilingConfig",
     "TrainingConfig",
+    "check_device_name",
     "check_lambda_inv",
     "cpu_batch",
     "make_config",

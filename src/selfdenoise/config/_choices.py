@@ -46,6 +46,22 @@ MAX_BASE_CHANNELS = 256
 """Largest ``base_channels`` a configuration accepts (the parameter count is bounded too)."""
 
 
+def check_device_name(value: Any) -> str:
+    """Return ``value`` if it names a device (one of :data:`DEVICES`, or ``cuda:N`` for GPU N).
+
+    Raises
+    ------
+    SelfDenoiseError
+        For any other value.
+    """
+    kind, _, index = str(value).partition(":")
+    if isinstance(value, str) and (value in DEVICES or (kind == "cuda" and index.isdigit())):
+        return value
+    raise SelfDenoiseError(
+        f"device must be one of {', '.join(DEVICES)} or cuda:N (GPU N); got {value!r}."
+    )
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SelfDenoiseError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")

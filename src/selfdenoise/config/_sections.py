@@ -10,7 +10,6 @@ from ._choices import (
     AMP_MODES,
     ARCHITECTURES,
     BLENDS,
-    DEVICES,
     FILLS,
     MASK_MODES,
     MAX_BASE_CHANNELS,
@@ -20,6 +19,7 @@ from ._choices import (
     _check_int,
     _check_positive,
     _check_shape,
+    check_device_name,
 )
 
 
@@ -216,7 +216,7 @@ class TrainingConfig:
         _check_positive("max_minutes", self.max_minutes, allow_none=True)
         _check_positive("learning_rate", self.learning_rate)
         _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("device", self.device, DEVICES)
+        check_device_name(self.device)
         _check_choice("amp", self.amp, AMP_MODES)
         if not 0.0 <= self.validation_fraction < 0.9:
             raise SelfDenoiseError("validation_fraction must be in [0, 0.9).")

@@ -15,7 +15,7 @@ from .._errors import SelfDenoiseError
 from ..axes import Layout
 from ..config import AMP_MODES, BLENDS
 from ..device import autocast_dtype, configure_backends, select_device
-from ._cancel import PredictionCancelled, is_cancelled, run_cancellable
+from ._cancel import FORWARD_THREADS, PredictionCancelled, is_cancelled, run_cancellable
 from ._forward import (
     BatchForward,
     ForwardMonitor,
@@ -224,37 +224,40 @@ class _TiledRun:
         # Forward passes run on one helper thread, so that cancel acts within a long pass
         # (see run_cancellable). On a loaded 2-core machine this was also about 5x faster
         # than running them on the calling thread next to the I/O thread (768x768 2D image,
-        # 128x128 tiles, same process, interleaved: 7-10 s against 35-57 s).
-        compute = ThreadPoolExecutor(1, thread_name_prefix="selfdenoise-forward")
-        finished = False
+        # 128x128 tiles, same process, interleaved: 7-10 s against 35-57 s). The thread is
+        # reused by later predictions: cuDNN's algorithm choices live per thread.
         try:
-            reading = pool.submit(self._read, batches[0], buffers[0])
-            writing: Future | None = None
-            for i, batch in enumerate(batches):
-                if is_cancelled(cancel):
-                    raise PredictionCancelled("prediction cancelled")
-                inputs = reading.result()
-                if i + 1 < len(batches):
-                    reading = pool.submit(self._read, batches[i + 1], buffers[(i + 1) % 2])
-                report.start_batch(i * size, inputs)
-                predictions = run_cancellable(
-                    functools.partial(forward, inputs),
-                    compute,
-                    cancel,
-                    monitor.abort,
-                    report.within_batch_hook,
-                )
-                if writing is not None:
-                    writing.result()
-                writing = pool.submit(self.writer.add, batch, predictions)
-                report(i * size + len(batch))
-            writing.result()
-            pool.submit(self.writer.finish).result()
-            finished = True
+            with FORWARD_THREADS.borrow() as compute:
+                self._pipeline(batches, buffers, forward, monitor, report, pool, compute, cancel)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            # An abandoned pass ends alone at its next layer.
-            compute.shutdown(wait=finished, cancel_futures=True)
+
+    def _pipeline(self, batches, buffers, forward, monitor, report, pool, compute, cancel):
+        """Read batch ``i + 1`` and write batch ``i - 1`` on ``pool`` while ``compute``
+        predicts batch ``i``."""
+        size = len(batches[0])
+        reading = pool.submit(self._read, batches[0], buffers[0])
+        writing: Future | None = None
+        for i, batch in enumerate(batches):
+            if is_cancelled(cancel):
+                raise PredictionCancelled("prediction cancelled")
+            inputs = reading.result()
+            if i + 1 < len(batches):
+                reading = pool.submit(self._read, batches[i + 1], buffers[(i + 1) % 2])
+            report.start_batch(i * size, inputs)
+            predictions = run_cancellable(
+                functools.partial(forward, inputs),
+                compute,
+                cancel,
+                monitor.abort,
+                report.within_batch_hook,
+            )
+            if writing is not None:
+                writing.result()
+            writing = pool.submit(self.writer.add, batch, predictions)
+            report(i * size + len(batch))
+        writing.result()
+        pool.submit(self.writer.finish).result()
 
     def _read(self, tiles: list[Tile], buffer: torch.Tensor) -> torch.Tensor:
         array = buffer.numpy()

@@ -34,11 +34,19 @@ TOLERANCE = 1e-4
 class AffineNormaliser:
     """Stand-in for :class:`selfdenoise.data.Normaliser`: per-sample affine map."""
 
-    def forward(self, block, sample):
-        return (np.asarray(block, np.float32) - 10.0 * sample) / 3.0
+    def forward(self, block, sample, out=None):
+        result = (np.asarray(block, np.float32) - 10.0 * sample) / 3.0
+        if out is None:
+            return result
+        out[...] = result
+        return out
 
-    def inverse(self, block, sample):
-        return np.asarray(block, np.float32) * 3.0 + 10.0 * sample
+    def inverse(self, block, sample, out=None):
+        result = np.asarray(block, np.float32) * 3.0 + 10.0 * sample
+        if out is None:
+            return result
+        out[...] = result
+        return out
 
 
 def make_network(ndim, channels=1, depth=2, **options):
@@ -657,3 +665,50 @@ def test_split_tiles_need_a_halo_on_inner_sides_only(monkeypatch):
         ]
     )
     assert tiles * np.prod(plan.tile_shape) / np.prod(shape) < 1.3  # was 1.59
+
+
+# --- host side: reading in one pass, bands on several threads --------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 37])
+def test_read_tile_into_equals_reflect_padding(size):
+    """Tiles past the image end are filled with reversed runs of the block, in one pass."""
+    from selfdenoise.tiling._grid import read_tile
+
+    image = np.arange(size * 7, dtype=np.uint16).reshape(size, 7)
+    layout = Layout("YX", image.shape)
+    padded = np.pad(image, [(0, 64), (0, 64)], mode="reflect")
+    for origins in [(0, 0), (0, 3), (size - 1, 5)]:
+        tile = read_tile(image, layout, 0, origins, (16, 12))
+        assert tile.dtype == np.float32 and tile.shape == (1, 16, 12)
+        expected = padded[origins[0] : origins[0] + 16, origins[1] : origins[1] + 12]
+        np.testing.assert_array_equal(tile[0], expected)
+
+
+@pytest.mark.parametrize(("axes", "shape"), [("YX", (300, 260)), ("TZYX", (2, 20, 40, 44))])
+def test_bands_on_host_threads_give_the_same_prediction(monkeypatch, axes, shape):
+    """Large tiles of in-memory images are read, normalised, restored and stored in bands
+    of rows on several threads; the result is identical to one band."""
+    from selfdenoise.tiling import _parallel
+
+    ndim = len(axes.replace("T", ""))
+    network, multiple, radius = make_network(ndim)
+    image = noise(shape) * 3.0 + 20.0
+    options = dict(axes=axes, normaliser=AffineNormaliser(), tile_shape=(64,) * ndim)
+    one_band = tiled(network, multiple, radius, image, **options)
+    monkeypatch.setattr(_parallel, "BAND_VOXELS", 64)  # many bands even for small tiles
+    monkeypatch.setattr(_parallel, "HOST_THREADS", 3)
+    assert len(_parallel.bands((64,) * ndim)) == 3
+    banded = tiled(network, multiple, radius, image, **options)
+    np.testing.assert_array_equal(banded, one_band)
+
+
+def test_bands_cover_the_rows_once():
+    from selfdenoise.tiling._parallel import bands
+
+    for rows, threads in [(1, 8), (7, 3), (1000, 8), (64, 64)]:
+        parts = bands((rows, 2**21), threads)
+        assert len(parts) == min(rows, threads)
+        covered = np.concatenate([np.arange(rows)[part] for part in parts])
+        np.testing.assert_array_equal(covered, np.arange(rows))
+    assert bands((512, 512)) == [slice(0, 512)]  # small blocks: one band

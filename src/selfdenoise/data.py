@@ -140,17 +140,31 @@ class Normaliser:
             return offset[channel : channel + 1], scale[channel : channel + 1]
         return offset, scale
 
-    def forward(self, block: np.ndarray, sample: int = 0) -> np.ndarray:
-        """Normalise a ``(C, *spatial)`` block of canonical sample ``sample`` (float32)."""
-        offset, scale = self._stats(sample)
-        shape = (-1,) + (1,) * (block.ndim - 1)
-        return (np.asarray(block, np.float32) - offset.reshape(shape)) / scale.reshape(shape)
+    def forward(
+        self, block: np.ndarray, sample: int = 0, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Normalise a ``(C, *spatial)`` block of canonical sample ``sample`` (float32).
 
-    def inverse(self, block: np.ndarray, sample: int = 0) -> np.ndarray:
-        """Undo :meth:`forward`."""
+        With ``out`` (a float32 array of the block's shape, which may be ``block`` itself)
+        the result is written there and no temporary array is made.
+        """
         offset, scale = self._stats(sample)
         shape = (-1,) + (1,) * (block.ndim - 1)
-        return np.asarray(block, np.float32) * scale.reshape(shape) + offset.reshape(shape)
+        if out is None:
+            return (np.asarray(block, np.float32) - offset.reshape(shape)) / scale.reshape(shape)
+        np.subtract(block, offset.reshape(shape), out=out, casting="unsafe")
+        return np.divide(out, scale.reshape(shape), out=out)
+
+    def inverse(
+        self, block: np.ndarray, sample: int = 0, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Undo :meth:`forward` (``out`` as there)."""
+        offset, scale = self._stats(sample)
+        shape = (-1,) + (1,) * (block.ndim - 1)
+        if out is None:
+            return np.asarray(block, np.float32) * scale.reshape(shape) + offset.reshape(shape)
+        np.multiply(block, scale.reshape(shape), out=out, casting="unsafe")
+        return np.add(out, offset.reshape(shape), out=out)
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""

@@ -334,8 +334,8 @@ class _ShiftedNormaliser:
         index = [position[a] + self.offsets[a] for a in self.offsets]
         return int(np.ravel_multi_index(index, self.sizes)) if index else 0
 
-    def forward(self, block: np.ndarray, sample: int) -> np.ndarray:
-        return self.normaliser.forward(block, self._whole_sample(sample))
+    def forward(self, block: np.ndarray, sample: int, out: np.ndarray | None = None):
+        return self.normaliser.forward(block, self._whole_sample(sample), out=out)
 
-    def inverse(self, block: np.ndarray, sample: int) -> np.ndarray:
-        return self.normaliser.inverse(block, self._whole_sample(sample))
+    def inverse(self, block: np.ndarray, sample: int, out: np.ndarray | None = None):
+        return self.normaliser.inverse(block, self._whole_sample(sample), out=out)

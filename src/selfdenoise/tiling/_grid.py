@@ -215,22 +215,52 @@ def reflect_indices(start: int, stop: int, size: int) -> np.ndarray:
 def read_tile(
     source, layout: Layout, sample: int, origins: Sequence[int], tile_shape: Sequence[int]
 ) -> np.ndarray:
-    """Read one tile as a ``(C, *tile_shape)`` array, reflect-padded past the image end.
+    """Read one tile as a ``(C, *tile_shape)`` float32 array, reflect-padded past the image end.
 
     Only the voxels the tile needs are read from ``source`` (numpy, memmap, zarr or dask).
     """
-    slices, takes = [], []
-    for origin, tile, size in zip(origins, tile_shape, layout.spatial_shape, strict=True):
-        if origin + tile <= size:
-            slices.append(slice(origin, origin + tile))
-            takes.append(None)
-            continue
+    out = np.empty((layout.n_channels, *tile_shape), np.float32)
+    return read_tile_into(source, layout, sample, origins, out)
+
+
+def read_tile_into(
+    source, layout: Layout, sample: int, origins: Sequence[int], out: np.ndarray
+) -> np.ndarray:
+    """:func:`read_tile` into ``out``, a ``(C, *tile_shape)`` array, in one pass.
+
+    The voxels inside the image are copied (and cast) straight into ``out``; the
+    reflect-padded margins are copied as reversed runs of the same block, so no padded
+    intermediate array is made (prediction reads every voxel of large images this way).
+    """
+    slices, runs = [], []
+    for origin, tile, size in zip(origins, out.shape[1:], layout.spatial_shape, strict=True):
         indices = reflect_indices(origin, origin + tile, size)
         low = int(indices.min())
         slices.append(slice(low, int(indices.max()) + 1))
-        takes.append(indices - low)
+        runs.append(_runs(indices - low))
     block = layout.block_to_canonical(np.asarray(source[layout.block_index(sample, slices)]))
-    for axis, take in enumerate(takes):
-        if take is not None:
-            block = np.take(block, take, axis=axis + 1)
-    return block
+    for parts in itertools.product(*runs):
+        target = (slice(None), *(part[0] for part in parts))
+        np.copyto(out[target], block[(slice(None), *(part[1] for part in parts))], "unsafe")
+    return out
+
+
+def _runs(indices: np.ndarray) -> list[tuple[slice, slice]]:
+    """Split a map from tile positions to block positions into runs of step +1, -1 or 0:
+    ``(tile slice, block slice)`` pairs that copy with plain (possibly reversed) slicing."""
+    steps = np.diff(indices)
+    runs, start, count = [], 0, len(indices)
+    while start < count:
+        step = int(steps[start]) if start < count - 1 else 1
+        changes = np.flatnonzero(steps[start:] != step)
+        stop = start + 1 + (int(changes[0]) if len(changes) else count - 1 - start)
+        first, length = int(indices[start]), stop - start
+        if step == 1:
+            source = slice(first, first + length)
+        elif step == -1:
+            source = slice(first, first - length if first >= length else None, -1)
+        else:  # an image side of 1: the one voxel, broadcast
+            source = slice(first, first + 1)
+        runs.append((slice(start, stop), source))
+        start = stop
+    return runs

@@ -10,12 +10,14 @@ directly instead.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from ..axes import Layout
 from ._grid import Tile, TileGrid
+from ._parallel import bands, is_in_memory, run_bands
 
 SLAB_BYTES = 256 * 1024**2
 """Largest slab :class:`CropWriter` buffers; above it, cores are written tile by tile."""
@@ -59,11 +61,20 @@ class _SlabWriter:
             self.sample = self.slab_index = None
 
     def _write(self, values: np.ndarray, region: tuple[slice, ...]) -> None:
-        """Write ``(C, *spatial)`` normalised ``values`` to ``region`` (image coordinates)."""
+        """Write ``(C, *spatial)`` normalised ``values`` to ``region`` (image coordinates);
+        in bands on several threads when the output is in memory and the block large."""
         if values.size == 0:
             return
-        if self.normaliser is not None:
-            values = self.normaliser.inverse(values, self.sample)
+        parts = bands(values.shape[1:]) if is_in_memory(self.out) else [slice(None)]
+        run_bands(functools.partial(self._write_band, values, region), parts)
+
+    def _write_band(self, values: np.ndarray, region: tuple[slice, ...], rows: slice) -> None:
+        if rows != slice(None):  # a band: rows of the first spatial axis
+            offset = region[0].start or 0
+            values = values[:, rows]
+            region = (slice(offset + rows.start, offset + rows.stop), *region[1:])
+        if self.normaliser is not None:  # in place: values are always the writer's own
+            values = self.normaliser.inverse(values, self.sample, out=values)
         index = self.layout.block_index(self.sample, region)
         self.out[index] = self.layout.canonical_to_block(_to_dtype(values, self.dtype))
 
@@ -107,8 +118,11 @@ class CropWriter(_SlabWriter):
         self.start, self.length = core.start, core.stop - core.start
         shape = list(self.layout.spatial_shape)
         shape[self.axis] = self.length
+        # An in-memory output takes each core directly; a slab only saves rewriting the
+        # chunks of on-disk outputs (zarr) once per tile.
         small = self.n_channels * math.prod(shape) * 4 <= SLAB_BYTES
-        self.slab = self._slab(self.length, self.n_channels) if small else None
+        in_memory = type(self.out) is np.ndarray
+        self.slab = self._slab(self.length, self.n_channels) if small and not in_memory else None
 
     def _put(self, tile: Tile, prediction: np.ndarray) -> None:
         axes = self.grid.axes

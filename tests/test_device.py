@@ -351,6 +351,43 @@ def test_user_settings_win_everywhere(monkeypatch):
     assert sizes.patch_shape == (32, 32) and sizes.batch_size == 256
 
 
+def test_small_data_caps_the_gpu_batch_at_a_few_passes(monkeypatch):
+    """One 256x256 image: 4 x 65,536 voxels per step at most (16 patches of 128x128, the CPU
+    batch), not 256 patches; large data still fills the memory budget; a set batch wins."""
+    _free(monkeypatch, 80 * GIB)
+    sizes = dev.training_sizes("cuda", 2, 1, 32, 2, image_shape=(256, 256), data_voxels=256**2)
+    assert sizes[:2] == (16, (128, 128))
+    assert "4x the 65,536 training voxels" in sizes.reason
+    assert dev.training_sizes("cuda", 2, 1, 32, 2, data_voxels=12 * 256**2)[:2] == (
+        192,
+        (128, 128),
+    )
+    assert dev.training_sizes("cuda", 2, 1, 32, 2, data_voxels=10**9)[:2] == (256, (128, 128))
+    assert dev.training_sizes("cuda", 2, 1, 32, 2, data_voxels=100)[0] == 16  # the CPU batch
+    set_batch = dev.training_sizes("cuda", 2, 1, 32, 2, user_batch=64, data_voxels=256**2)
+    assert set_batch.batch_size == 64
+
+
+def test_sized_for_device_counts_every_sample_of_the_training_data(monkeypatch):
+    from selfdenoise.config import make_config
+    from selfdenoise.prepare import prepare_training_data
+
+    _free(monkeypatch, 80 * GIB)
+    config = make_config("n2v", "TYX")
+    image = np.random.default_rng(0).random((3, 256, 256)).astype(np.float32)
+    prepared, _ = prepare_training_data(config, image, axes="TYX")
+    assert prepared.training_voxels == 3 * 256**2
+    training, note = dev.sized_for_device(
+        config.training,
+        config.network,
+        "cuda",
+        1,
+        prepared.spatial_shapes,
+        data_voxels=prepared.training_voxels,
+    )
+    assert (training.batch_size, training.patch_shape) == (48, (128, 128)), note
+
+
 def test_large_gpu_gets_the_caps(monkeypatch):
     _free(monkeypatch, 80 * GIB)
     assert dev.training_sizes("cuda", 2, 1, 32, 2)[:2] == (256, (128, 128))

@@ -283,6 +283,7 @@ class Denoiser:
             self._device,
             prepared.n_channels,
             prepared.spatial_shapes,
+            data_voxels=prepared.training_voxels,
         )
         sampler = make_sampler(prepared, training, network.size_multiple, rank)
         self.lambda_inv = self._resolve_lambda_inv(prepared.arrays)

@@ -9,6 +9,7 @@ model's :class:`~selfdenoise.data.Normaliser`. The training run
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,11 @@ class TrainingData:
     def spatial_shapes(self) -> list[tuple[int, ...]]:
         """Spatial shapes of every training and validation array (a patch must fit all)."""
         return [a.shape[2:] for a in self.arrays + (self.validation or [])]
+
+    @property
+    def training_voxels(self) -> int:
+        """Voxels of the training arrays, every sample counted (channels not)."""
+        return sum(a.shape[0] * math.prod(a.shape[2:]) for a in self.arrays)
 
 
 def prepare_arrays(data, axes: str, channels_jointly: bool, name: str):

@@ -47,8 +47,8 @@ def _reflect(position: torch.Tensor, length: int, reach: int | None = None) -> t
     return torch.where(position >= length, period - position, position)
 
 
-def _reflect_pad(x: torch.Tensor, radius: int) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """``x`` reflect-padded by ``radius`` on each spatial axis, as ``(C, B * prod(shape))``.
+def _reflect_pad(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """``x`` ``(B, C, *spatial)`` reflect-padded by ``radius`` on each spatial axis.
 
     Any image size works (repeated reflection for axes shorter than ``radius``).
     """
@@ -56,7 +56,35 @@ def _reflect_pad(x: torch.Tensor, radius: int) -> tuple[torch.Tensor, tuple[int,
     for axis, length in enumerate(x.shape[2:]):
         rows = _reflect(torch.arange(-radius, length + radius, device=x.device), length)
         padded = padded.index_select(2 + axis, rows)
-    return padded.transpose(0, 1).reshape(x.shape[1], -1), tuple(padded.shape[2:])
+    return padded
+
+
+def _channels_first(batch: torch.Tensor) -> torch.Tensor:
+    """``(B, C, *spatial)`` as ``(C, B * prod(spatial))``."""
+    return batch.transpose(0, 1).reshape(batch.shape[1], -1)
+
+
+def _donut_weights(offsets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Donut weights ``1 / |o|^2`` of the window ``offsets``, normalised to sum 1."""
+    weights = 1.0 / (offsets**2).sum(dim=1).to(dtype)
+    return weights / weights.sum()
+
+
+def _donut_everywhere(x: torch.Tensor, line_axis: int | None) -> torch.Tensor:
+    """Donut fill of every pixel, ``(C, B, N)``: a per-channel 3x3(x3) convolution.
+
+    The same weights as :func:`_donut_weights` (without the structN2V line) applied to the
+    reflect-padded batch.
+    """
+    ndim, channels = x.ndim - 2, x.shape[1]
+    offsets = _window_offsets(ndim, 3, line_axis, x.device)
+    cells = _linear_offsets(offsets + 1, (3,) * ndim)
+    kernel = torch.zeros(3**ndim, dtype=x.dtype, device=x.device)
+    kernel = kernel.index_put((cells,), _donut_weights(offsets, x.dtype))
+    kernel = kernel.reshape(1, 1, *(3,) * ndim).expand(channels, 1, *(3,) * ndim)
+    convolve = torch.nn.functional.conv2d if ndim == 2 else torch.nn.functional.conv3d
+    smooth = convolve(_reflect_pad(x, 1), kernel, groups=channels)  # (B, C, *spatial)
+    return smooth.transpose(0, 1).reshape(channels, x.shape[0], -1)
 
 
 def _unravel(index: torch.Tensor, spatial: tuple[int, ...]) -> list[torch.Tensor]:

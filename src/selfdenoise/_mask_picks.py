@@ -20,10 +20,12 @@ class _Picks(NamedTuple):
     """Candidate positions: linear spatial ``index`` ``(B, K)`` and ``valid`` flags ``(B, K)``.
 
     ``index`` of an invalid candidate is any position inside the image (never used).
+    ``every_pixel``: the candidates are all pixels in order (``index[b] = arange(N)``).
     """
 
     index: torch.Tensor
     valid: torch.Tensor
+    every_pixel: bool = False
 
 
 def _split_shape(shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
@@ -48,7 +50,7 @@ def _draw_picks(
         draws = torch.rand((batch, *spatial), generator=generator, device=generator.device)
         valid = (draws < config.fraction).reshape(batch, -1)
         index = torch.arange(valid.shape[1], device=generator.device).expand(batch, -1)
-        return _Picks(index, valid)
+        return _Picks(index, valid, every_pixel=True)
     if config.mode == "grid":
         return _grid_picks(batch, spatial, config.grid_period, generator, grid_phase)
     raise SelfDenoiseError(f"unknown masking mode {config.mode!r}.")
@@ -139,7 +141,7 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
 
 
 def _move(picks: _Picks, device: torch.device) -> _Picks:
-    return _Picks(_to(picks.index, device), _to(picks.valid, device))
+    return _Picks(_to(picks.index, device), _to(picks.valid, device), picks.every_pixel)
 
 
 def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -46,6 +46,9 @@ import torch
 
 from ._errors import SelfDenoiseError
 from ._mask_neighbours import (
+    _channels_first,
+    _donut_everywhere,
+    _donut_weights,
     _folds_back,
     _linear_offsets,
     _median,
@@ -253,7 +256,7 @@ def apply_fill(
     batch, count = x.shape[0], math.prod(x.shape[2:])
     index = torch.arange(count, device=x.device).expand(batch, count)
     valid = mask.to(x.device).reshape(batch, count)
-    return _fill(x, _Picks(index, valid), config, generator)
+    return _fill(x, _Picks(index, valid, every_pixel=True), config, generator)
 
 
 # --- fills ------------------------------------------------------------------------------------
@@ -282,7 +285,7 @@ def _fill(
         noise = torch.randn(shape, generator=generator, device=generator.device)
         values = config.fill_sigma * _to(noise, x.device).to(x.dtype)
     elif config.fill in ("donut", "median", "uniform"):
-        values = _neighbour_fill(x, picks.index, config, line_axis, generator)
+        values = _neighbour_fill(x, picks, config, line_axis, generator)
     else:
         raise SelfDenoiseError(f"unknown mask fill {config.fill!r}.")
     first = x.transpose(0, 1).reshape(channels, batch, count)
@@ -295,22 +298,28 @@ def _fill(
 
 def _neighbour_fill(
     x: torch.Tensor,
-    index: torch.Tensor,
+    picks: _Picks,
     config: MaskingConfig,
     line_axis: int | None,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Donut, median or uniform fill ``(C, B, K)`` at the pixels ``index`` ``(B, K)``.
+    """Donut, median or uniform fill ``(C, B, K)`` at the candidates ``picks``.
 
-    A neighbour whose reflection at the border lands back on the pixel (or on its
+    A window neighbour whose reflection at the border lands back on the pixel (or on its
     structN2V line) is replaced by its mirror image through the pixel, so no fill copies
-    the hidden value.
+    the hidden value. A donut fill of every pixel (Bernoulli masks, :func:`apply_fill`) is
+    a convolution.
     """
+    if config.fill == "donut" and picks.every_pixel:
+        return _donut_everywhere(x, line_axis)
+    index = picks.index
     spatial = tuple(x.shape[2:])
     radius = 1 if config.fill == "donut" else config.window // 2
     offsets = _window_offsets(len(spatial), 2 * radius + 1, line_axis, x.device)  # (M, ndim)
     coordinates = _unravel(index, spatial)
-    padded, shape = _reflect_pad(x, radius)
+    padded = _reflect_pad(x, radius)
+    shape = tuple(padded.shape[2:])
+    padded = _channels_first(padded)
     centres = _padded_positions(coordinates, shape, radius)  # (B, K)
     if config.fill == "uniform":
         draws = torch.randint(
@@ -325,6 +334,5 @@ def _neighbour_fill(
     steps = _linear_offsets(offsets, shape)
     neighbours = _take(padded, centres[..., None] + torch.where(folds, -steps, steps))
     if config.fill == "median":
-        return _median(neighbours, dim=-1)  # (C, B, K)
-    weights = 1.0 / (offsets**2).sum(dim=1).to(x.dtype)
-    return neighbours @ (weights / weights.sum())
+        return _median(neighbours, dim=-1)
+    return neighbours @ _donut_weights(offsets, x.dtype)

@@ -18,8 +18,8 @@ candidates sent to a spare slot, so no shape depends on the data and no function
 reads a device value on the host (no ``nonzero``, ``item``, boolean-mask indexing).
 Random fills (Gaussian values, uniform neighbour indices) draw one value per candidate, so
 :func:`mask_and_fill` draws the same masks as :func:`make_masks` and fills them with the
-same law as :func:`apply_fill` (the same values for the deterministic fills), not the same
-random values. Where structN2V lines overlap, one of the candidates' draws is kept.
+same law as :func:`apply_fill` (equal up to rounding for the deterministic fills), not the
+same random values. Where structN2V lines overlap, one of the candidates' draws is kept.
 
 Stratified sampling
 -------------------
@@ -223,7 +223,9 @@ def apply_fill(
       middle values for an even count, as :func:`numpy.median`);
     - ``'zero'``: 0.
 
-    Neighbours outside the image are reflected (``reflect`` padding, edge not repeated).
+    Neighbours outside the image are reflected (``reflect`` padding, edge not repeated); a
+    window neighbour whose reflection lands back on the pixel itself (windows of 5 and more,
+    near the border) is replaced by its mirror image through the pixel.
     The same neighbour position is used for every channel. With ``config.struct_axis`` set,
     neighbour fills skip the whole line along that axis through the pixel, so no value from
     the masked line (correlated noise) is copied back into it.

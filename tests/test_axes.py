@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from selfdenoise import SelfDenoiseError
-from selfdenoise.axes import Layout, from_canonical, guess_axes, to_canonical, validate_axes
+from selfdenoise.axes import (
+    Layout,
+    ModelAxesErrors,
+    axes_for_model,
+    from_canonical,
+    guess_axes,
+    to_canonical,
+    validate_axes,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +62,37 @@ def test_guess_axes():
     assert guess_axes((64, 64, 3), rgb=True) == "YXC"
     assert guess_axes((2, 10, 64, 64)) == "CZYX"
     assert guess_axes((20, 10, 64, 64)) == "TZYX"
+
+
+_ERRORS = ModelAxesErrors(
+    dimensions="{ndim} dims for {model_axes!r}", all_sample_axes="no free axis", needs_z="no Z"
+)
+
+
+@pytest.mark.parametrize(
+    ("axes", "ndim", "model_axes", "model_ndim", "expected"),
+    [
+        (None, 2, "YX", 2, "YX"),
+        (None, 3, "YX", 2, "SYX"),
+        (None, 4, "ZYX", 3, "SZYX"),
+        ("zyx", 3, "YX", 2, "SYX"),
+        ("SZYX", 4, "YX", 2, "STYX"),
+        ("TZYX", 4, "ZYX", 3, "TZYX"),
+    ],
+)
+def test_axes_for_model(axes, ndim, model_axes, model_ndim, expected):
+    assert axes_for_model(axes, ndim, model_axes, model_ndim, _ERRORS) == expected
+
+
+@pytest.mark.parametrize(
+    ("axes", "ndim", "model_axes", "model_ndim", "message"),
+    [
+        (None, 4, "YX", 2, "4 dims for 'YX'"),
+        (None, 4, "SYX", 2, "4 dims for 'SYX'"),
+        ("STZYX", 5, "YX", 2, "no free axis"),
+        ("TYX", 3, "ZYX", 3, "no Z"),
+    ],
+)
+def test_axes_for_model_says_the_callers_message(axes, ndim, model_axes, model_ndim, message):
+    with pytest.raises(SelfDenoiseError, match=f"^{message}$"):
+        axes_for_model(axes, ndim, model_axes, model_ndim, _ERRORS)

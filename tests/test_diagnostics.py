@@ -63,6 +63,21 @@ def test_detail_correlation_separates_wiener_like_from_blind_spot_filters():
     assert detail_correlation(noisy, smooth) > 0.2
 
 
+@pytest.mark.parametrize("shape", [(40, 48), (10, 24, 20)])
+def test_detail_correlation_is_epi_with_the_shared_laplacian(shape):
+    # One Laplacian (metrics/_edges.laplacian) serves EPI and this readout.
+    from selfdenoise.metrics import epi
+
+    rng = np.random.default_rng(2)
+    noisy = rng.normal(size=shape)
+    denoised = ndimage.gaussian_filter(noisy, 1.0)
+    mask = rng.random(shape) < 0.5
+    value = detail_correlation(noisy, denoised, mask=mask)
+    assert value == epi(noisy, denoised, mask=mask)
+    high_noisy, high_denoised = ndimage.laplace(noisy)[mask], ndimage.laplace(denoised)[mask]
+    assert value == pytest.approx(np.corrcoef(high_noisy, high_denoised)[0, 1])
+
+
 # --- after training: the readouts tell a blind-spot-like Noise2Same from a Wiener-like one ---
 
 TRAIN_STEPS = 120

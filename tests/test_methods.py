@@ -13,7 +13,7 @@ from torch import nn  # noqa: E402
 
 from selfdenoise._errors import SelfDenoiseError  # noqa: E402
 from selfdenoise.config import MaskingConfig, make_config  # noqa: E402
-from selfdenoise.masking import apply_fill, make_mask, make_masks  # noqa: E402
+from selfdenoise.masking import make_mask, make_masks, mask_and_fill  # noqa: E402
 from selfdenoise.methods import (  # noqa: E402
     N2V2,
     Noise2Same,
@@ -129,10 +129,8 @@ def test_noise2same_gradients_flow_through_both_passes(joint_forward):
     objective = Noise2Same(masking, lambda_inv=2.0, joint_forward=joint_forward)
     grad = _gradient(network, objective.training_loss(network, x, _generator(6))[0])
 
-    # Replay the generator: mask draws first, then fill draws.
-    replay = _generator(6)
-    mask = make_mask(masking, tuple(x.shape), replay)
-    x_masked = apply_fill(x, mask, masking, replay)
+    # Replay the generator: the training step masks and fills with mask_and_fill.
+    x_masked, _, mask = mask_and_fill(x, masking, _generator(6))
 
     def reference(detach_plain: bool, detach_masked: bool, lambda_inv: float) -> torch.Tensor:
         o, o_m = network(x), network(x_masked)
@@ -181,9 +179,8 @@ def test_validation_loss_is_masked_pixel_mse_by_hand(method):
 
     masking = validation_masking(config.masking)
     assert masking.mode == "stratified" and masking.fill == config.masking.fill
-    replay = _generator(7)
-    scored, hidden = make_masks(masking, tuple(x.shape), replay)
-    x_masked = apply_fill(x, hidden, masking, replay).numpy()
+    x_masked, scored, _ = mask_and_fill(x, masking, _generator(7))
+    x_masked = x_masked.numpy()
     prediction = _conv_numpy(network, x_masked)
     selected = scored.numpy()[:, 0]
     errors = (prediction[:, 0] - x.numpy()[:, 0])[selected]

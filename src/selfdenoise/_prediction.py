@@ -6,11 +6,18 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import SelfDenoiseError
-from .axes import Layout, validate_axes
+from .axes import Layout, ModelAxesErrors, axes_for_model
 from .config import DenoiserConfig
 from .data import check_image
 
 __all__ = ["cast_output", "prediction_layout"]
+
+_AXES_ERRORS = ModelAxesErrors(
+    dimensions="image has {ndim} dimensions but the model was trained on {model_axes!r}; "
+    "give the image's axes (e.g. axes='TZYX').",
+    all_sample_axes="a 2D model cannot denoise data with S, T and Z axes at once.",
+    needs_z="this is a 3D model; the image needs a Z axis (e.g. axes='ZYX').",
+)
 
 
 def prediction_layout(
@@ -22,26 +29,7 @@ def prediction_layout(
     dimension; a 2D model on ``ZYX`` data works slice by slice (``Z`` becomes ``S`` or ``T``).
     The image's dimensions and channels are checked against the model.
     """
-    ndim = len(np.shape(image))
-    model_axes = config.axes
-    if axes is None:
-        if ndim == len(model_axes):
-            axes = model_axes
-        elif ndim == len(model_axes) + 1 and "S" not in model_axes:
-            axes = "S" + model_axes
-        else:
-            raise SelfDenoiseError(
-                f"image has {ndim} dimensions but the model was trained on {model_axes!r}; "
-                "give the image's axes (e.g. axes='TZYX')."
-            )
-    axes = validate_axes(axes, ndim)
-    if config.ndim == 2 and "Z" in axes:
-        free = next((a for a in "ST" if a not in axes), None)
-        if free is None:
-            raise SelfDenoiseError("a 2D model cannot denoise data with S, T and Z axes at once.")
-        axes = axes.replace("Z", free)
-    if config.ndim == 3 and "Z" not in axes:
-        raise SelfDenoiseError("this is a 3D model; the image needs a Z axis (e.g. axes='ZYX').")
+    axes = axes_for_model(axes, len(np.shape(image)), config.axes, config.ndim, _AXES_ERRORS)
     layout = check_image(image, axes)
     layout = Layout(layout.axes, layout.shape, config.channels_jointly)
     if layout.n_channels != in_channels:

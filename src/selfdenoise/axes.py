@@ -69,6 +69,67 @@ def validate_axes(axes: str, ndim: int | None = None) -> str:
     return axes
 
 
+@dataclass(frozen=True)
+class ModelAxesErrors:
+    """The messages of :func:`axes_for_model`, worded for the caller's kind of image.
+
+    ``dimensions`` may use ``{ndim}`` and ``{model_axes}``.
+    """
+
+    dimensions: str
+    all_sample_axes: str
+    needs_z: str
+
+
+def axes_for_model(
+    axes: str | None,
+    ndim: int,
+    model_axes: str,
+    model_ndim: int,
+    errors: ModelAxesErrors,
+) -> str:
+    """The axes an image of ``ndim`` dimensions is read with by a 2D or 3D model.
+
+    ``axes=None`` means the model's axes, with a leading ``S`` when the image has one more
+    dimension. A 2D model works on ``Z`` data slice by slice: ``Z`` becomes ``S``, or ``T``
+    when ``S`` is taken. A 3D model needs a ``Z`` axis.
+
+    Parameters
+    ----------
+    axes : str or None
+        The image's axes, or None for the model's.
+    ndim : int
+        Number of dimensions of the image.
+    model_axes : str
+        Axes the model was trained on.
+    model_ndim : int
+        Spatial dimensions of the model (2 or 3).
+    errors : ModelAxesErrors
+        What to say when the image does not fit.
+
+    Returns
+    -------
+    str
+        Validated axes, with ``Z`` renamed for a 2D model.
+    """
+    if axes is None:
+        if ndim == len(model_axes):
+            axes = model_axes
+        elif ndim == len(model_axes) + 1 and "S" not in model_axes:
+            axes = "S" + model_axes
+        else:
+            raise SelfDenoiseError(errors.dimensions.format(ndim=ndim, model_axes=model_axes))
+    axes = validate_axes(axes, ndim)
+    if model_ndim == 2 and "Z" in axes:
+        free = next((a for a in SAMPLE_AXES if a not in axes), None)
+        if free is None:
+            raise SelfDenoiseError(errors.all_sample_axes)
+        axes = axes.replace("Z", free)
+    if model_ndim == 3 and "Z" not in axes:
+        raise SelfDenoiseError(errors.needs_z)
+    return axes
+
+
 def guess_axes(shape: Sequence[int], rgb: bool = False) -> str:
     """Guess an axes string for an array shape, as napari users lay data out.
 

@@ -1,11 +1,25 @@
 """Blind-spot masks and fills for masked self-supervised training (torch).
 
 A training step hides a set ``J`` of pixels from the network: :func:`make_mask` chooses
-them and :func:`apply_fill` replaces their values. Masks have shape ``(B, 1, *spatial)``
-and are shared by all channels; images are ``(B, C, *spatial)`` with 2 or 3 spatial axes.
+them and :func:`apply_fill` replaces their values; :func:`mask_and_fill` does both for a
+training step. Masks have shape ``(B, 1, *spatial)`` and are shared by all channels;
+images are ``(B, C, *spatial)`` with 2 or 3 spatial axes.
 
-Random numbers are drawn on the CPU from the caller's :class:`torch.Generator` (so a seed
-gives the same masks on every device) and moved to the data's device afterwards.
+Random numbers are drawn from the caller's :class:`torch.Generator` on that generator's
+device (a CPU generator gives the same masks on every device); only fixed-size index
+tensors travel to the data's device.
+
+Fixed shapes, no host-device synchronisation
+--------------------------------------------
+Every mode chooses its pixels as a fixed number of candidate positions per sample, each
+with a validity flag: one per stratified cell, one per grid point, every pixel for
+Bernoulli masks. Fills are gathered at those positions and scattered back with invalid
+candidates sent to a spare slot, so no shape depends on the data and no function here
+reads a device value on the host (no ``nonzero``, ``item``, boolean-mask indexing).
+Random fills (Gaussian values, uniform neighbour indices) draw one value per candidate, so
+:func:`mask_and_fill` draws the same masks as :func:`make_masks` and fills them with the
+same law as :func:`apply_fill` (equal up to rounding for the deterministic fills), not the
+same random values. Where structN2V lines overlap, one of the candidates' draws is kept.
 
 Stratified sampling
 -------------------
@@ -31,9 +45,23 @@ import math
 import torch
 
 from ._errors import SelfDenoiseError
+from ._mask_neighbours import (
+    _channels_first,
+    _donut_everywhere,
+    _donut_weights,
+    _folds_back,
+    _linear_offsets,
+    _median,
+    _padded_positions,
+    _reflect_pad,
+    _take,
+    _unravel,
+    _window_offsets,
+)
+from ._mask_picks import _dense, _draw_picks, _line_picks, _move, _Picks, _split_shape, _to
 from .config import MaskingConfig
 
-__all__ = ["apply_fill", "extend_struct_mask", "make_mask", "make_masks"]
+__all__ = ["apply_fill", "extend_struct_mask", "make_mask", "make_masks", "mask_and_fill"]
 
 
 def make_mask(
@@ -92,19 +120,53 @@ def make_masks(
         tensor) unless ``config.struct_axis`` is set.
     """
     batch, spatial = _split_shape(shape)
-    if config.mode == "stratified":
-        centres = _stratified_mask(batch, spatial, config.fraction, generator)
-    elif config.mode == "bernoulli":
-        draws = torch.rand((batch, *spatial), generator=generator, device=generator.device)
-        centres = draws < config.fraction
-    elif config.mode == "grid":
-        centres = _grid_mask(batch, spatial, config.grid_period, generator, grid_phase)
-    else:
-        raise SelfDenoiseError(f"unknown masking mode {config.mode!r}.")
-    centres = centres.unsqueeze(1).to(device if device is not None else "cpu")
+    picks = _draw_picks(config, batch, spatial, generator, grid_phase)
+    target = torch.device(device if device is not None else "cpu")
+    centres = _dense(_move(picks, target), spatial)
     if config.struct_axis is None:
         return centres, centres
     return centres, extend_struct_mask(centres, config.struct_axis, config.struct_span)
+
+
+def mask_and_fill(
+    x: torch.Tensor,
+    config: MaskingConfig,
+    generator: torch.Generator,
+    grid_phase: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mask and fill a training batch with fixed-shape operations only.
+
+    The masks of ``make_masks(config, x.shape, generator, x.device, grid_phase)``, filled
+    with the law of :func:`apply_fill` (see the module notes), with fills computed only at
+    the chosen pixels and nothing waiting for the device.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Batch ``(B, C, *spatial)``.
+    config : MaskingConfig
+        Mask and fill settings (see :func:`make_mask` and :func:`apply_fill`).
+    generator : torch.Generator
+        Source of randomness for the mask and the fill.
+    grid_phase : int, optional
+        Phase for grid masks (random per sample when None).
+
+    Returns
+    -------
+    filled : torch.Tensor
+        ``x`` with the hidden pixels replaced.
+    centres, hidden : torch.Tensor
+        Boolean ``(B, 1, *spatial)`` masks as returned by :func:`make_masks`.
+    """
+    batch, spatial = _split_shape(tuple(x.shape))
+    picks = _draw_picks(config, batch, spatial, generator, grid_phase)
+    on_data = _move(picks, x.device)
+    centres = _dense(on_data, spatial)
+    if config.struct_axis is None:
+        return _fill(x, on_data, config, generator), centres, centres
+    hidden = extend_struct_mask(centres, config.struct_axis, config.struct_span)
+    lines = _line_picks(on_data, spatial, config.struct_axis, config.struct_span)
+    return _fill(x, lines, config, generator), centres, hidden
 
 
 def extend_struct_mask(mask: torch.Tensor, axis: int, span: int) -> torch.Tensor:
@@ -161,7 +223,9 @@ def apply_fill(
       middle values for an even count, as :func:`numpy.median`);
     - ``'zero'``: 0.
 
-    Neighbours outside the image are reflected (``reflect`` padding, edge not repeated).
+    Neighbours outside the image are reflected (``reflect`` padding, edge not repeated); a
+    window neighbour whose reflection lands back on the pixel itself (windows of 5 and more,
+    near the border) is replaced by its mirror image through the pixel.
     The same neighbour position is used for every channel. With ``config.struct_axis`` set,
     neighbour fills skip the whole line along that axis through the pixel, so no value from
     the masked line (correlated noise) is copied back into it.
@@ -181,174 +245,96 @@ def apply_fill(
     -------
     torch.Tensor
         A new tensor like ``x`` with the masked pixels replaced.
+
+    Notes
+    -----
+    Any mask is accepted, so the fill is computed at every pixel and kept where ``mask``
+    is set; training steps use :func:`mask_and_fill`, which computes it only where needed.
     """
-    ndim = x.ndim - 2
     if mask.shape != (x.shape[0], 1, *x.shape[2:]):
         raise SelfDenoiseError(
             f"mask shape {tuple(mask.shape)} does not fit batch {tuple(x.shape)}."
         )
+    batch, count = x.shape[0], math.prod(x.shape[2:])
+    index = torch.arange(count, device=x.device).expand(batch, count)
+    valid = mask.to(x.device).reshape(batch, count)
+    return _fill(x, _Picks(index, valid, every_pixel=True), config, generator)
+
+
+# --- fills ------------------------------------------------------------------------------------
+
+
+def _fill(
+    x: torch.Tensor,
+    picks: _Picks,
+    config: MaskingConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """``x`` with the fill written at the valid ``picks`` (on ``x``'s device).
+
+    Works channels first, ``(C, B, ...)``. Random fills draw one value per candidate,
+    valid or not, on the generator's device.
+    """
+    batch, channels, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:])
+    ndim, count = len(spatial), math.prod(spatial)
     line_axis = None if config.struct_axis is None else ndim + config.struct_axis
     if line_axis is not None and line_axis < 0:
         raise SelfDenoiseError(f"struct_axis {config.struct_axis} does not exist in {ndim}D data.")
-    coords = torch.stack(torch.nonzero(mask[:, 0], as_tuple=True), dim=1)  # (K, 1 + ndim)
-    n_masked, channels = coords.shape[0], x.shape[1]
     if config.fill == "zero":
-        values = x.new_zeros((n_masked, channels))
+        values = x.new_zeros((channels, *picks.index.shape))
     elif config.fill == "gaussian":
-        noise = torch.randn((n_masked, channels), generator=generator, device=generator.device)
-        values = config.fill_sigma * noise.to(x.device, x.dtype)
-    elif config.fill == "donut":
-        offsets, weights = _donut_offsets(ndim, line_axis)
-        neighbours = _gather(x, coords, offsets.to(x.device))  # (K, C, M)
-        values = neighbours @ weights.to(x.device, x.dtype)
-    elif config.fill == "median":
-        offsets = _window_offsets(ndim, config.window, line_axis).to(x.device)
-        values = _median(_gather(x, coords, offsets), dim=-1)
-    elif config.fill == "uniform":
-        offsets = _window_offsets(ndim, config.window, line_axis)
-        draws = torch.randint(
-            len(offsets), (n_masked,), generator=generator, device=generator.device
-        )
-        chosen = offsets[draws.cpu()].to(x.device)[:, None, :]  # (K, 1, ndim)
-        values = _gather(x, coords, chosen)[..., 0]
+        shape = (channels, *picks.index.shape)
+        noise = torch.randn(shape, generator=generator, device=generator.device)
+        values = config.fill_sigma * _to(noise, x.device).to(x.dtype)
+    elif config.fill in ("donut", "median", "uniform"):
+        values = _neighbour_fill(x, picks, config, line_axis, generator)
     else:
         raise SelfDenoiseError(f"unknown mask fill {config.fill!r}.")
-    filled = x.clone()
-    filled[(coords[:, 0], slice(None), *coords[:, 1:].unbind(1))] = values.to(x.dtype)
-    return filled
+    first = x.transpose(0, 1).reshape(channels, batch, count)
+    spare = torch.cat([first, first.new_zeros((channels, batch, 1))], dim=2)
+    target = torch.where(picks.valid, picks.index, count).expand(channels, -1, -1)
+    spare.scatter_(2, target, values.to(x.dtype))
+    filled = spare[..., :count].reshape(channels, batch, *spatial).transpose(0, 1)
+    return torch.empty_like(x).copy_(filled)
 
 
-# --- mask modes ---------------------------------------------------------------------------
-
-
-def _split_shape(shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
-    if len(shape) not in (4, 5):
-        raise SelfDenoiseError(
-            f"masks need a (B, C, *spatial) shape with 2 or 3 spatial axes; got {tuple(shape)}."
-        )
-    return int(shape[0]), tuple(int(n) for n in shape[2:])
-
-
-def _stratified_mask(
-    batch: int, spatial: tuple[int, ...], fraction: float, generator: torch.Generator
-) -> torch.Tensor:
-    """One uniform pixel per cell of side ``(1/fraction)**(1/d)``; see the module notes."""
-    ndim = len(spatial)
-    side = (1.0 / fraction) ** (1.0 / ndim)
-    n_cells = [math.ceil(length / side) + 1 for length in spatial]
-    phases = _rand((batch, ndim), generator) * side
-    picks = _rand((batch, *n_cells, ndim), generator)
-    coordinates = []
-    inside = torch.ones((batch, *n_cells), dtype=torch.bool)
-    for axis, length in enumerate(spatial):
-        steps = torch.arange(n_cells[axis] + 1, dtype=torch.float64)
-        edges = torch.ceil(steps * side - phases[:, axis : axis + 1])  # (B, cells + 1)
-        view = [batch] + [1] * ndim
-        view[1 + axis] = n_cells[axis]
-        starts = edges[:, :-1].reshape(view)
-        lengths = (edges[:, 1:] - edges[:, :-1]).reshape(view)
-        offset = torch.minimum(torch.floor(picks[..., axis] * lengths), lengths - 1)
-        coordinate = (starts + offset).long()
-        inside &= (coordinate >= 0) & (coordinate < length)
-        coordinates.append(coordinate.expand(batch, *n_cells))
-    sample = torch.arange(batch).reshape([batch] + [1] * ndim).expand(batch, *n_cells)
-    mask = torch.zeros((batch, *spatial), dtype=torch.bool)
-    mask[(sample[inside], *(c[inside] for c in coordinates))] = True
-    return mask
-
-
-def _grid_mask(
-    batch: int,
-    spatial: tuple[int, ...],
-    period: int,
+def _neighbour_fill(
+    x: torch.Tensor,
+    picks: _Picks,
+    config: MaskingConfig,
+    line_axis: int | None,
     generator: torch.Generator,
-    grid_phase: int | None,
 ) -> torch.Tensor:
-    """Noise2Self grid: pixel ``i`` is masked when ``i_a % period == digit_a(phase)``.
+    """Donut, median or uniform fill ``(C, B, K)`` at the candidates ``picks``.
 
-    ``phase`` in ``[0, period**d)`` is written in base ``period``, one digit per axis
-    (first axis most significant), so the ``period**d`` phases cover each pixel once.
+    A window neighbour whose reflection at the border lands back on the pixel (or on its
+    structN2V line) is replaced by its mirror image through the pixel, so no fill copies
+    the hidden value. A donut fill of every pixel (Bernoulli masks, :func:`apply_fill`) is
+    a convolution.
     """
-    ndim = len(spatial)
-    n_phases = period**ndim
-    if grid_phase is None:
-        phases = torch.randint(n_phases, (batch,), generator=generator, device=generator.device)
-        phases = phases.cpu()
-    elif 0 <= grid_phase < n_phases:
-        phases = torch.full((batch,), int(grid_phase))
-    else:
-        raise SelfDenoiseError(f"grid_phase must be in [0, {n_phases}); got {grid_phase}.")
-    mask = torch.ones((batch, *spatial), dtype=torch.bool)
-    for axis, length in enumerate(spatial):
-        digit = (phases // period ** (ndim - 1 - axis)) % period  # (B,)
-        view = [1] * (ndim + 1)
-        view[1 + axis] = length
-        residue = (torch.arange(length) % period).reshape(view)
-        mask &= residue == digit.reshape([batch] + [1] * ndim)
-    return mask
-
-
-def _rand(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    """Uniform [0, 1) float64 draws, returned on the CPU."""
-    return torch.rand(
-        shape, generator=generator, device=generator.device, dtype=torch.float64
-    ).cpu()
-
-
-# --- neighbourhoods ---------------------------------------------------------------------------
-
-
-def _window_offsets(ndim: int, window: int, line_axis: int | None = None) -> torch.Tensor:
-    """Offsets ``(M, ndim)`` of a cubic window of side ``window`` without its centre.
-
-    With ``line_axis``, the offsets along that axis only (the structN2V line) are left out too.
-    """
-    radius = window // 2
-    span = torch.arange(-radius, radius + 1)
-    offsets = torch.stack(torch.meshgrid(*[span] * ndim, indexing="ij"), dim=-1).reshape(-1, ndim)
-    off_axis = offsets != 0
-    if line_axis is not None:
-        off_axis[:, line_axis] = False
-    return offsets[off_axis.any(dim=1)]
-
-
-def _donut_offsets(ndim: int, line_axis: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """3x3(x3) neighbours and weights ``1 / |o|^2`` normalised to sum 1."""
-    offsets = _window_offsets(ndim, 3, line_axis)
-    weights = 1.0 / (offsets**2).sum(dim=1).double()
-    return offsets, (weights / weights.sum()).float()
-
-
-def _reflect(position: torch.Tensor, length: int) -> torch.Tensor:
-    """Map indices into ``[0, length)`` by reflection about the edge pixels."""
-    if length == 1:
-        return torch.zeros_like(position)
-    period = 2 * (length - 1)
-    position = position.abs() % period
-    return torch.where(position >= length, period - position, position)
-
-
-def _gather(x: torch.Tensor, coords: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Values ``(K, C, M)`` of ``x`` at ``coords[k] + offsets[(k,) m]``, reflected at borders.
-
-    ``coords`` is ``(K, 1 + ndim)`` (sample index first); ``offsets`` is ``(M, ndim)`` or
-    ``(K, M, ndim)``. Positions become linear indices into a channels-last copy of ``x``.
-    """
-    channels, spatial = x.shape[1], x.shape[2:]
-    positions = coords[:, None, 1:] + offsets  # (K, M, ndim)
-    linear = coords[:, None, 0]
-    for axis, length in enumerate(spatial):
-        linear = linear * length + _reflect(positions[..., axis], length)
-    channels_last = x.movedim(1, -1).reshape(-1, channels)  # (B * prod(spatial), C)
-    return channels_last[linear].transpose(1, 2)
-
-
-def _median(values: torch.Tensor, dim: int) -> torch.Tensor:
-    """Median along ``dim``; the mean of the two middle values for an even count."""
-    ordered = values.sort(dim=dim).values
-    count = values.shape[dim]
-    upper = ordered.narrow(dim, count // 2, 1)
-    if count % 2:
-        return upper.squeeze(dim)
-    lower = ordered.narrow(dim, count // 2 - 1, 1)
-    return ((lower + upper) / 2).squeeze(dim)
+    if config.fill == "donut" and picks.every_pixel:
+        return _donut_everywhere(x, line_axis)
+    index = picks.index
+    spatial = tuple(x.shape[2:])
+    radius = 1 if config.fill == "donut" else config.window // 2
+    offsets = _window_offsets(len(spatial), 2 * radius + 1, line_axis, x.device)  # (M, ndim)
+    coordinates = _unravel(index, spatial)
+    padded = _reflect_pad(x, radius)
+    shape = tuple(padded.shape[2:])
+    padded = _channels_first(padded)
+    centres = _padded_positions(coordinates, shape, radius)  # (B, K)
+    if config.fill == "uniform":
+        draws = torch.randint(
+            offsets.shape[0], index.shape, generator=generator, device=generator.device
+        )
+        chosen = offsets[_to(draws, x.device)]  # (B, K, ndim)
+        folds = _folds_back(coordinates, chosen, spatial, line_axis, radius)
+        steps = _linear_offsets(chosen, shape)
+        return _take(padded, centres + torch.where(folds, -steps, steps))
+    columns = [coordinate[..., None] for coordinate in coordinates]
+    folds = _folds_back(columns, offsets, spatial, line_axis, radius)  # (B, K, M)
+    steps = _linear_offsets(offsets, shape)
+    neighbours = _take(padded, centres[..., None] + torch.where(folds, -steps, steps))
+    if config.fill == "median":
+        return _median(neighbours, dim=-1)
+    return neighbours @ _donut_weights(offsets, x.dtype)

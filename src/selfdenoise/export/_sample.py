@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import SelfDenoiseError
-from ..axes import to_canonical, validate_axes
+from ..axes import ModelAxesErrors, axes_for_model, to_canonical
 from ._graph import GraphSpec
 
 if TYPE_CHECKING:
@@ -16,6 +16,13 @@ if TYPE_CHECKING:
 
 TEST_SIDE = {2: 128, 3: 64}
 """Largest test-image side cut from a sample (the package's minimum size may be larger)."""
+
+_AXES_ERRORS = ModelAxesErrors(
+    dimensions="the sample has {ndim} dimensions but the model's axes are {model_axes!r}; "
+    "give the sample's axes.",
+    all_sample_axes="the sample has S, T and Z axes; give a 2D image or a stack.",
+    needs_z="this is a 3D model; the sample needs a Z axis (e.g. axes='ZYX').",
+)
 
 
 def tiling_geometry(spec: GraphSpec) -> tuple[int, int]:
@@ -36,14 +43,8 @@ def sample_canonical(denoiser: Denoiser, spec: GraphSpec, sample, axes: str | No
     if sample is None:
         return _synthetic(spec)
     array = np.asarray(sample)
-    axes = validate_axes(axes or _default_axes(denoiser.config.axes, array.ndim), array.ndim)
-    if spec.ndim == 2 and "Z" in axes:
-        free = next((a for a in "ST" if a not in axes), None)
-        if free is None:
-            raise SelfDenoiseError("the sample has S, T and Z axes; give a 2D image or a stack.")
-        axes = axes.replace("Z", free)
-    if spec.ndim == 3 and "Z" not in axes:
-        raise SelfDenoiseError("this is a 3D model; the sample needs a Z axis (e.g. axes='ZYX').")
+    model_axes = denoiser.config.axes
+    axes = axes_for_model(axes or None, array.ndim, model_axes, spec.ndim, _AXES_ERRORS)
     canonical, _ = to_canonical(array, axes, channels_jointly=True)
     if canonical.shape[1] != spec.channels:
         raise SelfDenoiseError(
@@ -53,17 +54,6 @@ def sample_canonical(denoiser: Denoiser, spec: GraphSpec, sample, axes: str | No
     if not np.isfinite(first).all():
         raise SelfDenoiseError("the sample has NaN or infinite values; choose another image.")
     return first
-
-
-def _default_axes(model_axes: str, ndim: int) -> str:
-    if ndim == len(model_axes):
-        return model_axes
-    if ndim == len(model_axes) + 1 and "S" not in model_axes:
-        return "S" + model_axes
-    raise SelfDenoiseError(
-        f"the sample has {ndim} dimensions but the model's axes are {model_axes!r}; "
-        "give the sample's axes."
-    )
 
 
 def _synthetic(spec: GraphSpec) -> np.ndarray:

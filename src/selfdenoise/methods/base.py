@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..config import MaskingConfig
-from ..masking import apply_fill, make_masks
+from ..masking import mask_and_fill
 
 __all__ = ["Objective", "masked_mse", "masked_pixel_loss", "validation_masking"]
 
@@ -58,8 +58,8 @@ def masked_pixel_loss(
 ) -> torch.Tensor:
     """Noise2Self masked-pixel loss: hide pixels, predict them, score only those pixels.
 
-    Draws a mask with :func:`~selfdenoise.masking.make_masks`, fills the hidden pixels
-    with :func:`~selfdenoise.masking.apply_fill`, runs ``network`` once on the filled batch
+    Draws a mask and fills the hidden pixels with :func:`~selfdenoise.masking.mask_and_fill`
+    (fixed shapes, no host-device synchronisation), runs ``network`` once on the filled batch
     and returns :func:`masked_mse` against ``batch`` on the chosen pixels (for structN2V,
     the line centres: the rest of each line is hidden but not scored).
 
@@ -81,10 +81,7 @@ def masked_pixel_loss(
     torch.Tensor
         Scalar loss, differentiable with respect to the network's parameters.
     """
-    scored, hidden = make_masks(
-        masking_config, tuple(batch.shape), generator, device=batch.device, grid_phase=grid_phase
-    )
-    masked_input = apply_fill(batch, hidden, masking_config, generator)
+    masked_input, scored, _ = mask_and_fill(batch, masking_config, generator, grid_phase=grid_phase)
     return masked_mse(network(masked_input), batch, scored)
 
 

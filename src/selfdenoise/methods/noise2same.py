@@ -39,7 +39,7 @@ from torch import nn
 
 from .._errors import SelfDenoiseError
 from ..config import MaskingConfig
-from ..masking import apply_fill, make_mask
+from ..masking import mask_and_fill
 from .base import Objective, masked_mse
 
 __all__ = ["Noise2Same", "lambda_inv_from_sigma", "noise2same_loss"]
@@ -132,8 +132,7 @@ class Noise2Same(Objective):
         self, network: nn.Module, batch: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Noise2Same loss of one batch; logs ``reconstruction`` and ``invariance``."""
-        mask = make_mask(self.masking, tuple(batch.shape), generator, device=batch.device)
-        masked_input = apply_fill(batch, mask, self.masking, generator)
+        masked_input, _, mask = mask_and_fill(batch, self.masking, generator)
         if self.joint_forward:
             output, output_masked = network(torch.cat([batch, masked_input])).chunk(2)
         else:

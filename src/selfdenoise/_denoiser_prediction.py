@@ -1,0 +1,174 @@
+"""Prediction with a :class:`~selfdenoise.api.Denoiser` (private part of :mod:`selfdenoise.api`).
+
+Like :mod:`selfdenoise.api`, this module does not import torch at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._errors import SelfDenoiseError
+from ._prediction import cast_output, prediction_layout
+from .axes import Layout
+from .data import check_finite
+
+if TYPE_CHECKING:
+    from .config import DenoiserConfig
+    from .data import Normaliser
+
+
+class PredictionMixin:
+    """``predict``, ``predict_dask``, ``prediction_layout`` and ``network_factory``."""
+
+    if TYPE_CHECKING:  # set by Denoiser.__init__
+        config: DenoiserConfig
+        network: Any
+        normaliser: Normaliser | None
+        in_channels: int | None
+
+        @property
+        def device(self) -> Any: ...
+
+        @property
+        def is_trained(self) -> bool: ...
+
+    def network_factory(self):
+        """Picklable recipe (:class:`~selfdenoise.tiling.NetworkFactory`) that rebuilds this
+        network with its weights elsewhere, e.g. on dask workers."""
+        import functools
+
+        from .nets import build_network
+        from .tiling import NetworkFactory
+
+        self._require_trained()
+        build = functools.partial(
+            build_network, self.config.network, self.config.ndim, self.in_channels
+        )
+        weights = {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
+        return NetworkFactory(
+            build,
+            weights,
+            self.network.size_multiple,
+            self.network.receptive_radius,
+        )
+
+    def predict_dask(self, image, axes: str | None = None, **options):
+        """Lazy tiled prediction of a dask array (runs on a dask.distributed cluster if any).
+
+        Parameters
+        ----------
+        image : dask.array.Array
+            The image; chunks are realigned to the network's size multiple.
+        axes : str, optional
+            As in :meth:`predict`.
+        **options
+            ``tile_shape``, ``overlap``, ``batch_size``, ``blend``, ``tta``, ``half``,
+            ``out_dtype`` of :func:`selfdenoise.tiling.predict_dask`.
+
+        Returns
+        -------
+        dask.array.Array
+            The denoised image, computed when asked (``.compute()``, ``.to_zarr()``).
+        """
+        from .tiling import predict_dask
+
+        layout = self.prediction_layout(image, axes)
+        return predict_dask(
+            self.network_factory(),
+            image,
+            layout,
+            self.normaliser.bind(layout),
+            device=str(self.device),
+            channels_jointly=self.config.channels_jointly,
+            **options,
+        )
+
+    def predict(
+        self,
+        image,
+        axes: str | None = None,
+        *,
+        tile_shape: Sequence[int] | None = None,
+        overlap: Sequence[int] | int | None = None,
+        tta: bool | None = None,
+        batch_size: int | None = None,
+        blend: str | None = None,
+        out=None,
+        dtype: str | np.dtype | None = None,
+        progress: Callable[[int, int, float | None], None] | None = None,
+        cancel=None,
+    ) -> np.ndarray:
+        """Denoise an image of any size with tiled prediction.
+
+        Parameters
+        ----------
+        image : array-like
+            numpy array, memory-mapped file, zarr or dask array.
+        axes : str, optional
+            Axes of ``image``. Default: the model's axes, with a leading ``S`` if the image has
+            one more dimension. A 2D model applied to ``ZYX`` data denoises slice by slice.
+        tile_shape, overlap : sequence of int, optional
+            Spatial tile and halo; automatic by default (see :mod:`selfdenoise.tiling`).
+        tta : bool, optional
+            Average the 8 flips/rotations in YX.
+        batch_size : int, optional
+            Tiles per forward pass.
+        blend : {'crop', 'hann'}, optional
+            Stitching mode.
+        out : array-like, optional
+            Writable array of the image's shape (numpy, memmap, zarr) filled tile by tile.
+        dtype : dtype or 'input', optional
+            Output data type; float32 by default, ``'input'`` for the input's dtype (clipped).
+        progress : callable, optional
+            ``progress(done_tiles, total_tiles, eta_seconds)``; ``done_tiles`` may be fractional
+            (progress inside a long batch).
+        cancel : threading.Event or callable, optional
+            Stop within about 50 ms, also inside a long tile (raises
+            :class:`selfdenoise.tiling.PredictionCancelled`).
+
+        Returns
+        -------
+        ndarray or array-like
+            The denoised image (``out`` if given), same shape as ``image``.
+        """
+        self._require_trained()
+        from .tiling import predict_tiled
+
+        layout = self.prediction_layout(image, axes)
+        if isinstance(image, np.ndarray):
+            check_finite(image)
+        tiling = self.config.tiling
+        result = predict_tiled(
+            self.network,
+            image,
+            layout,
+            self.normaliser.bind(layout),
+            size_multiple=self.network.size_multiple,
+            receptive_radius=self.network.receptive_radius,
+            tile_shape=tuple(tile_shape) if tile_shape is not None else tiling.tile_shape,
+            overlap=overlap if overlap is not None else tiling.overlap,
+            batch_size=batch_size or tiling.tile_batch_size,
+            blend=blend or tiling.blend,
+            tta=tiling.tta if tta is None else tta,
+            half=tiling.half,
+            device=self.device,
+            out=out,
+            progress=progress,
+            cancel=cancel,
+        )
+        return cast_output(result, dtype, getattr(image, "dtype", np.float32))
+
+    def prediction_layout(self, image, axes: str | None = None) -> Layout:
+        """The canonical :class:`~selfdenoise.axes.Layout` this model predicts ``image`` with.
+
+        Resolves ``axes`` as :meth:`predict` does (a 2D model on ``ZYX`` data works slice by
+        slice) and checks the image's dimensions and channels against the model.
+        """
+        return prediction_layout(self.config, self.in_channels, image, axes)
+
+    def _require_trained(self) -> None:
+        if not self.is_trained:
+            raise SelfDenoiseError("the model is not trained yet; call fit() or load a model file.")

@@ -394,6 +394,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--pairs", default="", help="FMD pairs to run, e.g. 'widefield BPAE' (all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--quick", action="store_true", help="small crops, 0.1 min: a smoke test")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--session", default=time.strftime("%Y-%m-%d %H:%M"))
@@ -422,6 +423,9 @@ def main(argv: list[str] | None = None) -> None:
         rows = newest_results(args.out)
         write_section("real-data", report(rows, args.notes.read_text(), list(CASES)))
         return
+    import torch
+
+    torch.set_num_threads(args.threads)
     print(f"machine: {machine_line()}")
     for case in args.cases:
         print(f"case {case}", flush=True)

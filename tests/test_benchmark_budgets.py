@@ -60,3 +60,11 @@ def test_strength_sweep_walks_past_a_far_optimum_and_keeps_the_start(bench):
     assert max(found.tried) > found.factor > min(found.tried)  # bracketed, not at an edge
     assert len(calls) == len(set(calls)) == len(found.tried)
     assert found.seconds == pytest.approx(0.5 * len(calls))
+
+
+def test_real_data_reruns_deep_rows_without_baselines_one_thread_each(bench):
+    args = bench("real_data").parse_args(
+        ["--cases", "fmd", "--baselines", "", "--threads", "1", "--cpu-minutes", "1,3"]
+    )
+    assert args.baselines == () and args.threads == 1 and args.cpu_minutes == [1.0, 3.0]
+    assert bench("real_data").parse_args([]).threads == 2

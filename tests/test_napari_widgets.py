@@ -97,6 +97,7 @@ def test_axes_are_guessed_from_the_layer(viewer, train_widget, shape, metadata, 
 
 
 def test_method_choice_updates_explanation_and_fields(train_widget):
+    from selfdenoise.config import make_config
     from selfdenoise.registry import get_method
 
     for method in ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self"):
@@ -107,7 +108,8 @@ def test_method_choice_updates_explanation_and_fields(train_widget):
     assert train_widget.lambda_inv.native.isHidden()
     train_widget.method.value = "noise2same"
     assert not train_widget.lambda_inv.native.isHidden()
-    assert train_widget.masked_percent.value == pytest.approx(5.0)
+    default = make_config("noise2same", "YX").masking.fraction
+    assert train_widget.masked_percent.value == pytest.approx(100 * default)
 
 
 def test_settings_are_collected_flat(train_widget):
@@ -120,7 +122,7 @@ def test_settings_are_collected_flat(train_widget):
     settings = train_widget.collect_settings()
     assert settings["patch_shape"] == (16, 48, 48)
     assert settings["max_minutes"] == 2.0
-    assert settings["fraction"] == pytest.approx(0.05)
+    assert settings["fraction"] == pytest.approx(make_config("noise2same").masking.fraction)
     assert settings["batch_size"] is None  # "auto": chosen for the device
     assert train_widget.batch_size.value == 0 == train_widget.batch_size.min
     assert train_widget.batch_size.native.specialValueText() == "auto"

@@ -104,7 +104,7 @@ class Noise2Same(Objective):
     Parameters
     ----------
     masking : MaskingConfig
-        Mask (stratified; the method's default masks 5 %, the paper 0.5 %) and fill
+        Mask (stratified; the method's default masks 10 %, the paper 0.5 %) and fill
         (gaussian N(0, 0.2) or donut). With ``struct_axis`` set the lines are filled and
         enter the invariance term.
     lambda_inv : float

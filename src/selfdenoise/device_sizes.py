@@ -152,10 +152,11 @@ def training_sizes(
         f"CUDA: {free / 2**30:.1f} GiB free, about {per_voxel / 1024:.1f} KiB per voxel "
         f"-> up to {budget / 1e6:.1f} M voxels per step"
     )
-    data_cap = max(cpu_batch, GPU_DATA_PASSES * (data_voxels or 0) // math.prod(patch))
-    if data_voxels and user_batch is None and batch > data_cap:
-        batch = data_cap
-        reason += f", {GPU_DATA_PASSES}x the {data_voxels:,} training voxels"
+    if data_voxels and user_batch is None:
+        data_cap = max(cpu_batch, GPU_DATA_PASSES * data_voxels // math.prod(patch))
+        if batch > data_cap:
+            batch = data_cap
+            reason += f", {GPU_DATA_PASSES}x the {data_voxels:,} training voxels"
     if least * math.prod(patch) > budget:
         reason += " (little free memory: CPU recipe)"
     return _with_user(batch, patch, user_batch, user_patch, reason)

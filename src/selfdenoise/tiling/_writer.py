@@ -118,11 +118,11 @@ class CropWriter(_SlabWriter):
         self.start, self.length = core.start, core.stop - core.start
         shape = list(self.layout.spatial_shape)
         shape[self.axis] = self.length
-        # An in-memory output takes each core directly; a slab only saves rewriting the
-        # chunks of on-disk outputs (zarr) once per tile.
+        # A NumPy output (memory-mapped files included) takes each core directly; a slab only
+        # saves rewriting the chunks of chunked outputs (zarr) once per tile.
         small = self.n_channels * math.prod(shape) * 4 <= SLAB_BYTES
-        in_memory = type(self.out) is np.ndarray
-        self.slab = self._slab(self.length, self.n_channels) if small and not in_memory else None
+        buffered = small and not is_in_memory(self.out)
+        self.slab = self._slab(self.length, self.n_channels) if buffered else None
 
     def _put(self, tile: Tile, prediction: np.ndarray) -> None:
         axes = self.grid.axes

@@ -336,6 +336,46 @@ def run_deep(
     return results
 
 
+def run_deep_joint(
+    clean: dict[str, np.ndarray],
+    noisy: dict[str, np.ndarray],
+    method: str,
+    *,
+    steps: int,
+    label: str,
+    tta: bool = False,
+    settings: dict | None = None,
+) -> list[Result]:
+    """One model trained on all of ``noisy`` at once (a stack), scored on each image.
+
+    The step budget covers the whole set (a per-image budget times the number of images), so
+    the compute matches that of one model per image. ``train_seconds`` of each result is the
+    training time divided by the number of images. Methods read ``"<method> (joint)"``.
+    """
+    from selfdenoise import Denoiser
+
+    settings = dict(settings or {}, steps=steps)
+    settings.setdefault("device", "cpu")
+    model = Denoiser(method, "YX", **settings)
+    started = time.perf_counter()
+    model.fit([noisy[name] for name in noisy])
+    train_seconds = (time.perf_counter() - started) / len(noisy)
+    done = model.history[-1]["step"] if model.history else 0
+    results = []
+    for name in noisy:
+        for augment in (False, True) if tta else (False,):
+            started = time.perf_counter()
+            out = model.predict(noisy[name], tta=augment)
+            predict_seconds = time.perf_counter() - started
+            row = f"{method} (joint){' +TTA' if augment else ''}"
+            recipe = "default, joint" + ("+tta" if augment else "")
+            scored = scores(clean[name], out)
+            results.append(
+                Result(name, row, recipe, label, *scored, train_seconds, predict_seconds, done)
+            )
+    return results
+
+
 CAREAMICS_PYTHON = Path(__file__).resolve().parent / "_work" / "careamics-venv" / "bin" / "python"
 
 

@@ -32,8 +32,14 @@ def load_calibration(path: Path = CALIBRATION) -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(path.read_text())["steps_per_minute"].items()}
 
 
-def steps_for(method: str, minutes: float, rates: dict[str, float]) -> int:
+def rate_key(method: str, ndim: int = 2) -> str:
+    """The calibration entry of ``method`` trained in ``ndim`` dimensions (``"n2v2 3d"``)."""
+    return method if ndim == 2 else f"{method} {ndim}d"
+
+
+def steps_for(method: str, minutes: float, rates: dict[str, float], ndim: int = 2) -> int:
     """The step budget worth ``minutes`` CPU-minutes of ``method`` on the calibrated machine."""
+    method = rate_key(method, ndim)
     if method not in rates:
         known = ", ".join(sorted(rates))
         raise KeyError(f"no calibrated rate for {method!r} (have: {known}); re-measure it")
@@ -46,10 +52,11 @@ def cpu_minutes_label(minutes: float) -> str:
 
 
 def measure_rate(method: str, noisy: np.ndarray, seconds: float = 30.0) -> float:
-    """Training steps per minute of ``method`` on ``noisy`` within a ``seconds`` budget."""
+    """Training steps per minute of ``method`` on ``noisy`` (2D or 3D) within ``seconds``."""
     from selfdenoise import Denoiser
 
-    model = Denoiser(method, "YX", device="cpu", max_minutes=seconds / 60, epochs=10**6, seed=0)
+    axes = "ZYX" if noisy.ndim == 3 else "YX"
+    model = Denoiser(method, axes, device="cpu", max_minutes=seconds / 60, epochs=10**6, seed=0)
     model.fit(noisy)
     return model.steps_trained / (seconds / 60)
 
@@ -77,5 +84,45 @@ def measure_calibration(
         "protocol": PROTOCOL.format(minutes=seconds / 60, threads=threads),
         "measured": time.strftime("%Y-%m-%d %H:%M"),
     }
+    Path(path).write_text(json.dumps(record, indent=1) + "\n")
+    return rates
+
+
+def measure_calibration_3d(
+    methods: list[str],
+    volume: np.ndarray,
+    path: Path = CALIBRATION,
+    seconds: float = 30.0,
+    rounds: int = 2,
+) -> dict[str, float]:
+    """3D rates (``"<method> 3d"``) by their ratio to the calibrated 2D default method.
+
+    Each 3D window on ``volume`` is paired with a window of the 2D default method on Set12 05
+    right before it, so both see the same load; the 3D rate is the quiet 2D rate of the default
+    method times the mean ratio of the pairs. Works on a shared machine, unlike
+    :func:`measure_calibration`, as long as the load is steady over a pair.
+    """
+    import _baselines as base
+
+    from selfdenoise.config import DEFAULT_METHOD
+
+    record = json.loads(Path(path).read_text())
+    rates = record["steps_per_minute"]
+    clean = base.load_set12(["05"])["05"]
+    noisy = base.add_gaussian_noise(clean, 25.0, 0, 5)
+    for method in methods:
+        ratios = []
+        for _ in range(rounds):
+            reference = measure_rate(DEFAULT_METHOD, noisy, seconds)
+            ratios.append(measure_rate(method, volume, seconds) / reference)
+        rates[rate_key(method, 3)] = round(rates[DEFAULT_METHOD] * float(np.mean(ratios)), 1)
+        print(f"{method} 3d: {rates[rate_key(method, 3)]:.1f} steps/min", flush=True)
+    record["steps_per_minute"] = rates
+    record["protocol_3d"] = (
+        f"'<method> 3d': {volume.shape} volume, default 3D recipe, {seconds:g} s windows, each "
+        f"paired with a 2D {DEFAULT_METHOD} window on Set12 05; rate = quiet 2D rate of "
+        f"{DEFAULT_METHOD} x mean 3D/2D ratio over {rounds} pairs"
+    )
+    record["measured_3d"] = time.strftime("%Y-%m-%d %H:%M")
     Path(path).write_text(json.dumps(record, indent=1) + "\n")
     return rates

@@ -63,6 +63,9 @@ SELF_SUPERVISED = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self
 
 def run(args: argparse.Namespace) -> None:
     """Run every requested image, method and budget; append the results to ``args.out``."""
+    if args.joint:
+        run_joint(args)
+        return
     images = base.load_set12(args.images)
     for name, clean in images.items():
         if args.crop:
@@ -91,6 +94,35 @@ def run(args: argparse.Namespace) -> None:
                 result = base.run_careamics(clean, noisy, name, budget)
                 if result is not None:
                     _record(result, args)
+
+
+def run_joint(args: argparse.Namespace) -> None:
+    """One model per method and budget on all the images at once (``--joint``)."""
+    if not (args.steps or args.cpu_minutes):
+        raise SystemExit("--joint needs --steps or --cpu-minutes (a step budget)")
+    clean = {
+        name: _centre_crop(image, args.crop) if args.crop else image
+        for name, image in base.load_set12(args.images).items()
+    }
+    noisy = {
+        name: base.add_gaussian_noise(image, args.sigma, args.seed, int(name))
+        for name, image in clean.items()
+    }
+    for budget in args.cpu_minutes or args.steps or args.budgets:
+        for method in args.methods:
+            per_image = _budget(args, method, budget)
+            label = f"{per_image.get('label', str(per_image['steps']) + ' steps')} per image, joint"
+            results = base.run_deep_joint(
+                clean,
+                noisy,
+                method,
+                steps=per_image["steps"] * len(noisy),
+                label=label,
+                tta=args.tta,
+                settings={"seed": args.seed},
+            )
+            for result in results:
+                _record(result, args)
 
 
 def _budget(args: argparse.Namespace, method: str, budget: float) -> dict:
@@ -233,6 +265,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--careamics",
         action="store_true",
         help="also train CAREamics N2V (benchmarks/_work/careamics-venv) with the same budget",
+    )
+    parser.add_argument(
+        "--joint",
+        action="store_true",
+        help="one model per method on all --images at once, with the per-image step budget "
+        "times the number of images (needs --steps or --cpu-minutes)",
     )
     parser.add_argument("--quick", action="store_true", help="image 05 at 1 minute")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)

@@ -15,7 +15,11 @@ reference in 2D the classical filters run twice: with the sigma estimated from t
   with ``[1, 2, 1]`` along X, rescaled to sigma 25/255), where blind-spot training needs the
   structN2V line mask; N2V with and without it next to the default method.
 - ``volume``: the seeded 48x256x256 Poisson-Gaussian volume of ``cpu_budget.py``, trained in
-  3D, against NL-means 3D and BM3D slice by slice.
+  3D, against NL-means 3D and BM3D slice by slice (each at the estimated sigma and at the
+  strength best on a centre crop).
+- ``cells3d``: the real confocal nuclei z-stack (60x256x256, percentile-scaled) with added
+  seeded Poisson-Gaussian noise, scored against the capture itself (real structure; the
+  reference keeps the capture's own, much weaker noise), same rows as ``volume``.
 - ``confocal`` and ``ct``: the real confocal nuclei z-stack (60x256x256) and CT stent volume
   (256x128x128) in ``../shared/data``: no clean version, so only the no-reference readouts
   (noise sigma before/after, residual std / input noise, residual-output correlation, EPI
@@ -47,7 +51,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
-from _calibration import CALIBRATION, cpu_minutes_label, load_calibration, steps_for
+from _calibration import (
+    CALIBRATION,
+    cpu_minutes_label,
+    load_calibration,
+    measure_calibration_3d,
+    steps_for,
+)
 from _panels import Tile, crop_2d, save_panel
 from _real_data_report import newest_results, report
 from _report import IMAGES, SHARED_DATA, append_record, machine_line, write_section
@@ -85,12 +95,16 @@ def fitted_scores(clean: np.ndarray, image: np.ndarray) -> tuple[float, float]:
     return base.scores(clean, np.clip(fitted(clean, image), -1, 2))
 
 
-def train_predict(noisy: np.ndarray, method: str, budget, axes: str, **settings):
+def train_predict(noisy: np.ndarray, method: str, budget, axes: str, tta=False, **settings):
     """Train ``method`` on ``noisy`` within ``budget``; return output, train and predict seconds.
 
-    ``budget`` is CPU-minutes of wall-clock time (a float) or ``("steps", n)``."""
+    ``budget`` is CPU-minutes of wall-clock time (a float) or ``("steps", n)``. With ``tta``
+    the output is the 8-fold flip/rotation average (``predict(tta=True)``) and a second
+    ``(output, predict seconds)`` pair, the plain prediction, is appended."""
     from selfdenoise import Denoiser
 
+    if settings.pop("gat", False):
+        return _train_predict_gat(noisy, method, budget, axes, tta, **settings)
     if isinstance(budget, tuple):
         settings["steps"] = budget[1]
     else:
@@ -101,7 +115,26 @@ def train_predict(noisy: np.ndarray, method: str, budget, axes: str, **settings)
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
     output = model.predict(noisy)
-    return output.astype(np.float64), train_seconds, time.perf_counter() - started
+    plain = output.astype(np.float64), train_seconds, time.perf_counter() - started
+    if not tta:
+        return plain
+    started = time.perf_counter()
+    output = model.predict(noisy, tta=True)
+    return output.astype(np.float64), train_seconds, time.perf_counter() - started, plain
+
+
+def _train_predict_gat(noisy: np.ndarray, method: str, budget, axes: str, tta=False, **settings):
+    """:func:`train_predict` in the generalised Anscombe domain of a noise model fitted to
+    ``noisy`` alone (``_vst``), outputs mapped back by the unbiased inverse (2D only)."""
+    from _vst import fit_noise_model, gat, inverse_gat
+
+    model = fit_noise_model(noisy)
+    result = train_predict(gat(noisy, *model), method, budget, axes, tta, **settings)
+    if tta:
+        *result, plain = result
+        plain = (inverse_gat(plain[0], *model), *plain[1:])
+        return inverse_gat(result[0], *model), *result[1:], plain
+    return inverse_gat(result[0], *model), *result[1:]
 
 
 CLASSICAL_NAMES = {"nl-means": "NL-means", "bm3d": "BM3D"}
@@ -140,6 +173,38 @@ def classical_candidates(
             found.tried[found.factor][2],
             {"factor": found.factor, "tried": tried, "sweep_seconds": found.seconds},
         )
+    return outputs
+
+
+def classical_3d_candidates(noisy: np.ndarray, clean: np.ndarray, crop: int = 128) -> dict:
+    """NL-means 3D and BM3D slice by slice at the estimated sigma and at a tuned strength.
+
+    A full-volume sweep costs about a minute per call, so the strength is swept on the centre
+    ``crop`` (``crop // 4`` planes) against the clean crop (``_baselines.sweep_strength``) and
+    the volume is denoised once more at the chosen factor."""
+    sigma = base.estimated_sigma(noisy)
+    window = tuple(
+        slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + side)
+        for n, side in zip(noisy.shape, (crop // 4, crop, crop), strict=True)
+    )
+    outputs = {}
+    for name, (denoiser, estimated, knob) in base.CLASSICAL_SETTINGS.items():
+        if name == "bm3d" and not base.bm3d_available():
+            continue
+        label = "NL-means 3D" if name == "nl-means" else "BM3D per slice"
+        out, seconds = denoiser(noisy, estimated, sigma)
+        outputs[f"{label} (estimated sigma)"] = (out, 0.0, seconds, {"factor": estimated})
+        found = base.sweep_strength(
+            lambda f, d=denoiser: d(noisy[window], f, sigma),
+            lambda out: base.scores(clean[window], out),
+            estimated,
+            1.2,
+            1,
+        )
+        out, seconds = denoiser(noisy, found.factor, sigma)
+        tried = {f"{k:g}": round(v[0], 3) for k, v in found.tried.items()}
+        extra = {"factor": found.factor, "tried_on_crop": tried}
+        outputs[f"{label} (best {knob}, chosen on a crop)"] = (out, 0.0, seconds, extra)
     return outputs
 
 
@@ -182,10 +247,15 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
         for name, (method, settings) in methods.items():
             budget, extra = minutes, {}
             if args.cpu_minutes:
-                steps = steps_for(method, minutes, args.rates)
+                steps = steps_for(method, minutes, args.rates, len(axes))
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
                 name = f"{name}, {cpu_minutes_label(minutes)}"
-            outputs[name] = (*train_predict(noisy, method, budget, axes, **settings), extra)
+            result = train_predict(noisy, method, budget, axes, args.tta, **settings)
+            if args.tta:
+                *result, plain = result
+                outputs[name] = (*plain, extra)
+                name = f"{name} +TTA"
+            outputs[name] = (*result, extra)
             print(f"    {name}: trained {outputs[name][1]:.0f}s", flush=True)
     return outputs
 
@@ -212,11 +282,16 @@ def _default_methods(args, extra: dict | None = None) -> dict:
 
 
 def _fmd_methods(args) -> dict:
-    """The ``--methods`` of the fmd case by display name (the default method marked)."""
+    """The ``--methods`` by display name (the default method marked): fmd and 3D cases."""
     from selfdenoise.config import DEFAULT_METHOD
 
     names = {"n2v2": "N2V2", "n2v": "N2V", DEFAULT_METHOD: f"{DEFAULT_METHOD} (default)"}
-    return {names.get(m, m): (m, {}) for m in args.methods}
+    methods = {}
+    for entry in args.methods:  # "<method>+gat": trained and predicted after a GAT
+        method, _, transform = entry.partition("+")
+        name = names.get(method, method) + (" + GAT" if transform == "gat" else "")
+        methods[name] = (method, {"gat": True} if transform == "gat" else {})
+    return methods
 
 
 # -------------------------------------------------------------------------------- cases
@@ -307,20 +382,54 @@ def case_correlated(args: argparse.Namespace) -> None:
 def case_volume(args: argparse.Namespace) -> None:
     shape = (16, 96, 96) if args.quick else (48, 256, 256)
     noisy, clean = base.poisson_gaussian_volume(shape, seed=args.seed)
-    label = "x".join(map(str, shape))
+    _reference_volume_case(args, "volume", "x".join(map(str, shape)), noisy, clean)
+
+
+CELLS3D_PHOTONS, CELLS3D_READ_SIGMA = 20.0, 0.02
+
+
+def cells3d_pair(seed: int = 0, quick: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Real confocal nuclei (cells3d) with added Poisson-Gaussian noise: ``(noisy, reference)``.
+
+    The reference is the capture itself scaled to its 0.1-99.9th percentiles and clipped to
+    [0, 1]; it is not noise-free (PSNR against it is bounded), but the structure is real. The
+    noisy volume is Poisson with ``CELLS3D_PHOTONS`` expected counts at intensity 1 (rescaled
+    back) plus Gaussian read noise ``CELLS3D_READ_SIGMA``, seeded."""
+    import tifffile
+
+    volume = tifffile.imread(SHARED_DATA / NO_REFERENCE["confocal"][0]).astype(np.float64)
+    if quick:
+        volume = volume[:16, :96, :96]
+    low, high = np.percentile(volume, [0.1, 99.9])
+    reference = np.clip((volume - low) / (high - low), 0.0, 1.0)
+    rng = np.random.default_rng([seed, 3])
+    noisy = rng.poisson(reference * CELLS3D_PHOTONS) / CELLS3D_PHOTONS
+    noisy = noisy + rng.normal(0.0, CELLS3D_READ_SIGMA, reference.shape)
+    return noisy.astype(np.float32), reference.astype(np.float32)
+
+
+def case_cells3d(args: argparse.Namespace) -> None:
+    noisy, reference = cells3d_pair(args.seed, args.quick)
+    _reference_volume_case(args, "cells3d", "x".join(map(str, noisy.shape)), noisy, reference)
+
+
+def _reference_volume_case(args, case: str, label: str, noisy, clean) -> None:
+    """Classical filters (both settings) and ``--methods`` in 3D, scored against ``clean``."""
     outputs = {"noisy": (noisy, 0.0, 0.0, {})}
-    outputs.update(classical_candidates(noisy))
-    outputs.update(deep_candidates(noisy, _default_methods(args), args, "ZYX"))
+    if args.baselines:
+        outputs.update(classical_3d_candidates(noisy, clean, 32 if args.quick else 128))
+    outputs.update(deep_candidates(noisy, _fmd_methods(args), args, "ZYX"))
     tiles = []
     for name, (out, train_s, predict_s, extra) in outputs.items():
         psnr, ssim = base.scores(clean, out)
-        _row(args, "volume", label, name, train_s, predict_s, extra, psnr=psnr, ssim=ssim)
-        tiles.append(Tile(crop_2d(out, size=128), name, f"{psnr:.2f} dB / {ssim:.3f}"))
+        _row(args, case, label, name, train_s, predict_s, extra, psnr=psnr, ssim=ssim)
+        if _in_panel(name, args):
+            tiles.append(Tile(crop_2d(out, size=128), name, f"{psnr:.2f} dB / {ssim:.3f}"))
     if not args.methods:
         return
     save_panel(
-        [[*tiles, Tile(crop_2d(clean, size=128), "clean (middle plane)")]],
-        IMAGES / "bench_volume.png",
+        [[*tiles, Tile(crop_2d(clean, size=128), "reference (middle plane)")]],
+        IMAGES / f"bench_{case}.png",
     )
 
 
@@ -361,6 +470,7 @@ CASES = {
     "fmd": case_fmd,
     "correlated": case_correlated,
     "volume": case_volume,
+    "cells3d": case_cells3d,
     "confocal": lambda args: case_no_reference(args, "confocal"),
     "ct": lambda args: case_no_reference(args, "ct"),
 }
@@ -378,7 +488,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         default="neighbor2neighbor,n2v2",
-        help="deep methods of the fmd case (the other cases train the default); '' trains none",
+        help="deep methods of the fmd, volume and cells3d cases (confocal and ct train the "
+        "default; '<method>+gat' trains after a generalised Anscombe transform, 2D); '' "
+        "trains none",
     )
     parser.add_argument(
         "--cpu-minutes",
@@ -392,7 +504,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="classical baselines of the fmd case (bm3d-gat: BM3D after a variance-"
         "stabilising transform of a fitted Poisson-Gaussian model)",
     )
+    parser.add_argument(
+        "--measure-calibration-3d",
+        action="store_true",
+        help="add '<method> 3d' rates of --methods to --calibration (paired with 2D windows)",
+    )
     parser.add_argument("--pairs", default="", help="FMD pairs to run, e.g. 'widefield BPAE' (all)")
+    parser.add_argument(
+        "--tta", action="store_true", help="also predict with 8-fold flip/rotation averaging"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--quick", action="store_true", help="small crops, 0.1 min: a smoke test")
@@ -426,6 +546,10 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.measure_calibration_3d:
+        volume, _ = base.poisson_gaussian_volume((48, 256, 256), seed=args.seed)
+        measure_calibration_3d(args.methods, volume, args.calibration)
+        return
     print(f"machine: {machine_line()}")
     for case in args.cases:
         print(f"case {case}", flush=True)

@@ -68,3 +68,20 @@ def test_real_data_reruns_deep_rows_without_baselines_one_thread_each(bench):
     )
     assert args.baselines == () and args.threads == 1 and args.cpu_minutes == [1.0, 3.0]
     assert bench("real_data").parse_args([]).threads == 2
+
+
+def test_3d_budgets_use_their_own_calibrated_rate(bench, tmp_path):
+    calibration = bench("_calibration")
+    rates = {"fast": 500.0, "fast 3d": 40.0}
+    assert calibration.rate_key("fast", 3) == "fast 3d"
+    assert calibration.steps_for("fast", 3, rates, ndim=3) == 120
+    assert calibration.steps_for("fast", 3, rates) == 1500
+    with pytest.raises(KeyError, match="'slow 3d'"):
+        calibration.steps_for("slow", 1, {"slow": 200.0}, ndim=3)
+
+
+def test_joint_quality_runs_need_a_step_budget(bench):
+    quality = bench("quality")
+    args = quality.parse_args(["--joint", "--images", "01,02", "--budgets", "1", "--methods", "x"])
+    with pytest.raises(SystemExit, match="needs --steps or --cpu-minutes"):
+        quality.run_joint(args)

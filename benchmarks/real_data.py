@@ -176,12 +176,14 @@ def classical_candidates(
     return outputs
 
 
-def classical_3d_candidates(noisy: np.ndarray, clean: np.ndarray, crop: int = 128) -> dict:
+def classical_3d_candidates(
+    noisy: np.ndarray, clean: np.ndarray, crop: int = 128, names=("nl-means", "bm3d")
+) -> dict:
     """NL-means 3D and BM3D slice by slice at the estimated sigma and at a tuned strength.
 
     A full-volume sweep costs about a minute per call, so the strength is swept on the centre
     ``crop`` (``crop // 4`` planes) against the clean crop (``_baselines.sweep_strength``) and
-    the volume is denoised once more at the chosen factor."""
+    the volume is denoised once more at the chosen factor. ``names`` selects the filters."""
     sigma = base.estimated_sigma(noisy)
     window = tuple(
         slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + side)
@@ -189,7 +191,7 @@ def classical_3d_candidates(noisy: np.ndarray, clean: np.ndarray, crop: int = 12
     )
     outputs = {}
     for name, (denoiser, estimated, knob) in base.CLASSICAL_SETTINGS.items():
-        if name == "bm3d" and not base.bm3d_available():
+        if name not in names or (name == "bm3d" and not base.bm3d_available()):
             continue
         label = "NL-means 3D" if name == "nl-means" else "BM3D per slice"
         out, seconds = denoiser(noisy, estimated, sigma)
@@ -417,7 +419,8 @@ def _reference_volume_case(args, case: str, label: str, noisy, clean) -> None:
     """Classical filters (both settings) and ``--methods`` in 3D, scored against ``clean``."""
     outputs = {"noisy": (noisy, 0.0, 0.0, {})}
     if args.baselines:
-        outputs.update(classical_3d_candidates(noisy, clean, 32 if args.quick else 128))
+        crop = 32 if args.quick else 128
+        outputs.update(classical_3d_candidates(noisy, clean, crop, args.baselines))
     outputs.update(deep_candidates(noisy, _fmd_methods(args), args, "ZYX"))
     tiles = []
     for name, (out, train_s, predict_s, extra) in outputs.items():

@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -85,3 +86,36 @@ def test_joint_quality_runs_need_a_step_budget(bench):
     args = quality.parse_args(["--joint", "--images", "01,02", "--budgets", "1", "--methods", "x"])
     with pytest.raises(SystemExit, match="needs --steps or --cpu-minutes"):
         quality.run_joint(args)
+
+
+def test_cells3d_case_adds_seeded_poisson_gaussian_noise_to_the_capture(bench):
+    real_data = bench("real_data")
+    if not (real_data.SHARED_DATA / real_data.NO_REFERENCE["confocal"][0]).exists():
+        pytest.skip("../shared/data/cells3d_nuclei_3d is not beside this checkout")
+    noisy, reference = real_data.cells3d_pair(seed=0, quick=True)
+    again, _ = real_data.cells3d_pair(seed=0, quick=True)
+    assert noisy.shape == reference.shape == (16, 96, 96)
+    assert noisy.dtype == reference.dtype == "float32"
+    assert 0.0 <= reference.min() and reference.max() <= 1.0
+    assert (noisy == again).all()
+    residual = noisy - reference
+    assert abs(float(residual.mean())) < 0.01  # zero-mean noise
+    # Poisson-Gaussian: brighter voxels are noisier than the dark background.
+    bright, dark = reference > 0.5, reference < 0.05
+    if bright.sum() > 100 and dark.sum() > 100:
+        assert residual[bright].std() > 2 * residual[dark].std()
+
+
+def test_three_d_baselines_honour_the_names_asked_for(bench):
+    real_data = bench("real_data")
+    rng = np.random.default_rng(0)
+    clean = np.zeros((8, 40, 40), np.float32)
+    clean[2:6, 8:24, 8:24] = 0.8
+    noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    outputs = real_data.classical_3d_candidates(noisy, clean, crop=32, names=("nl-means",))
+    assert set(outputs) == {
+        "NL-means 3D (estimated sigma)",
+        "NL-means 3D (best h, chosen on a crop)",
+    }
+    tuned = outputs["NL-means 3D (best h, chosen on a crop)"]
+    assert tuned[0].shape == noisy.shape and tuned[3]["tried_on_crop"]

@@ -252,6 +252,34 @@ def test_noise_sigma_recovers_known_sigma(images):
     assert metrics.estimate_noise_sigma(np.zeros((16, 16))) == 0.0
 
 
+def _poisson_gaussian_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Bright blobs on a dark background with Poisson-Gaussian noise: noisy, clean, true RMS."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:256, :256]
+    clean = np.full((256, 256), 0.02)
+    for _ in range(30):
+        cy, cx, radius = rng.uniform(0, 256), rng.uniform(0, 256), rng.uniform(6, 20)
+        clean[(yy - cy) ** 2 + (xx - cx) ** 2 < radius**2] = rng.uniform(0.4, 1.0)
+    photons, read_sigma = 20.0, 0.01
+    noisy = rng.poisson(clean * photons) / photons + rng.normal(0, read_sigma, clean.shape)
+    true_rms = float(np.sqrt(np.mean(clean / photons + read_sigma**2)))
+    return noisy, clean, true_rms
+
+
+def test_noise_rms_matches_sigma_for_white_noise_and_reads_photon_noise(images):
+    _, noisy = images
+    assert metrics.estimate_noise_rms(noisy) == pytest.approx(
+        metrics.estimate_noise_sigma(noisy), rel=0.03
+    )
+    volume = np.random.default_rng(5).normal(0, 20.0, (16, 48, 48))
+    assert metrics.estimate_noise_rms(volume) == pytest.approx(20.0, rel=0.08)
+    photon_limited, _, true_rms = _poisson_gaussian_scene()
+    assert metrics.estimate_noise_rms(photon_limited) == pytest.approx(true_rms, rel=0.15)
+    # The median-based estimate reads the dark background's noise instead.
+    assert metrics.estimate_noise_sigma(photon_limited) < 0.6 * true_rms
+    assert metrics.estimate_noise_rms(np.ones((4, 4))) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_noise_sigma_equals_skimage_estimate_sigma(images):
     pytest.importorskip("pywt")  # scikit-image needs PyWavelets for it
     from skimage.restoration import estimate_sigma

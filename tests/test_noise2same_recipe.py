@@ -25,17 +25,20 @@ def test_noise2same_recipe_defaults():
     assert make_config("noise2same", "YX", lambda_inv=0.9).lambda_inv == 0.9
 
 
-def test_auto_lambda_inv_is_twice_the_normalised_noise_sigma(torch_single_thread):
+def test_auto_lambda_inv_is_twice_the_normalised_noise_rms(torch_single_thread):
     from selfdenoise import Denoiser
-    from selfdenoise.metrics import estimate_noise_sigma
+    from selfdenoise.metrics import estimate_noise_rms, estimate_noise_sigma
 
     rng = np.random.default_rng(0)
     clean = np.kron(rng.uniform(0, 1, (8, 8)), np.ones((8, 8)))
     noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
     model = Denoiser("noise2same", "YX", steps=1, batch_size=2, validation_fraction=0.0, seed=0)
     model.fit(noisy)
-    expected = 2 * estimate_noise_sigma((noisy - noisy.mean()) / noisy.std())
+    normalised = (noisy - noisy.mean()) / noisy.std()
+    expected = 2 * estimate_noise_rms(normalised)
     assert model.lambda_inv == pytest.approx(expected, rel=1e-3)
+    # White noise: the RMS and the median-based sigma agree.
+    assert model.lambda_inv == pytest.approx(2 * estimate_noise_sigma(normalised), rel=0.03)
     assert 0.3 < model.lambda_inv < 0.9  # well below the official fixed 2
 
 

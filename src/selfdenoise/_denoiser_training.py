@@ -241,14 +241,16 @@ class TrainingMixin:
             return None
         if self.config.lambda_inv != "auto":
             return float(self.config.lambda_inv)
-        from .metrics import estimate_noise_sigma
+        from .methods.noise2same import lambda_inv_from_sigma
+        from .metrics import estimate_noise_rms
 
         sample = normalised[0][0, 0]
         if sample.ndim == 3:
             sample = sample[sample.shape[0] // 2]
-        from .methods.noise2same import lambda_inv_from_sigma
-
-        return lambda_inv_from_sigma(estimate_noise_sigma(sample))
+        # The RMS noise, not the median-based sigma: photon-limited noise is strongest on the
+        # bright structures, and the median reads the dark background (FMD confocal FISH:
+        # 0.64 instead of 1.17, 28.14 instead of 32.11 dB at 352 steps).
+        return lambda_inv_from_sigma(estimate_noise_rms(sample))
 
     def _checkpoint_writer(self, rank: int) -> Callable[[dict], None] | None:
         """Writes the run's state into ``checkpoint_dir`` (rank 0 only)."""

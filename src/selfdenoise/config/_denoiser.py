@@ -30,9 +30,11 @@ class DenoiserConfig:
     axes : str
         Axes of the training data, e.g. ``'YX'``, ``'ZYX'``, ``'TYX'``, ``'CZYX'``.
     lambda_inv : float or 'auto'
-        Noise2Same invariance weight; ``'auto'`` (default) = 2 * the noise sigma estimated on
-        the normalised input (the paper's rule; about 0.6-0.8 for natural images with Gaussian
-        sigma 25 after per-image standardisation). The official code's fixed 2 assumes the
+        Noise2Same invariance weight; ``'auto'`` (default) = 2 * the RMS noise sigma
+        estimated on the normalised input (the paper's rule, with
+        :func:`selfdenoise.metrics.estimate_noise_rms` so that photon noise on bright
+        structures counts; about 0.6-0.8 for natural images with Gaussian sigma 25 after
+        per-image standardisation, 0.9-1.2 for FMD's real fluorescence captures). The official code's fixed 2 assumes the
         standardised input is all noise and over-weights the invariance term on real images
         (-0.6 dB at equal steps on Set12 crops, issue #13).
     channels_jointly : bool

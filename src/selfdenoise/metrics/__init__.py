@@ -34,7 +34,13 @@ from ._edges import (
     gradient_correlation,
 )
 from ._fidelity import psnr, psnr_scale_invariant, ssim, ssim_map
-from ._noise import MethodNoiseStats, estimate_noise_sigma, method_noise_stats, residual
+from ._noise import (
+    MethodNoiseStats,
+    estimate_noise_rms,
+    estimate_noise_sigma,
+    method_noise_stats,
+    residual,
+)
 from ._table import (
     BASELINE_NOT_APPLICABLE,
     COLUMN_BETTER,
@@ -75,6 +81,7 @@ __all__ = [
     "compare",
     "display_order",
     "epi",
+    "estimate_noise_rms",
     "estimate_noise_sigma",
     "gradient_correlation",
     "method_noise_stats",

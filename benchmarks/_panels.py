@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 TILE = 200
-LABEL_HEIGHT = 34
+LINE_HEIGHT = 15
 GAP = 6
 
 
@@ -67,22 +67,40 @@ def save_panel(rows: Sequence[Sequence[Tile]], path: Path, limits_from: int = -1
     """
     from PIL import Image, ImageDraw, ImageFont
 
+    font = ImageFont.load_default(size=13)
+    labels = [[_label_lines(tile, font) for tile in row] for row in rows]
+    label_height = 4 + LINE_HEIGHT * max(len(lines) for row in labels for lines in row)
     columns = max(len(row) for row in rows)
     width = columns * TILE + (columns + 1) * GAP
-    height = len(rows) * (TILE + LABEL_HEIGHT) + (len(rows) + 1) * GAP
+    height = len(rows) * (TILE + label_height) + (len(rows) + 1) * GAP
     canvas = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=13)
     for r, row in enumerate(rows):
         limits = display_range(row[limits_from].image)
-        top = GAP + r * (TILE + LABEL_HEIGHT + GAP)
+        top = GAP + r * (TILE + label_height + GAP)
         for c, tile in enumerate(row):
             left = GAP + c * (TILE + GAP)
             picture = Image.fromarray(_to_uint8(tile.image, limits))
             canvas.paste(picture.resize((TILE, TILE), Image.Resampling.NEAREST), (left, top))
-            draw.text((left + 2, top + TILE + 2), tile.title, fill=0, font=font)
-            if tile.subtitle:
-                draw.text((left + 2, top + TILE + 17), tile.subtitle, fill=70, font=font)
+            for k, (text, shade) in enumerate(labels[r][c]):
+                draw.text((left + 2, top + TILE + 2 + k * LINE_HEIGHT), text, fill=shade, font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def _label_lines(tile: Tile, font) -> list[tuple[str, int]]:
+    """The title (black) and subtitle (grey) of ``tile``, wrapped at spaces to the tile width."""
+    lines = [(text, 0) for text in _wrap(tile.title, font)]
+    return lines + [(text, 70) for text in _wrap(tile.subtitle, font)]
+
+
+def _wrap(text: str, font) -> list[str]:
+    """``text`` split at spaces into lines no wider than a tile (a long word stays whole)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= TILE - 4:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines

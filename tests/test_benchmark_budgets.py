@@ -119,3 +119,19 @@ def test_three_d_baselines_honour_the_names_asked_for(bench):
     }
     tuned = outputs["NL-means 3D (best h, chosen on a crop)"]
     assert tuned[0].shape == noisy.shape and tuned[3]["tried_on_crop"]
+
+
+def test_panel_labels_wrap_to_the_tile_width(bench, tmp_path):
+    pytest.importorskip("PIL")
+    from PIL import Image, ImageFont
+
+    panels = bench("_panels")
+    font = ImageFont.load_default(size=13)
+    title = "neighbor2neighbor (default), 3 min (steps eq.) +TTA"
+    lines = panels._wrap(title, font)
+    assert len(lines) > 1 and " ".join(lines) == title
+    assert all(font.getlength(line) <= panels.TILE - 4 for line in lines)
+    tile = panels.Tile(np.zeros((8, 8)), title, "41.77 dB / 0.994")
+    path = panels.save_panel([[tile]], tmp_path / "panel.png")
+    expected = panels.TILE + 4 + panels.LINE_HEIGHT * (len(lines) + 1) + 2 * panels.GAP
+    assert Image.open(path).size[1] == expected

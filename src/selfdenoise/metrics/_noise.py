@@ -55,6 +55,13 @@ def _highpass_downsample(image: np.ndarray, axis: int) -> np.ndarray:
     return detail
 
 
+def _finest_details(values: np.ndarray) -> np.ndarray:
+    """Finest-scale db2 detail coefficients that are high-pass along every axis (HH, HHH)."""
+    for axis in range(values.ndim):
+        values = _highpass_downsample(values, axis)
+    return values
+
+
 def estimate_noise_sigma(image: ArrayLike) -> float:
     """Gaussian noise standard deviation from the finest wavelet details (Donoho & Johnstone).
 
@@ -74,9 +81,7 @@ def estimate_noise_sigma(image: ArrayLike) -> float:
     float
         Estimated noise sigma in the image's units (0 for an image with no detail).
     """
-    detail = to_float(as_image(image, "image"))
-    for axis in range(detail.ndim):
-        detail = _highpass_downsample(detail, axis)
+    detail = _finest_details(to_float(as_image(image, "image")))
     magnitudes = np.abs(detail[detail != 0])
     if magnitudes.size == 0:
         return 0.0
@@ -114,9 +119,7 @@ def estimate_noise_rms(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
         image has too few pixels per bin for a fit).
     """
     values = to_float(as_image(image, "image"))
-    detail = values
-    for axis in range(values.ndim):
-        detail = _highpass_downsample(detail, axis)
+    detail = _finest_details(values)
     level = _block_means(values)
     detail = detail[tuple(slice(0, n) for n in level.shape)].ravel()
     level = level.ravel()
@@ -133,7 +136,7 @@ def estimate_noise_rms(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
         [(np.median(np.abs(detail[which == k])) / ndtri(0.75)) ** 2 for k in usable]
     )
     slope, offset = _nonnegative_line(means, variances, counts[usable].astype(np.float64))
-    return float(np.sqrt(max(np.mean(np.maximum(slope * level + offset, 0.0)), 0.0)))
+    return float(np.sqrt(np.mean(np.maximum(slope * level + offset, 0.0))))
 
 
 def _block_means(values: np.ndarray) -> np.ndarray:

@@ -10,27 +10,21 @@ Usage: ``python benchmarks/explore_default.py VARIANT STEPS 09,02 ['{"_gamma": 4
 (``_gamma``/``_ramp`` patch Neighbor2Neighbor's gamma_max/ramp; other keys go to Denoiser).
 """
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _baselines as base
+from _explore import explore_args, noisy_set12, save_row
 
 from selfdenoise import Denoiser
 from selfdenoise import training as tr
 from selfdenoise.methods import neighbor2neighbor as n2n
 
-torch.set_num_threads(1)
-variant = sys.argv[1]
-steps = int(sys.argv[2])
-names = sys.argv[3].split(",")
-settings = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+variant, steps, names, settings = explore_args()
 gamma = settings.pop("_gamma", None)
 if gamma is not None:
     orig_init = n2n.Neighbor2Neighbor.__init__
@@ -65,13 +59,9 @@ def step(self):
 
 tr.TrainingRun._train_step = step
 
-sigma = 25
-base.SET12 = Path(os.environ.get("SET12", base.SET12))  # a worktree's ../shared may be absent
-for name in names:
+for name, clean, noisy in noisy_set12(names):
     snaps.clear()
     swa.update(n=0, w=None)
-    clean = base.load_set12([name], folder=base.SET12)[name]
-    noisy = base.add_gaussian_noise(clean, sigma, 0, int(name))
     t0 = time.perf_counter()
     model = Denoiser("neighbor2neighbor", "YX", device="cpu", steps=steps, **settings)
     model.fit(noisy)
@@ -96,7 +86,4 @@ for name in names:
     model.network.load_state_dict({k: v / swa["n"] for k, v in swa["w"].items()})
     row["swa"] = base.scores(clean, model.predict(noisy))[0]
     row["swa_tta"] = base.scores(clean, model.predict(noisy, tta=True))[0]
-    row = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
-    print(json.dumps(row), flush=True)
-    with open(Path(__file__).parent / "_work" / "exp_dflt.jsonl", "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    save_row(row, "exp_dflt.jsonl")

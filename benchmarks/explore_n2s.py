@@ -17,8 +17,6 @@ Usage: ``python benchmarks/explore_n2s.py VARIANT STEPS 01,07,05 ['{"lambda_inv"
 2 * sigma-hat).
 """
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _baselines as base
+from _explore import explore_args, noisy_set12, save_row
 
 from selfdenoise import Denoiser
 from selfdenoise import training as tr
@@ -34,11 +33,7 @@ from selfdenoise.masking import apply_fill, make_mask
 from selfdenoise.methods.noise2same import noise2same_loss
 from selfdenoise.train import to_device
 
-torch.set_num_threads(1)
-variant = sys.argv[1]
-steps = int(sys.argv[2])
-names = sys.argv[3].split(",")
-settings = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+variant, steps, names, settings = explore_args()
 lam_factor = settings.pop("_lam_factor", None)
 EMA_DECAYS = tuple(settings.pop("_ema", (0.99, 0.995, 0.998)))
 state = {}
@@ -116,12 +111,8 @@ if lam_factor is not None:
 
     n2s_mod.lambda_inv_from_sigma = _lam
 
-sigma = 25
-base.SET12 = Path(os.environ.get("SET12", base.SET12))
-for name in names:
+for name, clean, noisy in noisy_set12(names):
     state.clear()
-    clean = base.load_set12([name], folder=base.SET12)[name]
-    noisy = base.add_gaussian_noise(clean, sigma, 0, int(name))
     t0 = time.perf_counter()
     model = Denoiser("noise2same", "YX", device="cpu", steps=steps, **settings)
     model.fit(noisy)
@@ -144,7 +135,4 @@ for name in names:
         net.load_state_dict(weights if weights is not None else live)
         row[label] = base.scores(clean, model.predict(noisy))[0]
         row[label + "_tta"] = base.scores(clean, model.predict(noisy, tta=True))[0]
-    row = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
-    print(json.dumps(row), flush=True)
-    with open(Path(__file__).parent / "_work" / "exp_n2s.jsonl", "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    save_row(row, "exp_n2s.jsonl")

@@ -96,11 +96,11 @@ def fitted_scores(clean: np.ndarray, image: np.ndarray) -> tuple[float, float]:
 
 
 def train_predict(noisy: np.ndarray, method: str, budget, axes: str, tta=False, **settings):
-    """Train ``method`` on ``noisy`` within ``budget``; return output, train and predict seconds.
+    """Train ``method`` on ``noisy`` within ``budget``; ``{suffix: (output, train_s, predict_s)}``.
 
-    ``budget`` is CPU-minutes of wall-clock time (a float) or ``("steps", n)``. With ``tta``
-    the output is the 8-fold flip/rotation average (``predict(tta=True)``) and a second
-    ``(output, predict seconds)`` pair, the plain prediction, is appended."""
+    ``budget`` is CPU-minutes of wall-clock time (a float) or ``("steps", n)``. The plain
+    prediction has the suffix ``""``; with ``tta`` the 8-fold flip/rotation average
+    (``predict(tta=True)``) of the same model is added as ``" +TTA"``."""
     from selfdenoise import Denoiser
 
     if settings.pop("gat", False):
@@ -113,14 +113,12 @@ def train_predict(noisy: np.ndarray, method: str, budget, axes: str, tta=False, 
     started = time.perf_counter()
     model.fit(noisy)
     train_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    output = model.predict(noisy)
-    plain = output.astype(np.float64), train_seconds, time.perf_counter() - started
-    if not tta:
-        return plain
-    started = time.perf_counter()
-    output = model.predict(noisy, tta=True)
-    return output.astype(np.float64), train_seconds, time.perf_counter() - started, plain
+    results = {}
+    for suffix, flag in [("", False), (" +TTA", True)][: 2 if tta else 1]:
+        started = time.perf_counter()
+        output = model.predict(noisy, tta=flag)
+        results[suffix] = output.astype(np.float64), train_seconds, time.perf_counter() - started
+    return results
 
 
 def _train_predict_gat(noisy: np.ndarray, method: str, budget, axes: str, tta=False, **settings):
@@ -129,12 +127,11 @@ def _train_predict_gat(noisy: np.ndarray, method: str, budget, axes: str, tta=Fa
     from _vst import fit_noise_model, gat, inverse_gat
 
     model = fit_noise_model(noisy)
-    result = train_predict(gat(noisy, *model), method, budget, axes, tta, **settings)
-    if tta:
-        *result, plain = result
-        plain = (inverse_gat(plain[0], *model), *plain[1:])
-        return inverse_gat(result[0], *model), *result[1:], plain
-    return inverse_gat(result[0], *model), *result[1:]
+    results = train_predict(gat(noisy, *model), method, budget, axes, tta, **settings)
+    return {
+        suffix: (inverse_gat(output, *model), *seconds)
+        for suffix, (output, *seconds) in results.items()
+    }
 
 
 CLASSICAL_NAMES = {"nl-means": "NL-means", "bm3d": "BM3D"}
@@ -252,13 +249,10 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
                 steps = steps_for(method, minutes, args.rates, len(axes))
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
                 name = f"{name}, {cpu_minutes_label(minutes)}"
-            result = train_predict(noisy, method, budget, axes, args.tta, **settings)
-            if args.tta:
-                *result, plain = result
-                outputs[name] = (*plain, extra)
-                name = f"{name} +TTA"
-            outputs[name] = (*result, extra)
-            print(f"    {name}: trained {outputs[name][1]:.0f}s", flush=True)
+            results = train_predict(noisy, method, budget, axes, args.tta, **settings)
+            for suffix, result in results.items():
+                outputs[name + suffix] = (*result, extra)
+            print(f"    {name}: trained {result[1]:.0f}s", flush=True)
     return outputs
 
 

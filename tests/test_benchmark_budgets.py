@@ -135,3 +135,20 @@ def test_panel_labels_wrap_to_the_tile_width(bench, tmp_path):
     path = panels.save_panel([[tile]], tmp_path / "panel.png")
     expected = panels.TILE + 4 + panels.LINE_HEIGHT * (len(lines) + 1) + 2 * panels.GAP
     assert Image.open(path).size[1] == expected
+
+
+@pytest.mark.parametrize("gat", [False, True])
+def test_train_predict_names_the_plain_and_tta_outputs_of_one_model(bench, gat):
+    real_data = bench("real_data")
+    rng = np.random.default_rng(0)
+    clean = np.tile(np.linspace(0.05, 0.95, 96, dtype=np.float32), (96, 1))  # a ramp
+    noisy = (clean + rng.normal(0, 0.02 + 0.1 * clean)).astype(np.float32)  # Poisson-like
+    settings = {"seed": 0, "patch_shape": (32, 32), "batch_size": 2, "gat": gat}
+    results = real_data.train_predict(noisy, "n2v2", ("steps", 2), "YX", True, **settings)
+    assert list(results) == ["", " +TTA"]
+    (plain, train_s, _), (tta, tta_train_s, _) = results[""], results[" +TTA"]
+    assert train_s == tta_train_s  # one model, two predictions
+    assert plain.shape == tta.shape == noisy.shape and plain.dtype == np.float64
+    assert not np.allclose(plain, tta)
+    only_plain = real_data.train_predict(noisy, "n2v2", ("steps", 2), "YX", **settings)
+    assert list(only_plain) == [""]

@@ -212,6 +212,75 @@ def strength_table(rows: list[dict]) -> str:
     return markdown_table(["chosen factor of sigma-hat", *images, "mean"], lines)
 
 
+TARGET_BUDGETS = ("1 min (steps eq.)", "3 min (steps eq.)")
+
+
+def _verdict(value: float, *bars: float) -> str:
+    return " / ".join("yes" if value >= bar else "no" for bar in bars)
+
+
+def target_table(rows: list[dict], budget: str) -> str:
+    """Issue 13's Noise2Same targets at one budget, from the newest row of each result.
+
+    Per image with a Noise2Same row at ``budget``: both NL-means settings, N2V2 and Noise2Same
+    (plain / TTA), and whether Noise2Same is >= N2V2 and >= each NL-means setting, plain and
+    with TTA (TTA against N2V2 with TTA); a last row holds the means over the images that have
+    every value. Empty when no image has a Noise2Same row at ``budget``.
+    """
+    newest = {(r["method"], r["budget"], r["image"]): r["psnr"] for r in rows}
+    images = sorted(i for (method, b, i) in newest if method == "noise2same" and b == budget)
+    columns = [
+        ("nl-means (estimated sigma)", "-"),
+        ("nl-means (best h per image)", "-"),
+        ("n2v2", budget),
+        ("n2v2 +TTA", budget),
+        ("noise2same", budget),
+        ("noise2same +TTA", budget),
+    ]
+    lines, complete = [], []
+    for image in images:
+        values = [newest.get((method, b, image)) for method, b in columns]
+        if None in values:
+            lines.append([image, *("" if v is None else f"{v:.2f}" for v in values), "", ""])
+            continue
+        complete.append(values)
+        lines.append([image, *(f"{v:.2f}" for v in values), *_verdicts(values)])
+    if not lines:
+        return ""
+    if complete:
+        means = list(np.mean(complete, axis=0))
+        lines.append([f"mean ({len(complete)})", *(f"{v:.2f}" for v in means), *_verdicts(means)])
+    header = [
+        "image",
+        "NL-means est.",
+        "NL-means best h",
+        "N2V2",
+        "N2V2 +TTA",
+        "Noise2Same",
+        "Noise2Same +TTA",
+        "N2S >= N2V2 (TTA)",
+        "N2S >= NL-means est. / best h (TTA)",
+    ]
+    return markdown_table(header, lines)
+
+
+def _verdicts(values: list[float]) -> list[str]:
+    nlm_est, nlm_best, n2v2, n2v2_tta, n2s, n2s_tta = values
+    return [
+        f"{_verdict(n2s, n2v2)} ({_verdict(n2s_tta, n2v2_tta)})",
+        f"{_verdict(n2s, nlm_est, nlm_best)} ({_verdict(n2s_tta, nlm_est, nlm_best)})",
+    ]
+
+
+def _target_tables(rows: list[dict]) -> list[str]:
+    parts = []
+    for budget in TARGET_BUDGETS:
+        table = target_table(rows, budget)
+        if table:
+            parts += [f"Noise2Same's targets (issue 13) at {budget}, PSNR dB:", table]
+    return parts
+
+
 def write_docs(path: Path, notes: str) -> None:
     """Rebuild the ``quality`` section of docs/benchmarks.md from the results file."""
     rows = read_records(path)
@@ -223,6 +292,7 @@ def write_docs(path: Path, notes: str) -> None:
             "PSNR (dB) / SSIM per image; time = training + prediction per image (for a "
             "classical row: one run at the chosen strength).",
             per_image_table(rows),
+            *_target_tables(rows),
             *(
                 [
                     "Strength chosen per image by the sweeps (h / sigma-hat for NL-means, "

@@ -152,3 +152,31 @@ def test_train_predict_names_the_plain_and_tta_outputs_of_one_model(bench, gat):
     assert not np.allclose(plain, tta)
     only_plain = real_data.train_predict(noisy, "n2v2", ("steps", 2), "YX", **settings)
     assert list(only_plain) == [""]
+
+
+def test_target_table_judges_noise2same_from_the_newest_rows(bench):
+    quality = bench("quality")
+    budget = "3 min (steps eq.)"
+
+    def row(method, image, psnr, row_budget=budget):
+        return {"method": method, "budget": row_budget, "image": image, "psnr": psnr}
+
+    rows = [
+        row("nl-means (estimated sigma)", "01", 28.0, "-"),
+        row("nl-means (best h per image)", "01", 28.5, "-"),
+        row("n2v2", "01", 27.0),
+        row("n2v2 +TTA", "01", 27.5),
+        row("noise2same", "01", 27.2),
+        row("noise2same +TTA", "01", 28.2),
+        row("noise2same", "01", 28.3),  # a rerun: the newest row counts
+        row("noise2same", "02", 30.0),  # no baselines for 02: values shown, no verdict
+        row("noise2same", "03", 31.0, "1 min (steps eq.)"),  # another budget
+    ]
+    lines = quality.target_table(rows, budget).splitlines()
+    assert lines[2].split(" | ")[1:] == [
+        "28.00", "28.50", "27.00", "27.50", "28.30", "28.20", "yes (yes)", "yes / no (yes / no) |"
+    ]  # fmt: skip
+    assert lines[3].startswith("| 02 |") and lines[3].endswith("|  |  |")
+    assert lines[4].startswith("| mean (1) | 28.00 |")
+    assert len(lines) == 5  # header, rule, 01, 02, mean; image 03 is at another budget
+    assert quality.target_table(rows, "10 min") == ""

@@ -113,10 +113,10 @@ def train_predict(noisy: np.ndarray, method: str, budget, axes: str, tta=False, 
     started = time.perf_counter()
     model.fit(noisy)
     train_seconds = time.perf_counter() - started
-    results = {}
-    for suffix, flag in [("", False), (" +TTA", True)][: 2 if tta else 1]:
+    results, predictions = {}, {"": False, " +TTA": True} if tta else {"": False}
+    for suffix, with_tta in predictions.items():
         started = time.perf_counter()
-        output = model.predict(noisy, tta=flag)
+        output = model.predict(noisy, tta=with_tta)
         results[suffix] = output.astype(np.float64), train_seconds, time.perf_counter() - started
     return results
 
@@ -252,7 +252,7 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
             results = train_predict(noisy, method, budget, axes, args.tta, **settings)
             for suffix, result in results.items():
                 outputs[name + suffix] = (*result, extra)
-            print(f"    {name}: trained {result[1]:.0f}s", flush=True)
+            print(f"    {name}: trained {results[''][1]:.0f}s", flush=True)
     return outputs
 
 

@@ -300,13 +300,15 @@ def run_deep(
     axes: str | None = None,
     settings: dict | None = None,
     label: str | None = None,
+    row_name: str | None = None,
 ) -> list[Result]:
     """Train a :class:`selfdenoise.Denoiser` on ``noisy`` alone, predict it and score it.
 
     Give ``minutes`` (wall-clock budget, the learning-rate schedule is annealed over it) or
     ``steps`` (a step budget). With ``tta`` the same trained model also predicts with 8-fold
     flip/rotation averaging, reported as a second result (method ``"<method> +TTA"``).
-    ``label`` names the budget in the results (default ``"<minutes> min"`` / ``"<n> steps"``).
+    ``label`` names the budget in the results (default ``"<minutes> min"`` / ``"<n> steps"``);
+    ``row_name`` the method (default ``method``; e.g. ``"neighbor2neighbor [depth 3]"``).
     """
     from selfdenoise import Denoiser
 
@@ -328,7 +330,8 @@ def run_deep(
         started = time.perf_counter()
         out = model.predict(noisy, tta=augment)
         predict_seconds = time.perf_counter() - started
-        label, variant = (f"{method} +TTA", f"{recipe}+tta") if augment else (method, recipe)
+        row = row_name or method
+        label, variant = (f"{row} +TTA", f"{recipe}+tta") if augment else (row, recipe)
         scored = scores(clean, out)
         results.append(
             Result(image, label, variant, budget, *scored, train_seconds, predict_seconds, done)
@@ -345,12 +348,14 @@ def run_deep_joint(
     label: str,
     tta: bool = False,
     settings: dict | None = None,
+    row_name: str | None = None,
 ) -> list[Result]:
     """One model trained on all of ``noisy`` at once (a stack), scored on each image.
 
     The step budget covers the whole set (a per-image budget times the number of images), so
     the compute matches that of one model per image. ``train_seconds`` of each result is the
-    training time divided by the number of images. Methods read ``"<method> (joint)"``.
+    training time divided by the number of images. Methods read ``"<row_name> (joint)"``
+    (``row_name`` defaults to ``method``).
     """
     from selfdenoise import Denoiser
 
@@ -367,7 +372,7 @@ def run_deep_joint(
             started = time.perf_counter()
             out = model.predict(noisy[name], tta=augment)
             predict_seconds = time.perf_counter() - started
-            row = f"{method} (joint){' +TTA' if augment else ''}"
+            row = f"{row_name or method} (joint){' +TTA' if augment else ''}"
             recipe = "default, joint" + ("+tta" if augment else "")
             scored = scores(clean[name], out)
             results.append(

@@ -38,6 +38,7 @@ python benchmarks/quality.py --write-docs --notes notes.md
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -85,8 +86,9 @@ def run(args: argparse.Namespace) -> None:
                     method,
                     "default" if not args.crop else f"default, {args.crop} crop",
                     **_budget(args, method, budget),
-                    settings={"seed": args.seed},
+                    settings=_settings(args),
                     tta=args.tta,
+                    row_name=_row_name(args, method),
                 )
                 for result in results:
                     _record(result, args)
@@ -119,16 +121,30 @@ def run_joint(args: argparse.Namespace) -> None:
                 steps=per_image["steps"] * len(noisy),
                 label=label,
                 tta=args.tta,
-                settings={"seed": args.seed},
+                settings=_settings(args),
+                row_name=_row_name(args, method),
             )
             for result in results:
                 _record(result, args)
 
 
+def _settings(args: argparse.Namespace) -> dict:
+    """``Denoiser`` settings of every run: the seed, and ``--network`` overrides if given."""
+    return {"seed": args.seed, **({"network": args.network} if args.network else {})}
+
+
+def _row_name(args: argparse.Namespace, method: str) -> str:
+    """``method``, or ``"method [depth 3, base_channels 32]"`` with ``--network`` overrides."""
+    if not args.network:
+        return method
+    return f"{method} [{', '.join(f'{k} {v}' for k, v in args.network.items())}]"
+
+
 def _budget(args: argparse.Namespace, method: str, budget: float) -> dict:
-    """``run_deep`` budget arguments: minutes, steps, or CPU-minutes as calibrated steps."""
+    """``run_deep`` budget arguments: minutes, steps, or CPU-minutes as calibrated steps
+    (divided by ``--step-cost`` for a network that costs more per step than the default)."""
     if args.cpu_minutes:
-        steps = steps_for(method, budget, args.rates)
+        steps = round(steps_for(method, budget, args.rates) / args.step_cost)
         return {"steps": steps, "label": cpu_minutes_label(budget)}
     return {"steps": int(budget)} if args.steps else {"minutes": budget}
 
@@ -321,6 +337,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--calibration", type=Path, default=CALIBRATION)
     parser.add_argument(
+        "--network",
+        default="",
+        help="network overrides of every method, JSON, e.g. '{\"depth\": 3}'; rows read "
+        '"<method> [depth 3]"',
+    )
+    parser.add_argument(
+        "--step-cost",
+        type=float,
+        default=1.0,
+        help="with --cpu-minutes: ms/step of the --network variant over the default's, "
+        "measured at the same threads; the calibrated steps are divided by it",
+    )
+    parser.add_argument(
         "--measure-calibration",
         action="store_true",
         help="re-measure --calibration (30 s per method of --methods; only on a quiet machine)",
@@ -356,6 +385,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.steps = [int(b) for b in args.steps.split(",") if b]
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
+    args.network = json.loads(args.network) if args.network else {}
     return args
 
 

@@ -180,3 +180,19 @@ def test_target_table_judges_noise2same_from_the_newest_rows(bench):
     assert lines[4].startswith("| mean (1) | 28.00 |")
     assert len(lines) == 5  # header, rule, 01, 02, mean; image 03 is at another budget
     assert quality.target_table(rows, "10 min") == ""
+
+
+def test_network_variant_rows_get_their_own_name_and_fewer_steps(bench, tmp_path):
+    quality = bench("quality")
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"steps_per_minute": {"neighbor2neighbor": 496.0}}))
+    argv = ["--cpu-minutes", "3", "--calibration", str(path), "--methods", "neighbor2neighbor"]
+    plain = quality.parse_args(argv)
+    assert quality._row_name(plain, "neighbor2neighbor") == "neighbor2neighbor"
+    assert quality._settings(plain) == {"seed": 0}
+    assert quality._budget(plain, "neighbor2neighbor", 3)["steps"] == 1488
+    variant = quality.parse_args([*argv, "--network", '{"depth": 3}', "--step-cost", "1.28"])
+    assert quality._row_name(variant, "neighbor2neighbor") == "neighbor2neighbor [depth 3]"
+    assert quality._settings(variant) == {"seed": 0, "network": {"depth": 3}}
+    budget = quality._budget(variant, "neighbor2neighbor", 3)
+    assert budget == {"steps": 1162, "label": "3 min (steps eq.)"}  # round(1488 / 1.28)

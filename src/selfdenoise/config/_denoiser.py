@@ -35,8 +35,9 @@ class DenoiserConfig:
         :func:`selfdenoise.metrics.estimate_noise_rms` so that photon noise on bright
         structures counts; about 0.6-0.8 for natural images with Gaussian sigma 25 after
         per-image standardisation, 0.8-1.3 for FMD's real fluorescence captures). The
-        official code's fixed 2 assumes the standardised input is all noise and over-weights the invariance term on real images
-        (-0.6 dB at equal steps on Set12 crops, issue #13).
+        official code's fixed 2 assumes the standardised input is all noise and
+        over-weights the invariance term on real images (-0.6 dB at equal steps on Set12
+        crops, issue #13).
     channels_jointly : bool
         With a C axis: one network sees all channels (True) or each channel is denoised
         on its own by a shared single-channel network (False).

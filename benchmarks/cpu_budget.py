@@ -139,8 +139,8 @@ def recipe_config(name: str, ndim: int = 2):
 def step_cost(name: str, ndim: int = 2) -> float:
     """Estimated multiply-accumulates of one training step of a recipe."""
     from selfdenoise.config import cpu_batch
-    from selfdenoise.data import default_patch_shape
     from selfdenoise.nets import flops_per_pixel
+    from selfdenoise.patches import default_patch_shape
 
     spatial_dims = 2 if RECIPES[name].get("axes") == "SYX" else ndim
     config = recipe_config(name, spatial_dims)

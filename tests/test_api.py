@@ -28,6 +28,7 @@ def test_importing_the_package_and_front_ends_does_not_import_torch():
     code = (
         "import sys\n"
         "import selfdenoise, selfdenoise.api, selfdenoise.config, selfdenoise.axes, selfdenoise.data\n"
+        "import selfdenoise.patches\n"
         "import selfdenoise.cli, selfdenoise.io, selfdenoise.metrics, selfdenoise.samples, selfdenoise.demo\n"
         "from selfdenoise import Denoiser\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"

@@ -4,7 +4,8 @@ import pytest
 from selfdenoise import SelfDenoiseError
 from selfdenoise.axes import Layout, to_canonical
 from selfdenoise.config import NormalisationConfig
-from selfdenoise.data import Normaliser, PatchSampler, check_finite, check_image, fit_patch_shape
+from selfdenoise.data import Normaliser, check_finite, check_image
+from selfdenoise.patches import PatchSampler, fit_patch_shape
 
 
 def test_check_image_rejects_bad_input_with_one_line():

@@ -335,7 +335,7 @@ def test_cpu_recipe_is_the_configs_default():
         shapes = [(64,) * (ndim - 2) + (300, 400)]
         training, _ = dev.sized_for_device(config.training, config.network, "cpu", 1, shapes)
         assert training.batch_size == batch == (16 if ndim == 2 else 4)
-        from selfdenoise.data import default_patch_shape
+        from selfdenoise.patches import default_patch_shape
 
         assert default_patch_shape(ndim) == patch
 

@@ -17,7 +17,8 @@ import numpy as np
 from ._errors import SelfDenoiseError
 from .axes import Layout, to_canonical
 from .config import DenoiserConfig, TrainingConfig
-from .data import Normaliser, PatchSampler, check_finite, check_image, fit_patch_shape
+from .data import Normaliser, check_finite, check_image
+from .patches import PatchSampler, fit_patch_shape
 
 __all__ = ["TrainingData", "make_sampler", "normalise", "prepare_arrays", "prepare_training_data"]
 

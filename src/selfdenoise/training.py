@@ -24,8 +24,8 @@ from . import distributed
 from ._errors import SelfDenoiseError
 from ._run_parts import LossWatch, RunState, spatial_ndim, state_copy
 from .config import TrainingConfig, cpu_batch
-from .data import PatchSampler
 from .device import autocast_dtype, gpu_settings, training_memory_format
+from .patches import PatchSampler
 from .prepare import make_sampler
 from .train import (
     Cancel,

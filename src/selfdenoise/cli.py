@@ -15,6 +15,14 @@ import warnings
 from collections.abc import Sequence
 
 from ._cli.apply import cmd_compare, cmd_demo, cmd_predict
+from ._cli.arg_types import (
+    DEVICE_CHOICES,
+    device_name,
+    int_tuple,
+    lambda_inv_value,
+    output_dtype,
+    positive_int,
+)
 from ._cli.common import masking_methods, show_warning
 from ._cli.export import add_export_parser, cmd_export
 from ._cli.train import STRUCT_AXES, cmd_train
@@ -23,8 +31,6 @@ from ._version import __version__
 from .config import (
     DEFAULT_METHOD,
     DEMO_METHODS,
-    DEVICES,
-    check_device_name,
     cpu_batch,
     make_config,
 )
@@ -37,68 +43,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         hint = f"see '{self.prog} --help'"
         self.exit(2, f"error: {' '.join(message.split())}; {hint}\n")
-
-
-def _int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like 64,64; got {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers like 64,64; got {text!r}")
-    return values
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
-    return value
-
-
-def _lambda_inv(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number >= 0 or 'auto'; got {text!r}"
-        ) from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'auto'; got {text!r}")
-    return value
-
-
-DEVICE_CHOICES = ", ".join([*DEVICES, "cuda:N"])
-
-
-def _device_name(text: str) -> str:
-    try:
-        return check_device_name(text)
-    except SelfDenoiseError:
-        raise argparse.ArgumentTypeError(
-            f"expected one of {DEVICE_CHOICES}; got {text!r}"
-        ) from None
-
-
-def _output_dtype(text: str) -> str:
-    import numpy as np
-
-    if text in ("float32", "input"):
-        return text
-    try:
-        dtype = np.dtype(text)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in "uif":
-        raise argparse.ArgumentTypeError(
-            f"expected 'float32', 'input' or a numeric type such as uint16; got {text!r}"
-        )
-    return dtype.name
 
 
 def _methods_help() -> str:
@@ -147,7 +91,7 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
         type=int,
         help=f"steps between validations ({_default('steps_per_epoch')})",
     )
-    train.add_argument("--patch", type=_int_tuple, help="patch shape, e.g. 64,64 or 16,64,64")
+    train.add_argument("--patch", type=int_tuple, help="patch shape, e.g. 64,64 or 16,64,64")
     train.add_argument(
         "--batch",
         type=int,
@@ -160,7 +104,7 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
     train.add_argument("--lr", type=float, help=f"learning rate ({_default('learning_rate')})")
     train.add_argument(
         "--lambda-inv",
-        type=_lambda_inv,
+        type=lambda_inv_value,
         help=(
             "Noise2Same invariance weight, or 'auto' "
             f"(default {make_config('noise2same').lambda_inv})"
@@ -177,7 +121,7 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--device",
         default="auto",
-        type=_device_name,
+        type=device_name,
         metavar="DEVICE",
         help=f"where to train: {DEVICE_CHOICES} (default auto: CUDA, then Apple MPS, then CPU)",
     )
@@ -221,7 +165,7 @@ def _add_train_parser(commands) -> None:
     _add_training_settings(train)
     train.add_argument("--validation", help="image to compute the validation loss on")
     train.add_argument(
-        "--series", type=_positive_int, help="image series of multi-series TIFF inputs (default 0)"
+        "--series", type=positive_int, help="image series of multi-series TIFF inputs (default 0)"
     )
     train.add_argument(
         "--checkpoint-dir", help="folder for resumable checkpoints (with --checkpoint-every)"
@@ -265,24 +209,24 @@ def _add_predict_parser(commands) -> None:
         ),
     )
     predict.add_argument(
-        "--series", type=_positive_int, help="image series of a multi-series TIFF (default 0)"
+        "--series", type=positive_int, help="image series of a multi-series TIFF (default 0)"
     )
     predict.add_argument("--axes", help="axes of INPUT (default: from the file or the model)")
-    predict.add_argument("--tile", type=_int_tuple, help="tile shape, e.g. 256,256 (default: auto)")
+    predict.add_argument("--tile", type=int_tuple, help="tile shape, e.g. 256,256 (default: auto)")
     predict.add_argument(
-        "--overlap", type=_int_tuple, help="halo per side, e.g. 16,16 (default: receptive field)"
+        "--overlap", type=int_tuple, help="halo per side, e.g. 16,16 (default: receptive field)"
     )
     predict.add_argument("--batch", type=int, help="tiles per forward pass")
     predict.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x slower)")
     predict.add_argument(
         "--dtype",
         default="float32",
-        type=_output_dtype,
+        type=output_dtype,
         help="output dtype: float32 (default), 'input' (the input's, clipped) or e.g. uint16",
     )
     predict.add_argument(
         "--device",
-        type=_device_name,
+        type=device_name,
         metavar="DEVICE",
         help=f"where to predict: {DEVICE_CHOICES} (default: the model's device, or auto)",
     )
@@ -346,7 +290,7 @@ def _add_demo_parser(commands) -> None:
         help=f"methods to train, one after the other (default: {' '.join(DEMO_METHODS)})",
     )
     demo.add_argument(
-        "--steps", type=_positive_int, help="train each method this many steps, not --minutes"
+        "--steps", type=positive_int, help="train each method this many steps, not --minutes"
     )
     demo.add_argument(
         "--all-metrics",
@@ -357,7 +301,7 @@ def _add_demo_parser(commands) -> None:
     demo.add_argument(
         "--device",
         default="auto",
-        type=_device_name,
+        type=device_name,
         metavar="DEVICE",
         help=f"where to train: {DEVICE_CHOICES} (default auto)",
     )

@@ -346,6 +346,7 @@ def run_deep_joint(
     *,
     steps: int,
     label: str,
+    recipe: str = "default, joint",
     tta: bool = False,
     settings: dict | None = None,
     row_name: str | None = None,
@@ -355,7 +356,8 @@ def run_deep_joint(
     The step budget covers the whole set (a per-image budget times the number of images), so
     the compute matches that of one model per image. ``train_seconds`` of each result is the
     training time divided by the number of images. Methods read ``"<row_name> (joint)"``
-    (``row_name`` defaults to ``method``).
+    (``row_name`` defaults to ``method``); ``recipe`` is the results' recipe field (``+tta``
+    is appended for the augmented predictions).
     """
     from selfdenoise import Denoiser
 
@@ -373,10 +375,10 @@ def run_deep_joint(
             out = model.predict(noisy[name], tta=augment)
             predict_seconds = time.perf_counter() - started
             row = f"{row_name or method} (joint){' +TTA' if augment else ''}"
-            recipe = "default, joint" + ("+tta" if augment else "")
+            variant = recipe + ("+tta" if augment else "")
             scored = scores(clean[name], out)
             results.append(
-                Result(name, row, recipe, label, *scored, train_seconds, predict_seconds, done)
+                Result(name, row, variant, label, *scored, train_seconds, predict_seconds, done)
             )
     return results
 

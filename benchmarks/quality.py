@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
                     noisy,
                     name,
                     method,
-                    "default" if not args.crop else f"default, {args.crop} crop",
+                    _recipe(args),
                     **_budget(args, method, budget),
                     settings=_settings(args),
                     tta=args.tta,
@@ -120,6 +120,7 @@ def run_joint(args: argparse.Namespace) -> None:
                 method,
                 steps=per_image["steps"] * len(noisy),
                 label=label,
+                recipe=_recipe(args, joint=True),
                 tta=args.tta,
                 settings=_settings(args),
                 row_name=_row_name(args, method),
@@ -133,11 +134,27 @@ def _settings(args: argparse.Namespace) -> dict:
     return {"seed": args.seed, **({"network": args.network} if args.network else {})}
 
 
+def _overrides(args: argparse.Namespace) -> str:
+    """``"depth 3, base_channels 32"`` for ``--network`` overrides, ``""`` without."""
+    return ", ".join(f"{key} {value}" for key, value in args.network.items())
+
+
+def _recipe(args: argparse.Namespace, joint: bool = False) -> str:
+    """The ``recipe`` field of the results: ``"default"``, then the crop, the ``--network``
+    overrides and ``joint`` when they apply, e.g. ``"default, depth 3, joint"``."""
+    parts = ["default"]
+    if args.crop:
+        parts.append(f"{args.crop} crop")
+    if args.network:
+        parts.append(_overrides(args))
+    if joint:
+        parts.append("joint")
+    return ", ".join(parts)
+
+
 def _row_name(args: argparse.Namespace, method: str) -> str:
     """``method``, or ``"method [depth 3, base_channels 32]"`` with ``--network`` overrides."""
-    if not args.network:
-        return method
-    return f"{method} [{', '.join(f'{k} {v}' for k, v in args.network.items())}]"
+    return f"{method} [{_overrides(args)}]" if args.network else method
 
 
 def _budget(args: argparse.Namespace, method: str, budget: float) -> dict:
@@ -385,8 +402,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.steps = [int(b) for b in args.steps.split(",") if b]
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
-    args.network = json.loads(args.network) if args.network else {}
+    args.network = _network_overrides(parser, args.network)
+    if args.step_cost <= 0:
+        parser.error(f"--step-cost must be positive, got {args.step_cost:g}")
+    if args.step_cost != 1.0 and not args.cpu_minutes:
+        parser.error("--step-cost divides calibrated steps: give --cpu-minutes too")
     return args
+
+
+def _network_overrides(parser: argparse.ArgumentParser, text: str) -> dict:
+    """``--network`` as a dict; a one-line argument error unless it is a JSON object."""
+    if not text:
+        return {}
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        parser.error(f"--network is not JSON ({error.msg}): write e.g. '{{\"depth\": 3}}'")
+    if not isinstance(overrides, dict):
+        parser.error("--network must be a JSON object of network settings, e.g. '{\"depth\": 3}'")
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> None:

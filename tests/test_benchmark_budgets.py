@@ -196,3 +196,32 @@ def test_network_variant_rows_get_their_own_name_and_fewer_steps(bench, tmp_path
     assert quality._settings(variant) == {"seed": 0, "network": {"depth": 3}}
     budget = quality._budget(variant, "neighbor2neighbor", 3)
     assert budget == {"steps": 1162, "label": "3 min (steps eq.)"}  # round(1488 / 1.28)
+
+
+def test_network_variant_results_name_their_overrides_in_the_recipe(bench):
+    quality = bench("quality")
+    plain = quality.parse_args(["--steps", "10"])
+    assert quality._recipe(plain) == "default"
+    assert quality._recipe(plain, joint=True) == "default, joint"
+    variant = quality.parse_args(
+        ["--steps", "10", "--crop", "128", "--network", '{"depth": 3, "base_channels": 32}']
+    )
+    assert quality._recipe(variant) == "default, 128 crop, depth 3, base_channels 32"
+    assert quality._recipe(variant, joint=True).endswith("base_channels 32, joint")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--step-cost", "1.3"], "give --cpu-minutes too"),
+        (["--cpu-minutes", "1", "--step-cost", "0"], "--step-cost must be positive"),
+        (["--network", "{depth: 3}"], "--network is not JSON"),
+        (["--network", "[3]"], "--network must be a JSON object"),
+    ],
+)
+def test_quality_arguments_that_cannot_work_are_one_line_errors(bench, capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        bench("quality").parse_args(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in error and "Traceback" not in error

@@ -58,7 +58,7 @@ def test_the_noisy_sample_is_preselected_never_the_clean_one(viewer, qtbot, samp
 
 
 def test_compare_is_filled_after_a_denoise(viewer, qtbot):
-    from selfdenoise._napari._predict_widget import add_denoised_layer
+    from selfdenoise._napari._denoised_layers import add_denoised_layer
 
     noisy, clean = add_sample(viewer)
     _, _, compare = make_widgets(viewer, qtbot)

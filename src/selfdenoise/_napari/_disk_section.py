@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from .._errors import SelfDenoiseError
 from ._base import add_row, form_layout, hint_label
+from ._denoised_layers import denoised_name
 from ._disk_jobs import (
     FolderReport,
     StoreResult,
@@ -192,8 +193,6 @@ class DiskSection:
             "store": str(result.path),
             **{k: v for k, v in options.items() if v is not None},
         }
-        from ._predict_widget import denoised_name
-
         new = add_derived_image(
             self.viewer,
             layer,

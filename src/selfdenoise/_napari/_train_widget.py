@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from ._base import hint_label, keep_alive
+from ._denoised_layers import denoise_into_new_layers
 from ._export import export_button, layer_sample
 from ._feedback import Outcome, format_duration, notify_info
 from ._jobs import TrainUpdate, describe_device, load_job, train_job
 from ._loss_plot import LossPlot, loss_caption
-from ._predict_widget import denoise_into_new_layers
 from ._session import SESSION_MODELS, method_label
 from ._train_fields import TrainFields
 

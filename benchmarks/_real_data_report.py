@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from _report import machine_line, markdown_table, read_records
+from _report import machine_line, markdown_table, records_for_docs
 
 NO_REFERENCE_HEADER = [
     "method",
@@ -18,9 +18,10 @@ NO_REFERENCE_HEADER = [
 
 
 def newest_results(path: Path) -> list[dict]:
-    """The newest result of each (case, image, method) in a results file."""
+    """The newest result of each (case, image, method) in a results file (exits when it holds
+    none: ``_report.records_for_docs``)."""
     newest = {}
-    for row in read_records(path):
+    for row in records_for_docs(path):
         newest[(row["case"], row["image"], row["method"])] = row
     return list(newest.values())
 

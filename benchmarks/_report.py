@@ -76,6 +76,19 @@ def read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def records_for_docs(path: Path) -> list[dict]:
+    """The results that a ``--write-docs`` rebuilds a section from; exits with a one-line
+    message, leaving the page as it is, when ``path`` holds none (results files are not in
+    git, so a fresh checkout would otherwise replace measured tables with empty ones)."""
+    records = read_records(path)
+    if not records:
+        raise SystemExit(
+            f"no results in {path}: run the benchmark here first (or pass --out); "
+            "docs/benchmarks.md was left as it is"
+        )
+    return records
+
+
 def write_section(name: str, markdown: str, page: Path = PAGE) -> None:
     """Replace (or append) the section ``name`` of the benchmark page."""
     begin, end = f"<!-- begin:{name} -->", f"<!-- end:{name} -->"

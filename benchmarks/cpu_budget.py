@@ -38,7 +38,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
-from _report import ROOT, append_record, machine_line, markdown_table, read_records, write_section
+from _report import (
+    ROOT,
+    append_record,
+    machine_line,
+    markdown_table,
+    records_for_docs,
+    write_section,
+)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "cpu_budget.jsonl"
 
@@ -301,7 +308,7 @@ def _sort_key(item) -> tuple:
 
 def write_docs(path: Path, notes: str) -> None:
     """Rebuild the ``cpu-budget`` section of docs/benchmarks.md from ``path``."""
-    rows = read_records(path)
+    rows = records_for_docs(path)
     text = "\n\n".join(
         [
             "## CPU budget (issue #6) — `benchmarks/cpu_budget.py`",

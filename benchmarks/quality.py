@@ -56,7 +56,14 @@ from _calibration import (
     measure_calibration,
     steps_for,
 )
-from _report import ROOT, append_record, machine_line, markdown_table, read_records, write_section
+from _report import (
+    ROOT,
+    append_record,
+    machine_line,
+    markdown_table,
+    records_for_docs,
+    write_section,
+)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "quality.jsonl"
 SELF_SUPERVISED = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self")
@@ -316,7 +323,7 @@ def _target_tables(rows: list[dict]) -> list[str]:
 
 def write_docs(path: Path, notes: str) -> None:
     """Rebuild the ``quality`` section of docs/benchmarks.md from the results file."""
-    rows = read_records(path)
+    rows = records_for_docs(path)
     text = "\n\n".join(
         [
             "## Quality on Set12 (issue #5) — `benchmarks/quality.py`",

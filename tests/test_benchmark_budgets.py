@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,17 @@ def test_quality_arguments_that_cannot_work_are_one_line_errors(bench, capsys, a
     assert exited.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert message in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("script", ["quality", "cpu_budget", "real_data"])
+def test_write_docs_without_results_leaves_the_page_alone(bench, monkeypatch, tmp_path, script):
+    module = bench(script)
+    written = []
+    monkeypatch.setattr(module, "write_section", lambda *args, **kw: written.append(args))
+    missing = tmp_path / "absent.jsonl"
+    with pytest.raises(SystemExit, match=re.escape(f"no results in {missing}: run the")):
+        module.main(["--write-docs", "--out", str(missing)])
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(SystemExit, match=re.escape("docs/benchmarks.md was left as it is")):
+        module.main(["--write-docs", "--out", str(tmp_path / "empty.jsonl")])
+    assert written == []

@@ -178,6 +178,29 @@ def test_channels_last_gives_the_same_output(ndim, options):
     torch.testing.assert_close(result, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_channels_last_training_gives_the_same_gradients(ndim):
+    """Upsample hands its gradient over as a channels-last copy (speed); values must not move."""
+    config = _config(depth=2, base_channels=4)
+    network = build_network(config, ndim, in_channels=1)
+    x = torch.randn(2, 1, *(16,) * ndim)
+    target = torch.randn_like(x)
+    memory_format = torch.channels_last if ndim == 2 else torch.channels_last_3d
+
+    def gradients(net, image):
+        net.zero_grad()
+        image = image.clone().requires_grad_(True)
+        F.mse_loss(net(image), target).backward()
+        return [p.grad.clone() for p in net.parameters()] + [image.grad]
+
+    expected = gradients(network, x)
+    network = network.to(memory_format=memory_format)
+    result = gradients(network, x.contiguous(memory_format=memory_format))
+    assert result[-1].is_contiguous(memory_format=memory_format)
+    for got, want in zip(result, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_initialisation_is_deterministic():
     config = _config(depth=2, residual_blocks=True, batch_norm=True)
     torch.manual_seed(3)

@@ -164,6 +164,10 @@ class BlurPool(nn.Module):
         return conv(x, self.weight.to(x.dtype), stride=2, groups=self.channels)
 
 
+def _channels_last_gradient(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous(memory_format=torch.channels_last)
+
+
 class Upsample(nn.Module):
     """1x1 convolution at the coarse level, then linear 2x up-sampling."""
 
@@ -173,7 +177,15 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mode = "bilinear" if x.ndim == 4 else "trilinear"
-        return F.interpolate(self.reduce(x), scale_factor=2, mode=mode, align_corners=False)
+        out = F.interpolate(self.reduce(x), scale_factor=2, mode=mode, align_corners=False)
+        channels_last = out.ndim == 4 and out.is_contiguous(memory_format=torch.channels_last)
+        if out.requires_grad and out.device.type == "cpu" and channels_last:
+            # In 2D the gradient comes back through the decoder's concatenation as a channel
+            # slice, which the CPU bilinear backward takes through its slow NCHW path (3-4x
+            # slower, 6-8 % of a training step); hand it a channels-last copy instead. Same
+            # values. No gain measured in 3D; CUDA (and torch.compile, CUDA only) untouched.
+            out.register_hook(_channels_last_gradient)
+        return out
 
 
 class UNet(nn.Module):

@@ -1,9 +1,10 @@
 """Training step cost on the CPU, A/B against the up-sampling gradient of before 2026-11-29.
 
 The U-Net's decoder concatenates each up-sampled map with its skip connection. On the CPU the
-gradient then reaches the (bi/tri)linear up-sampling backward as a channel slice of a
-channels-last tensor, which PyTorch copies to its slow NC(D)HW path; ``nets.unet.Upsample``
-now hands it a channels-last copy instead (same values, bit for bit). This script trains each
+gradient then reaches the bilinear up-sampling backward as a channel slice of a channels-last
+tensor, which PyTorch takes through its slow NCHW path; in 2D ``nets.unet.Upsample`` now hands
+it a channels-last copy instead (same values, bit for bit). In 3D the two variants run the
+same code since the 3D runs measured no gain (``--ndim 3`` then times noise). This script trains each
 method's default recipe for a fixed number of steps with and without that hand-over
 ("before": ``Upsample.forward`` as it was), interleaving the two so that both see the same
 load, and prints milliseconds per step (validation and set-up included, as in the calibrated

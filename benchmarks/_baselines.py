@@ -346,7 +346,7 @@ def run_deep_joint(
     *,
     steps: int,
     label: str,
-    recipe: str = "default, joint",
+    recipe: str,
     tta: bool = False,
     settings: dict | None = None,
     row_name: str | None = None,

@@ -61,6 +61,14 @@ def measure_rate(method: str, noisy: np.ndarray, seconds: float = 30.0) -> float
     return model.steps_trained / (seconds / 60)
 
 
+def calibration_image() -> np.ndarray:
+    """The image the 2D rates are measured on: Set12 05 with Gaussian noise, sigma 25, seed 0."""
+    import _baselines as base
+
+    clean = base.load_set12(["05"])["05"]
+    return base.add_gaussian_noise(clean, 25.0, 0, 5)
+
+
 def measure_calibration(
     methods: list[str], path: Path = CALIBRATION, seconds: float = 30.0, threads: int = 2
 ) -> dict[str, float]:
@@ -68,11 +76,9 @@ def measure_calibration(
 
     Rates of methods not measured are kept. Only meaningful on an otherwise idle machine.
     """
-    import _baselines as base
     from _report import machine_line
 
-    clean = base.load_set12(["05"])["05"]
-    noisy = base.add_gaussian_noise(clean, 25.0, 0, 5)
+    noisy = calibration_image()
     old = json.loads(Path(path).read_text()) if Path(path).exists() else {}
     rates = dict(old.get("steps_per_minute", {}))
     for method in methods:

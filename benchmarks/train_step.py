@@ -24,6 +24,7 @@ import time
 
 import _baselines as base
 import numpy as np
+from _calibration import calibration_image
 from _report import machine_line
 
 
@@ -38,8 +39,7 @@ def before_forward(self, x):
 def noisy_input(ndim: int) -> np.ndarray:
     """Set12 05 at sigma 25 (2D) or a 32x128x128 Poisson-Gaussian volume (3D)."""
     if ndim == 2:
-        clean = base.load_set12(["05"])["05"]
-        return base.add_gaussian_noise(clean, 25.0, 0, 5)
+        return calibration_image()
     noisy, _ = base.poisson_gaussian_volume((32, 128, 128), seed=0)
     return noisy
 

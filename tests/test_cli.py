@@ -123,6 +123,10 @@ def _errors(tmp_path):
             "too small for the patch",
         ),
         (["train", str(tmp_path / "junk.tif"), "--axes", "YX", "--out", out], "cannot read"),
+        (
+            ["train", str(tmp_path / "ok.npy"), "--axes", "YX", "--amp", "fp16", "--out", out],
+            "fp16 mixed precision needs a GPU",
+        ),
         (["train", str(tmp_path / "missing.tif"), "--axes", "YX", "--out", out], "missing.tif"),
         (
             [
@@ -144,6 +148,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and fragment in err, (argv, err)
         assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_train_amp_reaches_the_saved_model(tmp_path, capsys, amp):
+    from selfdenoise import Denoiser
+
+    noisy, _ = synthetic_2d()
+    np.save(tmp_path / "noisy.npy", noisy)
+    model = tmp_path / "model.safetensors"
+    argv = ["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--out", str(model)]
+    assert main([*argv, *TRAIN_FAST, "--amp", amp, "--quiet"]) == 0
+    assert Denoiser.load(model).config.training.amp == amp
 
 
 def test_torchrun_trains_with_two_gloo_processes(tmp_path):

@@ -102,15 +102,39 @@ def test_unknown_preference(preference):
 # --- autocast_dtype ------------------------------------------------------------------------
 
 
-def test_autocast_on_cpu():
+def test_autocast_on_cpu(monkeypatch):
     cpu = torch.device("cpu")
     assert dev.autocast_dtype(cpu, "off") is None
+    monkeypatch.setattr(dev, "cpu_has_bf16_matrix_units", lambda: False)
     assert dev.autocast_dtype(cpu, "auto") is None
+    monkeypatch.setattr(dev, "cpu_has_bf16_matrix_units", lambda: True)
+    assert dev.autocast_dtype(cpu, "auto") is torch.bfloat16
     assert dev.autocast_dtype("cpu", "bf16") is torch.bfloat16
     with pytest.raises(SelfDenoiseError, match="fp16"):
         dev.autocast_dtype(cpu, "fp16")
     with pytest.raises(SelfDenoiseError, match="amp must be one of"):
         dev.autocast_dtype(cpu, "half")
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "expected"),
+    [({"amx_bf16": True, "avx512_bf16": True}, True), ({"avx512_bf16": True}, False), ({}, False)],
+    ids=["amx", "avx512-bf16-only", "arm-or-older"],
+)
+def test_cpu_bf16_needs_amx(monkeypatch, capabilities, expected):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    assert dev.cpu_has_bf16_matrix_units() is expected
+
+
+def test_cpu_bf16_probe_never_fails(monkeypatch):
+    def broken():
+        raise RuntimeError("cpuinfo failed")
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", broken, raising=False)
+    assert dev.cpu_has_bf16_matrix_units() is False
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    assert dev.cpu_has_bf16_matrix_units() is False
+    assert dev.autocast_dtype("cpu", "auto") is None
 
 
 def test_bf16_on_cpu_really_runs():
@@ -616,3 +640,14 @@ def test_sized_for_device_fills_the_unset_patch_on_cuda(monkeypatch):
     assert dev.sized_for_device(mine, config.network, "cuda", 1, [(64, 256, 256)])[
         0
     ].patch_shape == (8, 32, 32)
+
+
+def test_cpu_prediction_stays_float32_unless_bf16_is_asked(monkeypatch):
+    from selfdenoise.tiling import _predict
+
+    monkeypatch.setattr(dev, "cpu_has_bf16_matrix_units", lambda: True)
+    cpu = torch.device("cpu")
+    assert dev.autocast_dtype(cpu, "auto") is torch.bfloat16  # training's auto
+    assert _predict._amp_dtype(cpu, "auto") is None
+    assert _predict._amp_dtype(cpu, "bf16") is torch.bfloat16
+    assert _predict._amp_dtype(cpu, "off") is None

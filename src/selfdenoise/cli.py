@@ -29,6 +29,7 @@ from ._cli.train import STRUCT_AXES, cmd_train
 from ._errors import SelfDenoiseError
 from ._version import __version__
 from .config import (
+    AMP_MODES,
     DEFAULT_METHOD,
     DEMO_METHODS,
     cpu_batch,
@@ -124,6 +125,14 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
         type=device_name,
         metavar="DEVICE",
         help=f"where to train: {DEVICE_CHOICES} (default auto: CUDA, then Apple MPS, then CPU)",
+    )
+    train.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        help=(
+            f"mixed precision ({_default('amp')}: bf16 on GPUs that have it, else fp16; bf16 on "
+            "CPUs with AMX, float32 on other CPUs; off = float32 everywhere)"
+        ),
     )
     train.add_argument(
         "--struct-axis",

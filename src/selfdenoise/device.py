@@ -1,8 +1,10 @@
 """Where models run: device choice, mixed precision, memory and out-of-memory detection.
 
 ``auto`` means the fastest device present: a CUDA GPU, then an Apple GPU (MPS), then the CPU.
-Mixed precision (``amp``) is used on CUDA only unless asked for: bf16 where the GPU supports
-it (Ampere and newer), fp16 otherwise.
+Mixed precision (``amp``) is used on CUDA, bf16 where the GPU supports it (Ampere and newer),
+fp16 otherwise, and on CPUs with bf16 matrix units (Intel AMX), where bf16 makes a training
+step 2-3x cheaper at the same quality (docs/benchmarks.md, "Training step cost on the
+CPU"). Elsewhere it is used only when asked for.
 
 :func:`gpu_settings` turns on what pays on GPUs. The training batch and patch for a device
 (:func:`training_sizes`, :func:`sized_for_device`) live in :mod:`selfdenoise.device_sizes`
@@ -24,6 +26,7 @@ __all__ = [
     "GpuSettings",
     "autocast_dtype",
     "configure_backends",
+    "cpu_has_bf16_matrix_units",
     "describe_device",
     "free_memory_bytes",
     "gpu_settings",
@@ -104,8 +107,9 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
     device : torch.device or str
         Device the model runs on.
     mode : {'auto', 'off', 'bf16', 'fp16'}
-        ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA, full precision on
-        CPU and MPS. ``bf16`` is allowed everywhere except on CUDA GPUs without bf16; ``fp16``
+        ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; bf16 on CPUs with
+        bf16 matrix units (:func:`cpu_has_bf16_matrix_units`); full precision on other CPUs
+        and on MPS. ``bf16`` is allowed everywhere except on CUDA GPUs without bf16; ``fp16``
         needs a GPU (CUDA or MPS).
 
     Returns
@@ -123,6 +127,8 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
     if mode == "off":
         return None
     if mode == "auto":
+        if kind == "cpu":
+            return torch.bfloat16 if cpu_has_bf16_matrix_units() else None
         if kind != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -138,6 +144,24 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
             "bf16 was requested but this GPU does not support it; use --amp fp16 or auto."
         )
     return torch.bfloat16
+
+
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX-BF16).
+
+    Only there has bf16 autocast been measured to pay on the CPU: on this project's reference
+    machine (a Xeon with AMX) a training step costs 2-3x less (2D and 3D), with the same PSNR
+    after the same steps (docs/benchmarks.md). CPUs without these units (AVX-512 BF16 alone, AVX2,
+    Arm) have not been measured and keep full precision. ``False`` where torch cannot tell
+    (releases without ``torch.cpu.get_capabilities``).
+    """
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is None:
+        return False
+    try:
+        return bool(capabilities().get("amx_bf16", False))
+    except Exception:
+        return False
 
 
 def _cuda_index(device: torch.device) -> int:

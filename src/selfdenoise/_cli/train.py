@@ -34,6 +34,7 @@ def _train_settings(args: argparse.Namespace) -> dict:
         "lambda_inv": args.lambda_inv,
         "struct_axis": STRUCT_AXES.get(args.struct_axis),
         "struct_span": args.struct_span,
+        "amp": args.amp,
     }
     settings.update({k: v for k, v in optional.items() if v is not None})
     return settings  # under --minutes the time budget alone ends training

@@ -369,7 +369,9 @@ def _resolve_device(network: torch.nn.Module, device) -> torch.device:
 
 
 def _amp_dtype(device: torch.device, half: str) -> torch.dtype | None:
-    if half == "off":
+    """Prediction's autocast dtype: as training's, except that ``auto`` on the CPU stays
+    float32 (bf16 pays there for training; exact outputs matter more when predicting)."""
+    if half == "off" or (half == "auto" and device.type == "cpu"):
         return None
     return autocast_dtype(device, half)
 

@@ -395,6 +395,10 @@ def test_row02_zarr_output_replaced_only_when_complete(files, tmp_path, capsys):
     assert result.axes == "YX" and not np.all(np.asarray(result.data) == 7)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_row04_ctrl_c_saves_the_weights_and_says_where(files, tmp_path):
     """SIGINT after a few progress lines: exit 130, the model saved and loadable."""
     out = tmp_path / "interrupted.safetensors"
@@ -406,6 +410,9 @@ def test_row04_ctrl_c_saves_the_weights_and_says_where(files, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A suite started in the background ('pytest &') ignores SIGINT, and a child inherits
+        # that; a user's Ctrl-C reaches a command with the default disposition.
+        preexec_fn=_default_sigint,
     )
     try:
         progress: list[int] = []

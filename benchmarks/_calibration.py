@@ -32,18 +32,31 @@ def load_calibration(path: Path = CALIBRATION) -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(path.read_text())["steps_per_minute"].items()}
 
 
-def rate_key(method: str, ndim: int = 2) -> str:
-    """The calibration entry of ``method`` trained in ``ndim`` dimensions (``"n2v2 3d"``)."""
-    return method if ndim == 2 else f"{method} {ndim}d"
+def rate_key(method: str, ndim: int = 2, precision: str = "") -> str:
+    """The calibration entry of ``method`` trained in ``ndim`` dimensions at ``precision``
+    (``""``: float32; ``"bf16"``: bf16 autocast), e.g. ``"n2v2 3d"``, ``"noise2same bf16"``."""
+    return " ".join(part for part in (method, "" if ndim == 2 else f"{ndim}d", precision) if part)
 
 
-def steps_for(method: str, minutes: float, rates: dict[str, float], ndim: int = 2) -> int:
+def steps_for(
+    method: str, minutes: float, rates: dict[str, float], ndim: int = 2, precision: str = ""
+) -> int:
     """The step budget worth ``minutes`` CPU-minutes of ``method`` on the calibrated machine."""
-    method = rate_key(method, ndim)
+    method = rate_key(method, ndim, precision)
     if method not in rates:
         known = ", ".join(sorted(rates))
         raise KeyError(f"no calibrated rate for {method!r} (have: {known}); re-measure it")
     return max(1, round(minutes * rates[method]))
+
+
+def cpu_precision(amp: str) -> str:
+    """What ``amp`` (as ``Denoiser(amp=...)`` takes it) runs at on this CPU: ``"bf16"`` when it
+    autocasts to bf16 (``"auto"`` does on CPUs with AMX), ``""`` for float32."""
+    import torch
+
+    from selfdenoise.device import autocast_dtype
+
+    return "bf16" if autocast_dtype("cpu", amp) is torch.bfloat16 else ""
 
 
 def cpu_minutes_label(minutes: float) -> str:
@@ -51,12 +64,15 @@ def cpu_minutes_label(minutes: float) -> str:
     return f"{minutes:g} min (steps eq.)"
 
 
-def measure_rate(method: str, noisy: np.ndarray, seconds: float = 30.0) -> float:
-    """Training steps per minute of ``method`` on ``noisy`` (2D or 3D) within ``seconds``."""
+def measure_rate(method: str, noisy: np.ndarray, seconds: float = 30.0, amp: str = "off") -> float:
+    """Training steps per minute of ``method`` on ``noisy`` (2D or 3D) within ``seconds``, at
+    the precision ``amp`` (float32 by default, as the first rates were measured)."""
     from selfdenoise import Denoiser
 
     axes = "ZYX" if noisy.ndim == 3 else "YX"
-    model = Denoiser(method, axes, device="cpu", max_minutes=seconds / 60, epochs=10**6, seed=0)
+    model = Denoiser(
+        method, axes, device="cpu", max_minutes=seconds / 60, epochs=10**6, seed=0, amp=amp
+    )
     model.fit(noisy)
     return model.steps_trained / (seconds / 60)
 
@@ -72,7 +88,7 @@ def calibration_image() -> np.ndarray:
 def measure_calibration(
     methods: list[str], path: Path = CALIBRATION, seconds: float = 30.0, threads: int = 2
 ) -> dict[str, float]:
-    """Re-measure the rates of ``methods`` (``seconds`` each) and rewrite ``path``.
+    """Re-measure the float32 rates of ``methods`` (``seconds`` each) and rewrite ``path``.
 
     Rates of methods not measured are kept. Only meaningful on an otherwise idle machine.
     """
@@ -85,11 +101,47 @@ def measure_calibration(
         rates[method] = round(measure_rate(method, noisy, seconds), 1)
         print(f"{method}: {rates[method]:.1f} steps/min", flush=True)
     record = {
+        **old,
         "steps_per_minute": rates,
         "machine": machine_line(),
         "protocol": PROTOCOL.format(minutes=seconds / 60, threads=threads),
         "measured": time.strftime("%Y-%m-%d %H:%M"),
     }
+    Path(path).write_text(json.dumps(record, indent=1) + "\n")
+    return rates
+
+
+def measure_calibration_bf16(
+    methods: list[str], path: Path = CALIBRATION, seconds: float = 30.0, rounds: int = 2
+) -> dict[str, float]:
+    """bf16 rates (``"<method> bf16"``) by their ratio to the same method in float32.
+
+    Each bf16 window on Set12 05 is paired with a float32 window of the same method right
+    before it, so both see the same load; the bf16 rate is the calibrated float32 rate times
+    the mean ratio of the pairs. The float32 rates stay the unit of a CPU-minute, so bf16 rows
+    are comparable with the rows measured before (the machine's speed drifts from day to day).
+    """
+    from _report import machine_line
+
+    record = json.loads(Path(path).read_text())
+    rates = record["steps_per_minute"]
+    noisy = calibration_image()
+    for method in methods:
+        ratios = []
+        for _ in range(rounds):
+            reference = measure_rate(method, noisy, seconds, amp="off")
+            ratios.append(measure_rate(method, noisy, seconds, amp="bf16") / reference)
+        key = rate_key(method, precision="bf16")
+        rates[key] = round(rates[method] * float(np.mean(ratios)), 1)
+        print(f"{key}: {rates[key]:.1f} steps/min (bf16 / float32: {ratios})", flush=True)
+    record["steps_per_minute"] = rates
+    record["machine_bf16"] = machine_line()
+    record["protocol_bf16"] = (
+        f"'<method> bf16': Set12 05, default recipe with amp='bf16', {seconds:g} s windows, each "
+        f"paired with a float32 window of the same method; rate = calibrated float32 rate x "
+        f"mean bf16/float32 ratio over {rounds} pairs"
+    )
+    record["measured_bf16"] = time.strftime("%Y-%m-%d %H:%M")
     Path(path).write_text(json.dumps(record, indent=1) + "\n")
     return rates
 

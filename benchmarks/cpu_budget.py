@@ -246,6 +246,7 @@ def _run_recipe(clean, noisy, image, recipe, budget, tta, ndim=2) -> list[base.R
     spec = RECIPES[recipe]
     settings = dict(spec["settings"])
     settings.setdefault("num_threads", None)
+    settings.setdefault("amp", "off")  # the recipes were compared in float32; bf16 is quality.py's
     kwargs = {"minutes": value} if kind == "minutes" else {"steps": int(value)}
     axes = spec.get("axes", "ZYX" if ndim == 3 else "YX")
     return base.run_deep(

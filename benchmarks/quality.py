@@ -52,8 +52,10 @@ import _baselines as base
 from _calibration import (
     CALIBRATION,
     cpu_minutes_label,
+    cpu_precision,
     load_calibration,
     measure_calibration,
+    measure_calibration_bf16,
     steps_for,
 )
 from _report import (
@@ -64,6 +66,8 @@ from _report import (
     records_for_docs,
     write_section,
 )
+
+from selfdenoise.config import AMP_MODES
 
 DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "quality.jsonl"
 SELF_SUPERVISED = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self")
@@ -138,12 +142,15 @@ def run_joint(args: argparse.Namespace) -> None:
 
 def _settings(args: argparse.Namespace) -> dict:
     """``Denoiser`` settings of every run: the seed, and ``--network`` overrides if given."""
-    return {"seed": args.seed, **({"network": args.network} if args.network else {})}
+    network = {"network": args.network} if args.network else {}
+    return {"seed": args.seed, "amp": args.amp, **network}
 
 
 def _overrides(args: argparse.Namespace) -> str:
-    """``"depth 3, base_channels 32"`` for ``--network`` overrides, ``""`` without."""
-    return ", ".join(f"{key} {value}" for key, value in args.network.items())
+    """``"depth 3, base_channels 32"`` for ``--network`` overrides, then ``"bf16"`` when the
+    run autocasts to bf16; ``""`` for the default network in float32."""
+    parts = [f"{key} {value}" for key, value in args.network.items()]
+    return ", ".join(parts + ([args.precision] if args.precision else []))
 
 
 def _recipe(args: argparse.Namespace, joint: bool = False) -> str:
@@ -152,7 +159,7 @@ def _recipe(args: argparse.Namespace, joint: bool = False) -> str:
     parts = ["default"]
     if args.crop:
         parts.append(f"{args.crop} crop")
-    if args.network:
+    if _overrides(args):
         parts.append(_overrides(args))
     if joint:
         parts.append("joint")
@@ -160,15 +167,16 @@ def _recipe(args: argparse.Namespace, joint: bool = False) -> str:
 
 
 def _row_name(args: argparse.Namespace, method: str) -> str:
-    """``method``, or ``"method [depth 3, base_channels 32]"`` with ``--network`` overrides."""
-    return f"{method} [{_overrides(args)}]" if args.network else method
+    """``method``, or ``"method [depth 3, bf16]"`` with ``--network`` overrides or bf16."""
+    return f"{method} [{_overrides(args)}]" if _overrides(args) else method
 
 
 def _budget(args: argparse.Namespace, method: str, budget: float) -> dict:
     """``run_deep`` budget arguments: minutes, steps, or CPU-minutes as calibrated steps
     (divided by ``--step-cost`` for a network that costs more per step than the default)."""
     if args.cpu_minutes:
-        steps = round(steps_for(method, budget, args.rates) / args.step_cost)
+        rate = steps_for(method, budget, args.rates, precision=args.precision)
+        steps = round(rate / args.step_cost)
         return {"steps": steps, "label": cpu_minutes_label(budget)}
     return {"steps": int(budget)} if args.steps else {"minutes": budget}
 
@@ -259,23 +267,26 @@ def _verdict(value: float, *bars: float) -> str:
     return " / ".join("yes" if value >= bar else "no" for bar in bars)
 
 
-def target_table(rows: list[dict], budget: str) -> str:
+def target_table(rows: list[dict], budget: str, variant: str = "") -> str:
     """Issue 13's Noise2Same targets at one budget, from the newest row of each result.
 
     Per image with a Noise2Same row at ``budget``: both NL-means settings, N2V2 and Noise2Same
     (plain / TTA), and whether Noise2Same is >= N2V2 and >= each NL-means setting, plain and
     with TTA (TTA against N2V2 with TTA); a last row holds the means over the images that have
-    every value. Empty when no image has a Noise2Same row at ``budget``.
+    every value. Empty when no image has a Noise2Same row at ``budget``. ``variant`` names the
+    rows of a variant, e.g. ``" [bf16]"``: Noise2Same's, and N2V2's where it has them.
     """
     newest = {(r["method"], r["budget"], r["image"]): r["psnr"] for r in rows}
-    images = sorted(i for (method, b, i) in newest if method == "noise2same" and b == budget)
+    n2s = f"noise2same{variant}"
+    images = sorted(i for (method, b, i) in newest if method == n2s and b == budget)
+    n2v2 = f"n2v2{variant}" if any(m == f"n2v2{variant}" for m, _, _ in newest) else "n2v2"
     columns = [
         ("nl-means (estimated sigma)", "-"),
         ("nl-means (best h per image)", "-"),
-        ("n2v2", budget),
-        ("n2v2 +TTA", budget),
-        ("noise2same", budget),
-        ("noise2same +TTA", budget),
+        (n2v2, budget),
+        (f"{n2v2} +TTA", budget),
+        (n2s, budget),
+        (f"{n2s} +TTA", budget),
     ]
     lines, complete = [], []
     for image in images:
@@ -312,12 +323,16 @@ def _verdicts(values: list[float]) -> list[str]:
     ]
 
 
+TARGET_VARIANTS = {"": "", " [bf16]": ", bf16 training (N2V2 in float32 unless it has bf16 rows)"}
+
+
 def _target_tables(rows: list[dict]) -> list[str]:
     parts = []
-    for budget in TARGET_BUDGETS:
-        table = target_table(rows, budget)
-        if table:
-            parts += [f"Noise2Same's targets (issue 13) at {budget}, PSNR dB:", table]
+    for variant, words in TARGET_VARIANTS.items():
+        for budget in TARGET_BUDGETS:
+            table = target_table(rows, budget, variant)
+            if table:
+                parts += [f"Noise2Same's targets (issue 13) at {budget}{words}, PSNR dB:", table]
     return parts
 
 
@@ -367,6 +382,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '"<method> [depth 3]"',
     )
     parser.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="auto",
+        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs "
+        "with AMX); bf16 rows read '<method> [bf16]' and take the calibrated bf16 rates",
+    )
+    parser.add_argument(
         "--step-cost",
         type=float,
         default=1.0,
@@ -410,6 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
     args.network = _network_overrides(parser, args.network)
+    args.precision = cpu_precision(args.amp)
     if args.step_cost <= 0:
         parser.error(f"--step-cost must be positive, got {args.step_cost:g}")
     if args.step_cost != 1.0 and not args.cpu_minutes:
@@ -439,7 +462,10 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     if args.measure_calibration:
-        measure_calibration(args.methods, args.calibration, threads=args.threads)
+        if args.precision:
+            measure_calibration_bf16(args.methods, args.calibration)
+        else:
+            measure_calibration(args.methods, args.calibration, threads=args.threads)
         return
     run(args)
 

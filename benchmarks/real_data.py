@@ -54,6 +54,7 @@ import _baselines as base
 from _calibration import (
     CALIBRATION,
     cpu_minutes_label,
+    cpu_precision,
     load_calibration,
     measure_calibration_3d,
     steps_for,
@@ -61,6 +62,8 @@ from _calibration import (
 from _panels import Tile, crop_2d, save_panel
 from _real_data_report import newest_results, report
 from _report import IMAGES, SHARED_DATA, append_record, machine_line, write_section
+
+from selfdenoise.config import AMP_MODES
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "_work" / "real_data.jsonl"
 FMD_PAIRS = {
@@ -245,8 +248,11 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
     for minutes in args.cpu_minutes or [args.minutes]:
         for name, (method, settings) in methods.items():
             budget, extra = minutes, {}
+            settings = {**settings, "amp": args.amp}
+            if args.precision:
+                name = f"{name} [{args.precision}]"
             if args.cpu_minutes:
-                steps = steps_for(method, minutes, args.rates, len(axes))
+                steps = steps_for(method, minutes, args.rates, len(axes), args.precision)
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
                 name = f"{name}, {cpu_minutes_label(minutes)}"
             results = train_predict(noisy, method, budget, axes, args.tta, **settings)
@@ -496,6 +502,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--calibration", type=Path, default=CALIBRATION)
     parser.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="auto",
+        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with AMX); bf16 "
+        "rows read '<name> [bf16]' and take the calibrated bf16 rates",
+    )
+    parser.add_argument(
         "--baselines",
         default="nl-means,bm3d,bm3d-gat",
         help="classical baselines of the fmd case (bm3d-gat: BM3D after a variance-"
@@ -526,6 +539,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.baselines = tuple(b for b in args.baselines.split(",") if b)
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
+    args.precision = cpu_precision(args.amp)
     if args.quick:
         args.minutes = 0.1
     unknown = set(args.cases) - set(CASES)

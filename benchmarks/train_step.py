@@ -1,4 +1,4 @@
-"""Training step cost on the CPU, A/B against the up-sampling gradient of before 2026-11-29.
+"""Training step cost on the CPU: A/B of the up-sampling gradient, or of float32 against bf16.
 
 The U-Net's decoder concatenates each up-sampled map with its skip connection. On the CPU the
 gradient then reaches the bilinear up-sampling backward as a channel slice of a channels-last
@@ -10,10 +10,14 @@ method's default recipe for a fixed number of steps with and without that hand-o
 load, and prints milliseconds per step (validation and set-up included, as in the calibrated
 CPU-minute budgets) and the ratio of the medians.
 
+``--compare bf16`` times float32 (``amp="off"``, "before") against bf16 autocast
+(``amp="bf16"``, "now"), what ``amp="auto"`` picks on CPUs with AMX since 2026-11-29.
+
 Examples
 --------
 python benchmarks/train_step.py --threads 1 --reps 5
 python benchmarks/train_step.py --methods neighbor2neighbor --ndim 3 --steps 6
+python benchmarks/train_step.py --compare bf16 --threads 2 --reps 3
 """
 
 from __future__ import annotations
@@ -44,28 +48,38 @@ def noisy_input(ndim: int) -> np.ndarray:
     return noisy
 
 
-def ms_per_step(method: str, noisy: np.ndarray, steps: int) -> float:
+def ms_per_step(method: str, noisy: np.ndarray, steps: int, amp: str = "off") -> float:
     """Wall-clock milliseconds per step of a fresh default-recipe model trained ``steps``."""
     from selfdenoise import Denoiser
 
     axes = "ZYX" if noisy.ndim == 3 else "YX"
-    model = Denoiser(method, axes, steps=steps, device="cpu", seed=0)
+    model = Denoiser(method, axes, steps=steps, device="cpu", seed=0, amp=amp)
     started = time.perf_counter()
     model.fit(noisy)
     return (time.perf_counter() - started) / steps * 1e3
 
 
-def compare(method: str, noisy: np.ndarray, steps: int, reps: int) -> dict[str, list[float]]:
-    """``{"before": [...], "now": [...]}`` milliseconds per step, the variants interleaved."""
+def compare(
+    method: str, noisy: np.ndarray, steps: int, reps: int, variants: str = "upsample"
+) -> dict[str, list[float]]:
+    """``{"before": [...], "now": [...]}`` milliseconds per step, the variants interleaved.
+
+    ``variants``: ``"upsample"`` (the up-sampling gradient before and now, both float32) or
+    ``"bf16"`` (float32 before, bf16 autocast now).
+    """
     from selfdenoise.nets import unet
 
     now_forward = unet.Upsample.forward
+    if variants == "bf16":
+        runs = (("before", now_forward, "off"), ("now", now_forward, "bf16"))
+    else:
+        runs = (("before", before_forward, "off"), ("now", now_forward, "off"))
     times: dict[str, list[float]] = {"before": [], "now": []}
     try:
         for _ in range(reps):
-            for name, forward in (("before", before_forward), ("now", now_forward)):
+            for name, forward, amp in runs:
                 unet.Upsample.forward = forward
-                times[name].append(ms_per_step(method, noisy, steps))
+                times[name].append(ms_per_step(method, noisy, steps, amp))
     finally:
         unet.Upsample.forward = now_forward
     return times
@@ -78,13 +92,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps per timed run")
     parser.add_argument("--reps", type=int, default=3, help="timed runs per variant")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--compare",
+        choices=("upsample", "bf16"),
+        default="upsample",
+        help="before/now: the up-sampling gradient (float32), or float32 against bf16",
+    )
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"machine: {machine_line()}")
+    variants = {
+        "upsample": "before = Upsample without the channels-last gradient, float32 both",
+        "bf16": 'before = amp="off" (float32), now = amp="bf16"',
+    }[args.compare]
     print(
-        f"protocol: default recipe, CPU, {args.steps} steps per run, {args.reps} runs per variant"
+        f"protocol: default recipe, CPU, {args.threads} torch thread(s), {args.steps} steps per "
+        f"run, {args.reps} runs per variant, interleaved; {variants}"
     )
     print("| method | input | before (ms/step) | now (ms/step) | now / before |")
     print("|---|---|---|---|---|")
@@ -92,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         noisy = noisy_input(ndim)
         ms_per_step(args.methods.split(",")[0], noisy, 2)  # warm-up: imports, allocator
         for method in args.methods.split(","):
-            times = compare(method, noisy, args.steps, args.reps)
+            times = compare(method, noisy, args.steps, args.reps, args.compare)
             before, now = statistics.median(times["before"]), statistics.median(times["now"])
             shape = "x".join(map(str, noisy.shape))
             print(f"| {method} | {shape} | {before:.0f} | {now:.0f} | {now / before:.3f} |")

@@ -70,6 +70,8 @@ def test_real_data_reruns_deep_rows_without_baselines_one_thread_each(bench):
     )
     assert args.baselines == () and args.threads == 1 and args.cpu_minutes == [1.0, 3.0]
     assert bench("real_data").parse_args([]).threads == 2
+    assert bench("real_data").parse_args(["--amp", "bf16"]).precision == "bf16"
+    assert bench("real_data").parse_args(["--amp", "off"]).precision == ""
 
 
 def test_3d_budgets_use_their_own_calibrated_rate(bench, tmp_path):
@@ -188,27 +190,54 @@ def test_network_variant_rows_get_their_own_name_and_fewer_steps(bench, tmp_path
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps({"steps_per_minute": {"neighbor2neighbor": 496.0}}))
     argv = ["--cpu-minutes", "3", "--calibration", str(path), "--methods", "neighbor2neighbor"]
+    argv += ["--amp", "off"]
     plain = quality.parse_args(argv)
     assert quality._row_name(plain, "neighbor2neighbor") == "neighbor2neighbor"
-    assert quality._settings(plain) == {"seed": 0}
+    assert quality._settings(plain) == {"seed": 0, "amp": "off"}
     assert quality._budget(plain, "neighbor2neighbor", 3)["steps"] == 1488
     variant = quality.parse_args([*argv, "--network", '{"depth": 3}', "--step-cost", "1.28"])
     assert quality._row_name(variant, "neighbor2neighbor") == "neighbor2neighbor [depth 3]"
-    assert quality._settings(variant) == {"seed": 0, "network": {"depth": 3}}
+    assert quality._settings(variant) == {"seed": 0, "amp": "off", "network": {"depth": 3}}
     budget = quality._budget(variant, "neighbor2neighbor", 3)
     assert budget == {"steps": 1162, "label": "3 min (steps eq.)"}  # round(1488 / 1.28)
 
 
 def test_network_variant_results_name_their_overrides_in_the_recipe(bench):
     quality = bench("quality")
-    plain = quality.parse_args(["--steps", "10"])
+    plain = quality.parse_args(["--steps", "10", "--amp", "off"])
     assert quality._recipe(plain) == "default"
     assert quality._recipe(plain, joint=True) == "default, joint"
+    network = '{"depth": 3, "base_channels": 32}'
     variant = quality.parse_args(
-        ["--steps", "10", "--crop", "128", "--network", '{"depth": 3, "base_channels": 32}']
+        ["--steps", "10", "--crop", "128", "--network", network, "--amp", "off"]
     )
     assert quality._recipe(variant) == "default, 128 crop, depth 3, base_channels 32"
     assert quality._recipe(variant, joint=True).endswith("base_channels 32, joint")
+
+
+def test_bf16_rows_take_the_bf16_rate_and_say_so(bench, tmp_path):
+    quality = bench("quality")
+    path = tmp_path / "calibration.json"
+    rates = {"neighbor2neighbor": 496.0, "neighbor2neighbor bf16": 968.0}
+    path.write_text(json.dumps({"steps_per_minute": rates}))
+    argv = ["--cpu-minutes", "3", "--calibration", str(path), "--amp", "bf16"]
+    bf16 = quality.parse_args(argv)
+    assert quality._row_name(bf16, "neighbor2neighbor") == "neighbor2neighbor [bf16]"
+    assert quality._recipe(bf16, joint=True) == "default, bf16, joint"
+    assert quality._settings(bf16) == {"seed": 0, "amp": "bf16"}
+    assert quality._budget(bf16, "neighbor2neighbor", 3)["steps"] == 2904
+    variant = quality.parse_args([*argv, "--network", '{"depth": 3}'])
+    assert quality._row_name(variant, "noise2same") == "noise2same [depth 3, bf16]"
+    with pytest.raises(KeyError, match="'noise2same bf16'"):
+        quality._budget(bf16, "noise2same", 1)
+
+
+def test_rate_keys_name_dimensions_and_precision(bench):
+    rate_key = bench("_calibration").rate_key
+    assert rate_key("n2v2") == "n2v2"
+    assert rate_key("n2v2", 3) == "n2v2 3d"
+    assert rate_key("n2v2", precision="bf16") == "n2v2 bf16"
+    assert rate_key("n2v2", 3, "bf16") == "n2v2 3d bf16"
 
 
 @pytest.mark.parametrize(

@@ -216,3 +216,32 @@ def test_store_job_memory_does_not_grow_with_the_stack(tmp_path, tiny_denoiser):
     deeper = 32 * 128 * 128 * 4  # bytes of the 32-plane stack (2 MiB)
     assert peaks[32] < deeper, peaks
     assert peaks[32] - peaks[4] < deeper / 2, peaks
+
+
+def test_an_activity_bar_closed_during_its_update_is_left_closed(monkeypatch):
+    """The job's end can close the bar while an update is in napari's progress widget (it
+    runs queued Qt events): the update stops there, with no AttributeError in the event loop."""
+    import napari.utils
+
+    from selfdenoise._napari._disk_section import ActivityProgress
+
+    activity = ActivityProgress("Denoising")
+    made: list = []
+
+    class ClosingBar:
+        def __init__(self, total, desc):
+            self.total, self.n, self.closed = total, 0, False
+            made.append(self)
+
+        def set_description(self, text):
+            activity.close()  # the finished signal, handled inside this call
+
+        def update(self, steps):
+            self.n += steps
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(napari.utils, "progress", ClosingBar)
+    activity.update(1.5, 4, None)
+    assert activity.bar is None and made[0].closed and made[0].n == 0

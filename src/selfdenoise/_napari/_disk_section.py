@@ -56,13 +56,16 @@ class ActivityProgress:
         from napari.utils import progress
 
         units, done_units = int(total) * TILE_UNITS, int(done * TILE_UNITS)
-        if self.bar is None:
-            self.bar = progress(total=units, desc=self.description)
-        if self.bar.total != units:
-            self.bar.total = units
-        self.bar.set_description(f"{self.description} · ETA {format_duration(eta)}")
-        if done_units > self.bar.n:
-            self.bar.update(done_units - self.bar.n)
+        bar = self.bar
+        if bar is None:
+            bar = self.bar = progress(total=units, desc=self.description)
+        if bar.total != units:
+            bar.total = units
+        bar.set_description(f"{self.description} · ETA {format_duration(eta)}")
+        if self.bar is not bar:  # closed meanwhile: the bar's widget can run queued Qt events
+            return
+        if done_units > bar.n:
+            bar.update(done_units - bar.n)
 
     def close(self) -> None:
         """Remove the bar from the activity dock."""

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 CALIBRATION = Path(__file__).resolve().parent / "calibration.json"
+CPU_AMP_MODES = ("auto", "off", "bf16")
+"""``--amp`` of the CPU benchmarks (fp16 needs a GPU)."""
 PROTOCOL = (
     "Set12 05 (256x256, sigma 25, seed 0), default recipe of each method, CPU, "
     "Denoiser(method, 'YX', max_minutes={minutes:g}, epochs=10**6, seed=0).fit(noisy), "

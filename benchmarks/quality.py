@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _baselines as base
 from _calibration import (
     CALIBRATION,
+    CPU_AMP_MODES,
     cpu_minutes_label,
     cpu_precision,
     load_calibration,
@@ -66,8 +67,6 @@ from _report import (
     records_for_docs,
     write_section,
 )
-
-from selfdenoise.config import AMP_MODES
 
 DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "quality.jsonl"
 SELF_SUPERVISED = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self")
@@ -141,7 +140,7 @@ def run_joint(args: argparse.Namespace) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    """``Denoiser`` settings of every run: the seed, and ``--network`` overrides if given."""
+    """``Denoiser`` settings of every run: the seed, ``--amp``, and ``--network`` overrides."""
     network = {"network": args.network} if args.network else {}
     return {"seed": args.seed, "amp": args.amp, **network}
 
@@ -383,7 +382,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--amp",
-        choices=AMP_MODES,
+        choices=CPU_AMP_MODES,
         default="auto",
         help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs "
         "with AMX); bf16 rows read '<method> [bf16]' and take the calibrated bf16 rates",

@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _baselines as base
 from _calibration import (
     CALIBRATION,
+    CPU_AMP_MODES,
     cpu_minutes_label,
     cpu_precision,
     load_calibration,
@@ -62,8 +63,6 @@ from _calibration import (
 from _panels import Tile, crop_2d, save_panel
 from _real_data_report import newest_results, report
 from _report import IMAGES, SHARED_DATA, append_record, machine_line, write_section
-
-from selfdenoise.config import AMP_MODES
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "_work" / "real_data.jsonl"
 FMD_PAIRS = {
@@ -503,7 +502,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calibration", type=Path, default=CALIBRATION)
     parser.add_argument(
         "--amp",
-        choices=AMP_MODES,
+        choices=CPU_AMP_MODES,
         default="auto",
         help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with AMX); bf16 "
         "rows read '<name> [bf16]' and take the calibrated bf16 rates",

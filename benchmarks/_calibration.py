@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,16 @@ def measure_calibration(
     return rates
 
 
+def _paired_ratios(candidate, reference, rounds: int) -> list[float]:
+    """``candidate() / reference()`` for ``rounds`` pairs, each reference window right before
+    its candidate so that both see the same load."""
+    ratios = []
+    for _ in range(rounds):
+        baseline = reference()
+        ratios.append(candidate() / baseline)
+    return ratios
+
+
 def measure_calibration_bf16(
     methods: list[str], path: Path = CALIBRATION, seconds: float = 30.0, rounds: int = 2
 ) -> dict[str, float]:
@@ -129,10 +140,11 @@ def measure_calibration_bf16(
     rates = record["steps_per_minute"]
     noisy = calibration_image()
     for method in methods:
-        ratios = []
-        for _ in range(rounds):
-            reference = measure_rate(method, noisy, seconds, amp="off")
-            ratios.append(measure_rate(method, noisy, seconds, amp="bf16") / reference)
+        ratios = _paired_ratios(
+            partial(measure_rate, method, noisy, seconds, amp="bf16"),
+            partial(measure_rate, method, noisy, seconds, amp="off"),
+            rounds,
+        )
         key = rate_key(method, precision="bf16")
         rates[key] = round(rates[method] * float(np.mean(ratios)), 1)
         print(f"{key}: {rates[key]:.1f} steps/min (bf16 / float32: {ratios})", flush=True)
@@ -162,19 +174,17 @@ def measure_calibration_3d(
     method times the mean ratio of the pairs. Works on a shared machine, unlike
     :func:`measure_calibration`, as long as the load is steady over a pair.
     """
-    import _baselines as base
-
     from selfdenoise.config import DEFAULT_METHOD
 
     record = json.loads(Path(path).read_text())
     rates = record["steps_per_minute"]
-    clean = base.load_set12(["05"])["05"]
-    noisy = base.add_gaussian_noise(clean, 25.0, 0, 5)
+    noisy = calibration_image()
     for method in methods:
-        ratios = []
-        for _ in range(rounds):
-            reference = measure_rate(DEFAULT_METHOD, noisy, seconds)
-            ratios.append(measure_rate(method, volume, seconds) / reference)
+        ratios = _paired_ratios(
+            partial(measure_rate, method, volume, seconds),
+            partial(measure_rate, DEFAULT_METHOD, noisy, seconds),
+            rounds,
+        )
         rates[rate_key(method, 3)] = round(rates[DEFAULT_METHOD] * float(np.mean(ratios)), 1)
         print(f"{method} 3d: {rates[rate_key(method, 3)]:.1f} steps/min", flush=True)
     record["steps_per_minute"] = rates

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from _report import machine_line, markdown_table, records_for_docs
+from _report import machines_line, markdown_table, records_for_docs
 
 NO_REFERENCE_HEADER = [
     "method",
@@ -97,7 +97,7 @@ def report(rows: list[dict], notes: str, cases: list[str]) -> str:
     """Markdown of the ``real-data`` section: one table and one panel per case."""
     parts = [
         "## Real and harder data (issue #7) — `benchmarks/real_data.py`",
-        f"Machine: {machine_line()}.",
+        machines_line([r.get("machine") for r in rows]),
         notes.strip(),
     ]
     for case in cases:

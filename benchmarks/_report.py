@@ -17,6 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "benchmarks.md"
 IMAGES = ROOT / "docs" / "images"
+# Results that sections of the page are built from: kept in git, since a section is rebuilt
+# from every row its file holds (runs of several sessions add up; scratch goes to _work/).
+RESULTS = ROOT / "benchmarks" / "results"
 # ../shared/data beside the checkout; SELFDENOISE_SHARED_DATA points elsewhere (a worktree).
 SHARED_DATA = Path(os.environ.get("SELFDENOISE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -62,6 +65,20 @@ def machine_line() -> str:
     return "; ".join(parts)
 
 
+def machines_line(machines: list[str | None]) -> str:
+    """The Machine line of a section built from rows measured on ``machines`` (one entry per
+    row, ``None`` for a row that predates the field): a single machine as one line, several
+    as a list with the number of rows each measured, oldest first."""
+    counts: dict[str, int] = {}
+    for machine in machines:
+        name = machine or "not recorded"
+        counts[name] = counts.get(name, 0) + 1
+    if len(counts) == 1:
+        return f"Machine: {next(iter(counts))}."
+    lines = [f"- {name} ({count} rows)" for name, count in counts.items()]
+    return "Machines (rows measured on each):\n\n" + "\n".join(lines)
+
+
 def append_record(path: Path, record: dict) -> None:
     """Append one result to a JSON-lines results file (created with its folder if needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +95,8 @@ def read_records(path: Path) -> list[dict]:
 
 def records_for_docs(path: Path) -> list[dict]:
     """The results that a ``--write-docs`` rebuilds a section from; exits with a one-line
-    message, leaving the page as it is, when ``path`` holds none (results files are not in
-    git, so a fresh checkout would otherwise replace measured tables with empty ones)."""
+    message, leaving the page as it is, when ``path`` holds none (a wrong ``--out`` would
+    otherwise replace measured tables with empty ones)."""
     records = read_records(path)
     if not records:
         raise SystemExit(

@@ -13,7 +13,7 @@ session. Three kinds of budget:
 ``--volume`` runs the 3D part: a seeded Poisson-Gaussian volume (48x256x256 by default),
 deep recipes at the given minutes against NL-means 3D and BM3D slice by slice, total time
 (train + predict) next to PSNR. Every result is appended to a JSON-lines file
-(``--out``, default ``benchmarks/_work/cpu_budget.jsonl``); ``--write-docs`` rebuilds the
+(``--out``, default ``benchmarks/results/cpu_budget.jsonl``); ``--write-docs`` rebuilds the
 ``cpu-budget`` section of ``docs/benchmarks.md`` from that file.
 
 Examples
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _baselines as base
 from _report import (
-    ROOT,
+    RESULTS,
     append_record,
     machine_line,
     markdown_table,
@@ -47,7 +47,7 @@ from _report import (
     write_section,
 )
 
-DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "cpu_budget.jsonl"
+DEFAULT_OUT = RESULTS / "cpu_budget.jsonl"
 
 RECIPES: dict[str, dict] = {
     # previous defaults (before issue #6)

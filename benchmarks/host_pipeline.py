@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from _report import machine_line, markdown_table, write_section  # noqa: E402
 
-RESULTS = HERE / "_work" / "host-pipeline.json"
+RESULTS = HERE / "results" / "host-pipeline.json"
 
 
 def rate(shape: tuple[int, ...], threads: int, repeats: int, tile) -> float:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CAREAMICS_PYTHON = HERE / "_work" / "careamics-venv" / "bin" / "python"
-RESULTS = HERE / "_work" / "inference-results.json"
+RESULTS = HERE / "results" / "inference-results.json"
 sys.path.insert(0, str(HERE))
 
 from _report import write_section  # noqa: E402

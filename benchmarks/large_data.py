@@ -48,7 +48,7 @@ from _report import (  # noqa: E402
 
 GIB = 1024**3
 TARGET_GIB = 0.5
-RESULTS = HERE / "_work" / "large-data-results.json"
+RESULTS = HERE / "results" / "large-data-results.json"
 MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1024**2)}
 """glibc settings of ``--malloc-tuned`` runs: few arenas and a fixed mmap threshold, so that
 memory freed by the reader, writer and forward threads goes back to the system."""
@@ -237,7 +237,7 @@ def report(records: list[dict]) -> str:
     return (
         "## Large data: peak memory through the CLI and the Denoise widget\n\n"
         "Written by `benchmarks/large_data.py` (one row per run and path, from "
-        "`benchmarks/_work/large-data-results.json`). Input: a random float32 OME-Zarr "
+        "`benchmarks/results/large-data-results.json`). Input: a random float32 OME-Zarr "
         "(scale 2 x 0.1 x 0.1 µm) with `ome.write_ome_zarr`'s default chunks, up to "
         "32x256x256: each tile of one plane decodes the 32 planes of every chunk it touches; "
         "a 2D U-Net of depth 2 with 8 channels, trained for 2 steps. `cli` is `selfdenoise "

@@ -9,7 +9,7 @@ statistics, EPI vs noisy). Wall-clock and process CPU time are reported; on a ma
 with other jobs the wall time is inflated (the load average is printed alongside).
 
 Run: ``python benchmarks/metrics_speed.py`` (add ``--small`` for a quick check); results go
-to ``benchmarks/_work/metrics_speed.json``, and ``--write-docs`` rebuilds the
+to ``benchmarks/results/metrics_speed.json``, and ``--write-docs`` rebuilds the
 ``metrics-speed`` section of ``docs/benchmarks.md`` from them.
 """
 
@@ -32,7 +32,7 @@ from _report import machine_line, markdown_table, write_section  # noqa: E402
 
 from selfdenoise import metrics  # noqa: E402
 
-DEFAULT_OUT = HERE / "_work" / "metrics_speed.json"
+DEFAULT_OUT = HERE / "results" / "metrics_speed.json"
 
 
 def load_average() -> str:

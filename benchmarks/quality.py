@@ -60,15 +60,16 @@ from _calibration import (
     steps_for,
 )
 from _report import (
-    ROOT,
+    RESULTS,
     append_record,
     machine_line,
+    machines_line,
     markdown_table,
     records_for_docs,
     write_section,
 )
 
-DEFAULT_OUT = ROOT / "benchmarks" / "_work" / "quality.jsonl"
+DEFAULT_OUT = RESULTS / "quality.jsonl"
 SELF_SUPERVISED = ("neighbor2neighbor", "noise2same", "n2v", "n2v2", "noise2self")
 
 
@@ -190,6 +191,7 @@ def _centre_crop(image: np.ndarray, side: int) -> np.ndarray:
 def _record(result: base.Result, args: argparse.Namespace) -> None:
     row = asdict(result)
     row["extra"].update(sigma=args.sigma, seed=args.seed, session=args.session, tta=args.tta)
+    row["extra"].setdefault("machine", args.machine)
     append_record(args.out, row)
     print(
         f"{row['image']:>3} {row['method']:>18} {row['budget']:>7} PSNR {row['psnr']:6.2f} "
@@ -341,7 +343,7 @@ def write_docs(path: Path, notes: str) -> None:
     text = "\n\n".join(
         [
             "## Quality on Set12 (issue #5) — `benchmarks/quality.py`",
-            f"Machine: {machine_line()}.",
+            machines_line([r["extra"].get("machine") for r in rows]),
             notes.strip(),
             "PSNR (dB) / SSIM per image; time = training + prediction per image (for a "
             "classical row: one run at the chosen strength).",
@@ -466,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             measure_calibration(args.methods, args.calibration, threads=args.threads)
         return
+    args.machine = machine_line()
+    print(f"machine: {args.machine}", flush=True)
     run(args)
 
 

@@ -26,7 +26,7 @@ reference in 2D the classical filters run twice: with the sigma estimated from t
   against the noisy input) are reported.
 
 Each case writes a before/after panel to ``docs/images/bench_<case>.png``; results are
-appended to ``benchmarks/_work/real_data.jsonl``; ``--write-docs`` rebuilds the ``real-data``
+appended to ``benchmarks/results/real_data.jsonl``; ``--write-docs`` rebuilds the ``real-data``
 section of ``docs/benchmarks.md`` from the newest session in that file.
 
 Examples
@@ -62,9 +62,9 @@ from _calibration import (
 )
 from _panels import Tile, crop_2d, save_panel
 from _real_data_report import newest_results, report
-from _report import IMAGES, SHARED_DATA, append_record, machine_line, write_section
+from _report import IMAGES, RESULTS, SHARED_DATA, append_record, machine_line, write_section
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "_work" / "real_data.jsonl"
+DEFAULT_OUT = RESULTS / "real_data.jsonl"
 FMD_PAIRS = {
     "confocal FISH": ("confocal_FISH_3_noisy.png", "confocal_FISH_3_gt.png"),
     "widefield BPAE": ("BPAE_R_noisy.png", "BPAE_R_gt.png"),
@@ -264,6 +264,7 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
 def _row(args, case, image, method, train_s=0.0, predict_s=0.0, extra=None, **values) -> dict:
     row = dict(case=case, image=image, method=method, train_seconds=train_s)
     row.update(predict_seconds=predict_s, minutes=args.minutes, session=args.session, **values)
+    row.update(machine=args.machine)
     row.update(extra or {})
     append_record(args.out, row)
     shown = {k: round(v, 3) for k, v in values.items() if isinstance(v, float)}
@@ -560,7 +561,8 @@ def main(argv: list[str] | None = None) -> None:
         volume, _ = base.poisson_gaussian_volume((48, 256, 256), seed=args.seed)
         measure_calibration_3d(args.methods, volume, args.calibration)
         return
-    print(f"machine: {machine_line()}")
+    args.machine = machine_line()
+    print(f"machine: {args.machine}", flush=True)
     for case in args.cases:
         print(f"case {case}", flush=True)
         CASES[case](args)

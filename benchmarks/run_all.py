@@ -1,6 +1,6 @@
 """Regenerate docs/benchmarks.md: run every benchmark at its recorded protocol, then write the page.
 
-Each script appends its results under ``benchmarks/_work/`` and owns one marked section of
+Each script appends its results under ``benchmarks/results/`` (kept in git) and owns one marked section of
 ``docs/benchmarks.md``; this runner calls them in turn with the protocol the page reports,
 then asks each to rebuild its section (``--write-docs``) from its results and notes
 (``benchmarks/notes/*.md``).

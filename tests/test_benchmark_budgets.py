@@ -269,3 +269,34 @@ def test_write_docs_without_results_leaves_the_page_alone(bench, monkeypatch, tm
     with pytest.raises(SystemExit, match=re.escape("docs/benchmarks.md was left as it is")):
         module.main(["--write-docs", "--out", str(tmp_path / "empty.jsonl")])
     assert written == []
+
+
+def test_machine_line_names_the_machines_the_rows_were_measured_on(bench):
+    report = bench("_report")
+    assert report.machines_line(["Xeon; 2 cores", "Xeon; 2 cores"]) == "Machine: Xeon; 2 cores."
+    text = report.machines_line(["Xeon; 2 cores", None, "EPYC; 2 cores", "EPYC; 2 cores"])
+    assert text.splitlines()[2:] == [
+        "- Xeon; 2 cores (1 rows)",
+        "- not recorded (1 rows)",
+        "- EPYC; 2 cores (2 rows)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("script", "section"), [("quality", "quality"), ("real_data", "real-data")]
+)
+def test_committed_results_rebuild_the_tables_on_the_page(bench, monkeypatch, script, section):
+    """The results files are in git: the section each one rebuilds keeps every measured row
+    (a fresh checkout once had none, and a rebuild would have dropped them)."""
+    module = bench(script)
+    report = bench("_report")
+    written = {}
+    monkeypatch.setattr(module, "write_section", lambda name, text: written.update({name: text}))
+    notes = BENCHMARKS / "notes" / f"{script}.md"
+    module.main(["--write-docs", "--notes", str(notes)])
+    page = report.PAGE.read_text()
+    current = page.split(f"<!-- begin:{section} -->")[1].split(f"<!-- end:{section} -->")[0]
+    rebuilt_rows = [line for line in written[section].splitlines() if line.startswith("| ")]
+    page_rows = [line for line in current.splitlines() if line.startswith("| ")]
+    assert len(rebuilt_rows) >= 40
+    assert rebuilt_rows == page_rows

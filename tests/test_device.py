@@ -105,9 +105,9 @@ def test_unknown_preference(preference):
 def test_autocast_on_cpu(monkeypatch):
     cpu = torch.device("cpu")
     assert dev.autocast_dtype(cpu, "off") is None
-    monkeypatch.setattr(dev, "cpu_has_bf16_matrix_units", lambda: False)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
     assert dev.autocast_dtype(cpu, "auto") is None
-    monkeypatch.setattr(dev, "cpu_has_bf16_matrix_units", lambda: True)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
     assert dev.autocast_dtype(cpu, "auto") is torch.bfloat16
     assert dev.autocast_dtype("cpu", "bf16") is torch.bfloat16
     with pytest.raises(SelfDenoiseError, match="fp16"):
@@ -118,12 +118,17 @@ def test_autocast_on_cpu(monkeypatch):
 
 @pytest.mark.parametrize(
     ("capabilities", "expected"),
-    [({"amx_bf16": True, "avx512_bf16": True}, True), ({"avx512_bf16": True}, False), ({}, False)],
-    ids=["amx", "avx512-bf16-only", "arm-or-older"],
+    [
+        ({"amx_bf16": True, "avx512_bf16": True}, True),
+        ({"avx512_bf16": True}, True),
+        ({"avx512_bf16": False, "avx2": True}, False),
+        ({}, False),
+    ],
+    ids=["amx", "avx512-bf16", "avx2-only", "arm-or-older"],
 )
-def test_cpu_bf16_needs_amx(monkeypatch, capabilities, expected):
+def test_cpu_bf16_needs_hardware_bf16(monkeypatch, capabilities, expected):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
-    assert dev.cpu_has_bf16_matrix_units() is expected
+    assert dev.cpu_has_fast_bf16() is expected
 
 
 def test_cpu_bf16_probe_never_fails(monkeypatch):
@@ -131,9 +136,9 @@ def test_cpu_bf16_probe_never_fails(monkeypatch):
         raise RuntimeError("cpuinfo failed")
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", broken, raising=False)
-    assert dev.cpu_has_bf16_matrix_units() is False
+    assert dev.cpu_has_fast_bf16() is False
     monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
-    assert dev.cpu_has_bf16_matrix_units() is False
+    assert dev.cpu_has_fast_bf16() is False
     assert dev.autocast_dtype("cpu", "auto") is None
 
 
@@ -645,7 +650,7 @@ def test_sized_for_device_fills_the_unset_patch_on_cuda(monkeypatch):
 def test_cpu_prediction_stays_float32_unless_bf16_is_asked(monkeypatch):
     from selfdenoise.tiling import _predict
 
-    monkeypatch.setattr(dev, "cpu_has_bf16_matrix_units", lambda: True)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
     cpu = torch.device("cpu")
     assert dev.autocast_dtype(cpu, "auto") is torch.bfloat16  # training's auto
     assert _predict._amp_dtype(cpu, "auto") is None

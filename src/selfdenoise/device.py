@@ -2,9 +2,9 @@
 
 ``auto`` means the fastest device present: a CUDA GPU, then an Apple GPU (MPS), then the CPU.
 Mixed precision (``amp``) is used on CUDA, bf16 where the GPU supports it (Ampere and newer),
-fp16 otherwise, and on CPUs with bf16 matrix units (Intel AMX), where bf16 makes a training
-step 2-3x cheaper at the same quality (docs/benchmarks.md, "Training step cost on the
-CPU"). Elsewhere it is used only when asked for.
+fp16 otherwise, and on CPUs with hardware bf16 (Intel AMX, AVX-512 BF16), where bf16 makes a
+training step about 2x cheaper at the same quality (docs/benchmarks.md, "Training step cost on
+the CPU"). Elsewhere it is used only when asked for.
 
 :func:`gpu_settings` turns on what pays on GPUs. The training batch and patch for a device
 (:func:`training_sizes`, :func:`sized_for_device`) live in :mod:`selfdenoise.device_sizes`
@@ -26,7 +26,7 @@ __all__ = [
     "GpuSettings",
     "autocast_dtype",
     "configure_backends",
-    "cpu_has_bf16_matrix_units",
+    "cpu_has_fast_bf16",
     "describe_device",
     "free_memory_bytes",
     "gpu_settings",
@@ -108,7 +108,7 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
         Device the model runs on.
     mode : {'auto', 'off', 'bf16', 'fp16'}
         ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; bf16 on CPUs with
-        bf16 matrix units (:func:`cpu_has_bf16_matrix_units`); full precision on other CPUs
+        hardware bf16 (:func:`cpu_has_fast_bf16`); full precision on other CPUs
         and on MPS. ``bf16`` is allowed everywhere except on CUDA GPUs without bf16; ``fp16``
         needs a GPU (CUDA or MPS).
 
@@ -128,7 +128,7 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
         return None
     if mode == "auto":
         if kind == "cpu":
-            return torch.bfloat16 if cpu_has_bf16_matrix_units() else None
+            return torch.bfloat16 if cpu_has_fast_bf16() else None
         if kind != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -146,20 +146,21 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def cpu_has_bf16_matrix_units() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX-BF16).
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 products in hardware: Intel AMX-BF16 or AVX-512 BF16.
 
-    Only there has bf16 autocast been measured to pay on the CPU: on this project's reference
-    machine (a Xeon with AMX) a training step costs 2-3x less (2D and 3D), with the same PSNR
-    after the same steps (docs/benchmarks.md). CPUs without these units (AVX-512 BF16 alone, AVX2,
-    Arm) have not been measured and keep full precision. ``False`` where torch cannot tell
-    (releases without ``torch.cpu.get_capabilities``).
+    Where it does, bf16 autocast was measured to pay: a training step costs 2-3x less on a
+    Xeon with AMX and 1.8-2.1x less on an AMD EPYC with AVX-512 BF16 (2D and 3D), with the same
+    PSNR after the same steps (docs/benchmarks.md). Other CPUs (AVX2 only, Arm) would emulate
+    bf16 and keep full precision. ``False`` where torch cannot tell (releases without
+    ``torch.cpu.get_capabilities``).
     """
     capabilities = getattr(torch.cpu, "get_capabilities", None)
     if capabilities is None:
         return False
     try:
-        return bool(capabilities().get("amx_bf16", False))
+        found = capabilities()
+        return bool(found.get("amx_bf16", False) or found.get("avx512_bf16", False))
     except Exception:
         return False
 

@@ -58,6 +58,7 @@ from _calibration import (
     cpu_precision,
     load_calibration,
     measure_calibration_3d,
+    rate_key,
     steps_for,
 )
 from _panels import Tile, crop_2d, save_panel
@@ -505,8 +506,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--amp",
         choices=CPU_AMP_MODES,
         default="auto",
-        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with hardware bf16); bf16 "
-        "rows read '<name> [bf16]' and take the calibrated bf16 rates",
+        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with hardware "
+        "bf16); bf16 rows read '<name> [bf16]' and take the calibrated bf16 rates",
     )
     parser.add_argument(
         "--baselines",
@@ -545,7 +546,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.cases) - set(CASES)
     if unknown:
         parser.error(f"unknown case(s) {sorted(unknown)}; choose from {', '.join(CASES)}")
+    missing = _uncalibrated(args)
+    if missing:
+        parser.error(
+            f"no calibrated rate for {', '.join(missing)} in {args.calibration.name}: "
+            "pass --amp off (float32 rates) or measure the rate first"
+        )
     return args
+
+
+def _uncalibrated(args: argparse.Namespace) -> list[str]:
+    """The rate keys a ``--cpu-minutes`` run of ``args`` needs and the calibration lacks."""
+    if not args.cpu_minutes:
+        return []
+    from selfdenoise.config import DEFAULT_METHOD
+
+    needed = set()
+    for case in args.cases:
+        if case == "correlated":
+            methods, ndim = ([DEFAULT_METHOD, "n2v"] if args.methods else []), 2
+        elif case in ("confocal", "ct"):
+            methods, ndim = ([DEFAULT_METHOD] if args.methods else []), 3
+        else:
+            methods = [method for method, _ in _fmd_methods(args).values()]
+            ndim = 2 if case == "fmd" else 3
+        needed.update(rate_key(method, ndim, args.precision) for method in methods)
+    return sorted(key for key in needed if key not in args.rates)
 
 
 def main(argv: list[str] | None = None) -> None:

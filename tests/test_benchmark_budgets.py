@@ -300,3 +300,17 @@ def test_committed_results_rebuild_the_tables_on_the_page(bench, monkeypatch, sc
     page_rows = [line for line in current.splitlines() if line.startswith("| ")]
     assert len(rebuilt_rows) >= 40
     assert rebuilt_rows == page_rows
+
+
+def test_real_data_without_a_calibrated_rate_is_a_one_line_error(bench, capsys):
+    """3D bf16 rates are not calibrated: a bf16 run of a 3D case says what to do up front
+    (it was a KeyError traceback after the classical baselines had run)."""
+    real_data = bench("real_data")
+    argv = ["--cases", "fmd,volume", "--methods", "noise2same", "--cpu-minutes", "1"]
+    with pytest.raises(SystemExit) as exited:
+        real_data.parse_args([*argv, "--amp", "bf16"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no calibrated rate for noise2same 3d bf16" in error and "--amp off" in error
+    assert "noise2same bf16" not in error  # the 2D bf16 rate is calibrated
+    assert real_data.parse_args([*argv, "--amp", "off"]).precision == ""

@@ -4,14 +4,8 @@ See :mod:`selfdenoise.nets.unet` for the architecture and its options.
 """
 
 from ._build import MAX_PARAMETERS, architecture_class, build_network
-from .unet import (
-    ImageDenoiser,
-    UNet,
-    count_parameters,
-    flops_per_pixel,
-    receptive_radius,
-    size_multiple,
-)
+from ._cost import count_parameters, flops_per_pixel
+from .unet import ImageDenoiser, UNet, receptive_radius, size_multiple
 
 __all__ = [
     "MAX_PARAMETERS",

@@ -11,7 +11,8 @@ from torch import nn
 
 from .._errors import SelfDenoiseError
 from ..config import ARCHITECTURES, NetworkConfig
-from .unet import UNet, _check_ndim, count_parameters
+from ._cost import count_parameters
+from .unet import UNet, _check_ndim
 
 __all__ = ["MAX_PARAMETERS", "architecture_class", "build_network"]
 

@@ -656,3 +656,15 @@ def test_cpu_prediction_stays_float32_unless_bf16_is_asked(monkeypatch):
     assert _predict._amp_dtype(cpu, "auto") is None
     assert _predict._amp_dtype(cpu, "bf16") is torch.bfloat16
     assert _predict._amp_dtype(cpu, "off") is None
+
+
+def test_denoiser_says_what_precision_it_trains_in(monkeypatch):
+    from selfdenoise import Denoiser
+
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    assert Denoiser("n2v", "YX", device="cpu").training_precision == "bf16"
+    assert Denoiser("n2v", "YX", device="cpu", amp="off").training_precision == "float32"
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    assert Denoiser("n2v", "YX", device="cpu").training_precision == "float32"
+    with pytest.raises(SelfDenoiseError, match="fp16 mixed precision needs a GPU"):
+        _ = Denoiser("n2v", "YX", device="cpu", amp="fp16").training_precision

@@ -114,6 +114,18 @@ class Denoiser(TrainingMixin, PredictionMixin):
 
         return describe_device(self.device)
 
+    @property
+    def training_precision(self) -> str:
+        """What :meth:`fit` computes in on :attr:`device`: ``'float32'``, or ``'bf16'`` or
+        ``'fp16'`` mixed precision, as the ``amp`` setting resolves there (``'auto'``: bf16 on
+        GPUs that have it and on CPUs with hardware bf16)."""
+        import torch
+
+        from .device import autocast_dtype
+
+        dtype = autocast_dtype(self.device, self.config.training.amp)
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "float32")
+
     def to(self, device: str) -> Denoiser:
         """Use ``device`` (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``, ``'auto'``) from now on.
 

@@ -117,7 +117,8 @@ def _train_and_predict(noisy: np.ndarray, method: str, budget: dict, seed: int, 
 
     model = Denoiser(method, "YX", seed=seed, device=device, **budget)
     limit = f"{budget['steps']} steps" if "steps" in budget else f"{budget['max_minutes']:g} min"
-    print(f"training {method} for {limit} on {model.device_description} ...", flush=True)
+    where = f"{model.device_description}, {model.training_precision}"
+    print(f"training {method} for {limit} on {where} ...", flush=True)
     started = time.perf_counter()
     last = [0.0]
 

@@ -89,11 +89,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     output.event(
         "start",
         f"training {args.method} on {len(images)} image(s), axes {axes}, "
-        f"device {model.device_description}",
+        f"device {model.device_description}, {model.training_precision}",
         method=args.method,
         images=len(images),
         axes=axes,
         device=model.device_description,
+        precision=model.training_precision,
     )
     last_step = 0
 

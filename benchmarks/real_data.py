@@ -355,18 +355,19 @@ def correlated_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return clean + smooth / smooth.std() * sigma
 
 
+CORRELATED_METHODS = {
+    "N2V": ("n2v", {}),
+    "structN2V (X, span 5)": ("n2v", {"struct_axis": -1, "struct_span": 5}),
+}
+"""What the correlated case trains besides the default method."""
+
+
 def case_correlated(args: argparse.Namespace) -> None:
     clean = base.load_set12(["05"])["05"]
     if args.quick:
         clean = clean[:128, :128]
     noisy = correlated_noise(clean, 25 / 255, args.seed)
-    methods = _default_methods(
-        args,
-        {
-            "N2V": ("n2v", {}),
-            "structN2V (X, span 5)": ("n2v", {"struct_axis": -1, "struct_span": 5}),
-        },
-    )
+    methods = _default_methods(args, CORRELATED_METHODS)
     outputs = {"noisy": (noisy, 0.0, 0.0, {})}
     outputs.update(classical_candidates(noisy, clean))
     outputs.update(deep_candidates(noisy, methods, args, "YX"))
@@ -559,18 +560,15 @@ def _uncalibrated(args: argparse.Namespace) -> list[str]:
     """The rate keys a ``--cpu-minutes`` run of ``args`` needs and the calibration lacks."""
     if not args.cpu_minutes:
         return []
-    from selfdenoise.config import DEFAULT_METHOD
-
     needed = set()
     for case in args.cases:
         if case == "correlated":
-            methods, ndim = ([DEFAULT_METHOD, "n2v"] if args.methods else []), 2
+            methods, ndim = _default_methods(args, CORRELATED_METHODS), 2
         elif case in ("confocal", "ct"):
-            methods, ndim = ([DEFAULT_METHOD] if args.methods else []), 3
+            methods, ndim = _default_methods(args), 3
         else:
-            methods = [method for method, _ in _fmd_methods(args).values()]
-            ndim = 2 if case == "fmd" else 3
-        needed.update(rate_key(method, ndim, args.precision) for method in methods)
+            methods, ndim = _fmd_methods(args), 2 if case == "fmd" else 3
+        needed.update(rate_key(method, ndim, args.precision) for method, _ in methods.values())
     return sorted(key for key in needed if key not in args.rates)
 
 

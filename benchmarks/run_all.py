@@ -1,9 +1,9 @@
 """Regenerate docs/benchmarks.md: run every benchmark at its recorded protocol, then write the page.
 
-Each script appends its results under ``benchmarks/results/`` (kept in git) and owns one marked section of
-``docs/benchmarks.md``; this runner calls them in turn with the protocol the page reports,
-then asks each to rebuild its section (``--write-docs``) from its results and notes
-(``benchmarks/notes/*.md``).
+Each script appends its results under ``benchmarks/results/`` (kept in git) and owns one
+marked section of ``docs/benchmarks.md``; this runner calls them in turn with the protocol
+the page reports, then asks each to rebuild its section (``--write-docs``) from its results
+and notes (``benchmarks/notes/*.md``).
 
 The recorded protocol takes about three hours on 2 CPU cores (quality: ~100 min,
 real data: ~25 min, CPU budget: ~25 min, inference: ~8 min, metrics: ~2 min). Run it on

@@ -86,15 +86,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     validation = read(args.validation, series=args.series).data if args.validation else None
     model = Denoiser(args.method, axes, **_train_settings(args))
     output = Output.for_args(args)
+    device, precision = model.device_description, model.training_precision
     output.event(
         "start",
         f"training {args.method} on {len(images)} image(s), axes {axes}, "
-        f"device {model.device_description}, {model.training_precision}",
+        f"device {device}, {precision}",
         method=args.method,
         images=len(images),
         axes=axes,
-        device=model.device_description,
-        precision=model.training_precision,
+        device=device,
+        precision=precision,
     )
     last_step = 0
 

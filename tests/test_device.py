@@ -120,13 +120,13 @@ def test_autocast_on_cpu(monkeypatch):
     ("capabilities", "expected"),
     [
         ({"amx_bf16": True, "avx512_bf16": True}, True),
-        ({"avx512_bf16": True}, False),  # 2x faster, but a 3D test saw non-finite losses
+        ({"avx512_bf16": True}, True),
         ({"avx512_bf16": False, "avx2": True}, False),
         ({}, False),
     ],
     ids=["amx", "avx512-bf16", "avx2-only", "arm-or-older"],
 )
-def test_cpu_bf16_needs_amx(monkeypatch, capabilities, expected):
+def test_cpu_bf16_needs_hardware_bf16(monkeypatch, capabilities, expected):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
     assert dev.cpu_has_fast_bf16() is expected
 
@@ -668,3 +668,14 @@ def test_denoiser_says_what_precision_it_trains_in(monkeypatch):
     assert Denoiser("n2v", "YX", device="cpu").training_precision == "float32"
     with pytest.raises(SelfDenoiseError, match="fp16 mixed precision needs a GPU"):
         _ = Denoiser("n2v", "YX", device="cpu", amp="fp16").training_precision
+
+
+def test_default_device_description_can_name_the_precision(monkeypatch):
+    """The Train widget's device line: the device, then what the default amp trains in."""
+    from selfdenoise.api import describe_default_device
+
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    assert describe_default_device("cpu") == dev.describe_device("cpu")
+    assert describe_default_device("cpu", precision=True) == f"{dev.describe_device('cpu')}, bf16"
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    assert describe_default_device("cpu", precision=True).endswith(", float32")

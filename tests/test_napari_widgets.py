@@ -153,6 +153,8 @@ def test_device_is_shown_before_training(train_widget, qtbot):
     qtbot.waitUntil(lambda: "detecting" not in train_widget.device_label.text(), timeout=60_000)
     assert train_widget.device_label.text().startswith("Device: ")
     assert "CPU" in train_widget.device_label.text() or "GPU" in train_widget.device_label.text()
+    # and what training computes in there (the default amp setting on that device)
+    assert train_widget.device_label.text().endswith((", float32", ", bf16", ", fp16"))
 
 
 def test_training_sizes_note_is_shown_once_training_starts(train_widget):

@@ -23,11 +23,21 @@ from .data import Normaliser
 __all__ = ["MODEL_FORMAT", "Denoiser", "describe_default_device"]
 
 
-def describe_default_device(preference: str = "auto") -> str:
-    """Name of the device training would use, e.g. ``'CPU (2 threads)'`` or a GPU name."""
-    from .device import describe_device, select_device
+def describe_default_device(preference: str = "auto", *, precision: bool = False) -> str:
+    """Name of the device training would use, e.g. ``'CPU (2 threads)'`` or a GPU name.
 
-    return describe_device(select_device(preference))
+    With ``precision=True`` the name is followed by what training computes in there with the
+    default ``amp`` setting, e.g. ``'CPU (2 threads), float32'`` (see
+    :attr:`Denoiser.training_precision`).
+    """
+    from .config import DenoiserConfig
+    from .device import describe_device, precision_name, select_device
+
+    device = select_device(preference)
+    if not precision:
+        return describe_device(device)
+    amp = DenoiserConfig().training.amp
+    return f"{describe_device(device)}, {precision_name(device, amp)}"
 
 
 class Denoiser(TrainingMixin, PredictionMixin):
@@ -118,13 +128,10 @@ class Denoiser(TrainingMixin, PredictionMixin):
     def training_precision(self) -> str:
         """What :meth:`fit` computes in on :attr:`device`: ``'float32'``, or ``'bf16'`` or
         ``'fp16'`` mixed precision, as the ``amp`` setting resolves there (``'auto'``: bf16 on
-        GPUs that have it and on CPUs with AMX)."""
-        import torch
+        GPUs that have it and on CPUs with hardware bf16)."""
+        from .device import precision_name
 
-        from .device import autocast_dtype
-
-        dtype = autocast_dtype(self.device, self.config.training.amp)
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "float32")
+        return precision_name(self.device, self.config.training.amp)
 
     def to(self, device: str) -> Denoiser:
         """Use ``device`` (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``, ``'auto'``) from now on.

@@ -22,7 +22,7 @@ import torch
 
 from . import distributed
 from ._errors import SelfDenoiseError
-from ._run_parts import LossWatch, RunState, spatial_ndim, state_copy
+from ._run_parts import GradientGuard, LossWatch, RunState, spatial_ndim, state_copy
 from .config import TrainingConfig, cpu_batch
 from .device import autocast_dtype, gpu_settings, training_memory_format
 from .patches import PatchSampler
@@ -107,6 +107,7 @@ class TrainingRun:
         self.cancel, self.checkpoint = cancel, checkpoint
         self.amp_dtype = autocast_dtype(device, config.amp)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.guard = GradientGuard(device.type == "cpu" and self.amp_dtype == torch.bfloat16)
         self.memory_format = training_memory_format(
             device, spatial_ndim(network), config.channels_last
         )
@@ -245,10 +246,13 @@ class TrainingRun:
         self._loss.add(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if config.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-        self.scaler.step(self.optimizer)
+        if self.guard.allows_step(self.model.parameters()):
+            if config.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.scaler.step(self.optimizer)
+        else:
+            self._skipped_step(lr)
         self.scaler.update()
         s.step += 1
         s.run_step += 1
@@ -269,15 +273,28 @@ class TrainingRun:
     def _read_loss(self, lr: float) -> None:
         """Read the loss from the device; stop a diverged run with a one-line error."""
         first_bad = self._loss.read()
-        if first_bad is None:
-            return
+        if first_bad is not None:
+            self._diverged(first_bad, "loss is not finite", lr)
+
+    def _skipped_step(self, lr: float) -> None:
+        """A step's gradients were not finite and it was not applied (see GradientGuard)."""
+        guard, s = self.guard, self.state
+        if guard.diverged:
+            self._diverged(s.step + 2 - guard.in_a_row, "gradients not finite", lr)
+        if guard.skipped == 1:
+            s.message = (
+                f"step {s.step + 1} was skipped: its bf16 gradients were not finite. "
+                "Training goes on; amp='off' trains in float32."
+            )
+
+    def _diverged(self, first_bad: int, why: str, lr: float) -> None:
         s = self.state
         s.run_step -= s.step - first_bad + 1  # the steps from the bad one on are void
         s.step = first_bad - 1
         if s.best_state is None and self._start_state is not None:
             s.best_state = self._start_state  # the weights this run started from
         raise SelfDenoiseError(
-            f"training diverged at step {first_bad} (loss is not finite); lower the "
+            f"training diverged at step {first_bad} ({why}); lower the "
             f"learning rate, e.g. to {lr / 10:.0e}. The best weights so far are kept."
         )
 

@@ -219,6 +219,51 @@ def test_row12_divergence_is_a_one_line_error_and_keeps_a_model(torch_single_thr
     assert all(np.isfinite(v.numpy()).all() for v in _weights(model).values())
 
 
+def _poison_gradients(monkeypatch, bad_steps) -> None:
+    """Make Noise2Void's loss keep its finite value but give NaN gradients on ``bad_steps``
+    (1-based calls): what a faulty bf16 convolution backward does on some CPUs."""
+    import torch
+
+    from selfdenoise.methods.noise2void import Noise2Void
+
+    original, calls = Noise2Void.training_loss, [0]
+
+    def training_loss(self, network, batch, generator):
+        loss, logs = original(self, network, batch, generator)
+        calls[0] += 1
+        if calls[0] in bad_steps:
+            probe = network(batch).float().mean()
+            loss = loss + 0.0 * torch.sqrt(probe - probe.detach())  # value 0, gradient NaN
+        return loss, logs
+
+    monkeypatch.setattr(Noise2Void, "training_loss", training_loss)
+
+
+def test_row12_a_bf16_step_with_nan_gradients_is_skipped(monkeypatch, torch_single_thread):
+    _poison_gradients(monkeypatch, {2})
+    model = Denoiser("n2v", steps=6, steps_per_epoch=3, amp="bf16", **TINY)
+    messages = [p.message for p in model.fit_iter(_image((32, 32))) if p.message]
+    assert model.steps_trained == 6
+    assert all(np.isfinite(v.float().numpy()).all() for v in _weights(model).values())
+    assert any("step 2 was skipped" in m for m in messages)
+
+
+def test_row12_nan_gradients_in_a_row_are_divergence(monkeypatch, torch_single_thread):
+    _poison_gradients(monkeypatch, set(range(3, 100)))
+    model = Denoiser("n2v", steps=60, steps_per_epoch=50, amp="bf16", **TINY)
+    message = _one_line_error(lambda: model.fit(_image((32, 32))), "diverged at step 3")
+    assert "gradients not finite" in message
+    assert model.steps_trained == 2
+    assert all(np.isfinite(v.float().numpy()).all() for v in _weights(model).values())
+
+
+def test_row12_in_float32_nan_gradients_still_end_the_run(monkeypatch, torch_single_thread):
+    """The guard is for bf16 on the CPU only; in float32 a NaN gradient still ends the run."""
+    _poison_gradients(monkeypatch, {2})
+    model = Denoiser("n2v", steps=6, steps_per_epoch=3, amp="off", **TINY)
+    _one_line_error(lambda: model.fit(_image((32, 32))), "loss is not finite")
+
+
 @pytest.fixture(scope="module")
 def n2v_checkpoint(tmp_path_factory):
     import torch

@@ -68,13 +68,14 @@ class TrainUpdate:
 
 
 def describe_device(preference: str) -> Outcome:
-    """Name of the device training would use (imports torch: run it in a worker)."""
+    """Name of the device training would use and the precision it trains in there, e.g.
+    ``'CPU (2 threads), float32'`` (imports torch: run it in a worker)."""
 
     def describe() -> str:
         ensure_engine()
         from ..api import describe_default_device
 
-        return describe_default_device(preference)
+        return describe_default_device(preference, precision=True)
 
     return run_guarded(describe)
 

@@ -1,5 +1,6 @@
 """Parts of a :class:`~selfdenoise.training.TrainingRun`: its state record, the loss kept on
-the device between reads, and small helpers on networks (torch)."""
+the device between reads, the check of bf16 gradients, and small helpers on networks
+(torch)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["LossWatch", "RunState", "spatial_ndim", "state_copy"]
+__all__ = ["GradientGuard", "LossWatch", "RunState", "spatial_ndim", "state_copy"]
 
 
 @dataclass
@@ -25,6 +26,36 @@ class RunState:
     since_best: int = 0
     stop_reason: str = ""
     message: str = ""
+
+    def to_dict(self) -> dict:
+        """The fields a checkpoint keeps (see :meth:`from_dict`)."""
+        return {
+            "step": self.step,
+            "run_step": self.run_step,
+            "elapsed_seconds": self.elapsed_seconds,
+            "best_val_loss": self.best_val_loss,
+            "best_state": self.best_state,
+            "history": list(self.history),
+            "plateau_factor": self.plateau_factor,
+            "since_best": self.since_best,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict) -> RunState:
+        """The state :meth:`to_dict` wrote; checkpoints written before ``run_step`` existed
+        count their steps from the run's start."""
+        step = int(state["step"])
+        return cls(
+            step=step,
+            run_step=int(state.get("run_step", step)),
+            elapsed_seconds=float(state.get("elapsed_seconds", 0.0)),
+            best_val_loss=state.get("best_val_loss"),
+            best_state=state.get("best_state"),
+            val_loss=state.get("best_val_loss"),
+            history=list(state.get("history", [])),
+            plateau_factor=float(state.get("plateau_factor", 1.0)),
+            since_best=int(state.get("since_best", 0)),
+        )
 
 
 class LossWatch:

@@ -135,21 +135,13 @@ class TrainingRun:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly where it is now."""
-        s = self.state
         return {
             "network": state_copy(self.network),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
             "sampler_rng": self.sampler.rng.bit_generator.state,
-            "step": s.step,
-            "run_step": s.run_step,
-            "elapsed_seconds": s.elapsed_seconds,
-            "best_val_loss": s.best_val_loss,
-            "best_state": s.best_state,
-            "history": list(s.history),
-            "plateau_factor": s.plateau_factor,
-            "since_best": s.since_best,
+            **self.state.to_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -165,18 +157,7 @@ class TrainingRun:
             self.generator.set_state(state["generator"])
         if "sampler_rng" in state:
             self.sampler.rng.bit_generator.state = state["sampler_rng"]
-        step = int(state["step"])
-        self.state = RunState(
-            step=step,
-            run_step=int(state.get("run_step", step)),
-            elapsed_seconds=float(state.get("elapsed_seconds", 0.0)),
-            best_val_loss=state.get("best_val_loss"),
-            best_state=state.get("best_state"),
-            val_loss=state.get("best_val_loss"),
-            history=list(state.get("history", [])),
-            plateau_factor=float(state.get("plateau_factor", 1.0)),
-            since_best=int(state.get("since_best", 0)),
-        )
+        self.state = RunState.from_dict(state)
 
     # ------------------------------------------------------------------ the loop
     def steps(self) -> Generator[Progress, None, None]:

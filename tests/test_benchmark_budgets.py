@@ -314,3 +314,19 @@ def test_real_data_without_a_calibrated_rate_is_a_one_line_error(bench, capsys):
     assert "no calibrated rate for noise2same 3d bf16" in error and "--amp off" in error
     assert "noise2same bf16" not in error  # the 2D bf16 rate is calibrated
     assert real_data.parse_args([*argv, "--amp", "off"]).precision == ""
+
+
+def test_docs_only_rebuilds_the_sections_with_stored_results(bench, tmp_path, capsys):
+    """``run_all.py --docs-only`` leaves a section without stored results as it is instead of
+    stopping at it, and rebuilds each script's sections once."""
+    run_all = bench("run_all")
+    assert set(run_all.STORED) == set(run_all.DOCS)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "quality.jsonl").write_text('{"image": "01"}\n')
+    (tmp_path / "results" / "cpu_budget.jsonl").write_text("")
+    kept, missing = run_all.stored_sections(["quality", "cpu-budget", "inference"], tmp_path)
+    assert kept == ["quality"] and missing == ["cpu-budget", "inference"]
+    run_all.main(["--docs-only", "--dry-run", "--only", "quality,quality-10min,real-data"])
+    printed = capsys.readouterr().out
+    assert printed.count("quality.py --write-docs") == 1  # both sections share the rebuild
+    assert "real_data.py --write-docs" in printed  # its results are in git

@@ -54,7 +54,7 @@ def steps_for(
 
 def cpu_precision(amp: str) -> str:
     """What ``amp`` (as ``Denoiser(amp=...)`` takes it) runs at on this CPU: ``"bf16"`` when it
-    autocasts to bf16 (``"auto"`` does on CPUs with AMX or AVX-512 BF16), ``""`` for float32."""
+    autocasts to bf16 (``"auto"`` does on CPUs with AMX), ``""`` for float32."""
     import torch
 
     from selfdenoise.device import autocast_dtype

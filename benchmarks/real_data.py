@@ -507,8 +507,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--amp",
         choices=CPU_AMP_MODES,
         default="auto",
-        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with AMX "
-        "or AVX-512 BF16); "
+        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with AMX); "
         "bf16 rows read '<name> [bf16]' and take the calibrated bf16 rates",
     )
     parser.add_argument(

@@ -11,7 +11,7 @@ load, and prints milliseconds per step (validation and set-up included, as in th
 CPU-minute budgets) and the ratio of the medians.
 
 ``--compare bf16`` times float32 (``amp="off"``, "before") against bf16 autocast
-(``amp="bf16"``, "now"), what ``amp="auto"`` picks on CPUs with AMX or AVX-512 BF16.
+(``amp="bf16"``, "now"), what ``amp="auto"`` picks on CPUs with AMX.
 
 Examples
 --------

@@ -103,7 +103,9 @@ class GradientGuard:
     run; a kernel fault, not divergence: the same step in float32 is fine, and the same seed
     does not repeat it). One such step would turn every weight into NaN. The guard drops that
     step's gradients instead, as the fp16 gradient scaler does for overflows. ``limit``
-    skipped steps in a row are taken as real divergence.
+    skipped steps in a row are taken as real divergence. Wrong but finite gradients pass
+    (that fault also gives those, which is why ``amp='auto'`` keeps float32 on such CPUs:
+    :func:`~selfdenoise.device.cpu_has_fast_bf16`).
 
     Parameters
     ----------

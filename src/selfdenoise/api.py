@@ -128,7 +128,7 @@ class Denoiser(TrainingMixin, PredictionMixin):
     def training_precision(self) -> str:
         """What :meth:`fit` computes in on :attr:`device`: ``'float32'``, or ``'bf16'`` or
         ``'fp16'`` mixed precision, as the ``amp`` setting resolves there (``'auto'``: bf16 on
-        GPUs that have it and on CPUs with hardware bf16)."""
+        GPUs that have it and on CPUs with AMX)."""
         from .device import precision_name
 
         return precision_name(self.device, self.config.training.amp)

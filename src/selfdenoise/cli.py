@@ -131,7 +131,7 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
         choices=AMP_MODES,
         help=(
             f"mixed precision ({_default('amp')}: bf16 on GPUs that have it, else fp16; bf16 on "
-            "CPUs with AMX or AVX-512 BF16, float32 on other CPUs; off = float32 everywhere)"
+            "CPUs with AMX, float32 on other CPUs; off = float32 everywhere)"
         ),
     )
     train.add_argument(

@@ -2,8 +2,8 @@
 
 ``auto`` means the fastest device present: a CUDA GPU, then an Apple GPU (MPS), then the CPU.
 Mixed precision (``amp``) is used on CUDA, bf16 where the GPU supports it (Ampere and newer),
-fp16 otherwise, and on CPUs with hardware bf16 (Intel AMX, AVX-512 BF16), where bf16 makes a
-training step about 2x cheaper at the same quality (docs/benchmarks.md, "Training step cost on
+fp16 otherwise, and on CPUs with bf16 matrix units (Intel AMX), where bf16 makes a training
+step 2-3x cheaper at the same quality (docs/benchmarks.md, "Training step cost on
 the CPU"). Elsewhere it is used only when asked for.
 
 :func:`gpu_settings` turns on what pays on GPUs. The training batch and patch for a device
@@ -109,7 +109,7 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
         Device the model runs on.
     mode : {'auto', 'off', 'bf16', 'fp16'}
         ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; bf16 on CPUs with
-        hardware bf16 (:func:`cpu_has_fast_bf16`); full precision on other CPUs
+        AMX (:func:`cpu_has_fast_bf16`); full precision on other CPUs
         and on MPS. ``bf16`` is allowed everywhere except on CUDA GPUs without bf16; ``fp16``
         needs a GPU (CUDA or MPS).
 
@@ -161,22 +161,22 @@ def precision_name(device: torch.device | str, mode: str = "auto") -> str:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 products in hardware: Intel AMX-BF16 or AVX-512 BF16.
+    """Whether ``amp='auto'`` trains in bf16 on this CPU: Intel AMX-BF16 units.
 
-    Where it does, bf16 autocast was measured to pay: a training step costs 2-3x less on a
-    Xeon with AMX and 1.8-2.1x less on an AMD EPYC with AVX-512 BF16 (2D and 3D), with the same
-    PSNR after the same steps (docs/benchmarks.md). On AVX-512 BF16 without AMX, the bf16
-    weight gradient of a 3D convolution over a very small volume (2x8x8, a deep level of a
-    small patch) is now and then NaN; training skips such steps (``GradientGuard`` in the
-    training loop). Other CPUs (AVX2 only, Arm) would emulate bf16 and keep full precision.
-    ``False`` where torch cannot tell (releases without ``torch.cpu.get_capabilities``).
+    There bf16 autocast was measured to pay: a training step costs 2-3x less (2D and 3D), with
+    the same PSNR after the same steps (docs/benchmarks.md). AVX-512 BF16 alone (AMD EPYC) makes
+    a step 1.8-2.1x cheaper at the same PSNR too, but there PyTorch's bf16 weight gradient of a
+    3D convolution whose input is 2 voxels deep (a U-Net level of an 8-deep patch) is wrong:
+    it differs from call to call, now and then NaN or some 1e17 times too large
+    (``benchmarks/bf16_determinism.py``). So those CPUs keep float32 unless ``amp='bf16'`` is
+    asked for; so do AVX2-only and Arm CPUs. ``False`` where torch cannot tell (releases
+    without ``torch.cpu.get_capabilities``).
     """
     capabilities = getattr(torch.cpu, "get_capabilities", None)
     if capabilities is None:
         return False
     try:
-        found = capabilities()
-        return bool(found.get("amx_bf16", False) or found.get("avx512_bf16", False))
+        return bool(capabilities().get("amx_bf16", False))
     except Exception:
         return False
 

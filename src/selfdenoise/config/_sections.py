@@ -164,8 +164,7 @@ class TrainingConfig:
         ``auto`` picks CUDA, then MPS, then CPU.
     amp : {'auto', 'off', 'bf16', 'fp16'}
         Mixed precision; ``auto`` = bf16 on CUDA where supported, else fp16 on CUDA; bf16 on
-        CPUs with hardware bf16, AMX or AVX-512 BF16 (a training step about 2x cheaper, same
-        quality); off elsewhere.
+        CPUs with AMX (a training step 2-3x cheaper, same quality); off elsewhere.
     augment : bool
         Random rot90/flips in YX.
     skip_background : float

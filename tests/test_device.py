@@ -679,3 +679,48 @@ def test_default_device_description_can_name_the_precision(monkeypatch):
     assert describe_default_device("cpu", precision=True) == f"{dev.describe_device('cpu')}, bf16"
     monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
     assert describe_default_device("cpu", precision=True).endswith(", float32")
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "patch_shape", "warned"),
+    [
+        ({"avx512_bf16": True}, (8, 32, 32), True),  # depth 2 at level 2 of a depth-2 U-Net
+        ({"avx512_bf16": True}, (4, 32, 32), True),
+        ({"avx512_bf16": True}, (16, 64, 64), False),  # the default 3D patch: 16, 8, 4
+        ({"avx512_bf16": True}, (64, 64), False),  # 2D convolutions are not affected
+        ({"avx512_bf16": True, "amx_bf16": True}, (8, 32, 32), False),
+        ({"avx2": True}, (8, 32, 32), False),
+    ],
+    ids=["z8", "z4", "z16-default", "2d", "amx", "avx2-only"],
+)
+def test_bf16_3d_gradients_at_depth_two_are_warned_of(
+    monkeypatch, capabilities, patch_shape, warned
+):
+    """AVX-512 BF16 without AMX: bf16 3D weight gradients are wrong on inputs 2 voxels deep
+    (benchmarks/bf16_determinism.py); training with amp='bf16' there says so once."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    note = dev.cpu_bf16_3d_fault(patch_shape, levels=2)
+    assert bool(note) is warned
+    if warned:
+        assert f"patches {patch_shape[0]} deep" in note and "amp='off'" in note
+
+
+def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
+    from selfdenoise import Denoiser
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
+    volume = np.random.default_rng(0).normal(0.5, 0.1, (8, 32, 32)).astype(np.float32)
+    model = Denoiser(
+        "n2v",
+        "ZYX",
+        steps=2,
+        steps_per_epoch=2,
+        amp="bf16",
+        device="cpu",
+        base_channels=8,
+        batch_size=2,
+        patch_shape=(8, 16, 16),
+    )
+    with pytest.warns(RuntimeWarning, match="patches 8 deep"):
+        messages = [p.message for p in model.fit_iter(volume) if p.message]
+    assert len(messages) == 1 and "amp='off'" in messages[0]

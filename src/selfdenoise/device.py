@@ -26,6 +26,7 @@ __all__ = [
     "GpuSettings",
     "autocast_dtype",
     "configure_backends",
+    "cpu_bf16_3d_fault",
     "cpu_has_fast_bf16",
     "describe_device",
     "free_memory_bytes",
@@ -179,6 +180,25 @@ def cpu_has_fast_bf16() -> bool:
         return bool(capabilities().get("amx_bf16", False))
     except Exception:
         return False
+
+
+def cpu_bf16_3d_fault(patch_shape: tuple[int, ...], levels: int) -> str:
+    """A one-line warning when bf16 training on this CPU would get wrong 3D gradients, else ``''``.
+
+    On CPUs with AVX-512 BF16 but no AMX, PyTorch's bf16 weight gradient of a 3D convolution
+    whose input is 2 voxels deep is wrong (``benchmarks/bf16_determinism.py``). A U-Net with
+    ``levels`` down-samplings meets that depth when the patch is ``2 * 2**level`` deep for
+    some level (4, 8, ... voxels).
+    """
+    capabilities = getattr(torch.cpu, "get_capabilities", dict)()
+    if len(patch_shape) != 3 or capabilities.get("amx_bf16") or not capabilities.get("avx512_bf16"):
+        return ""
+    if not any(patch_shape[0] == 2 * 2**level for level in range(levels + 1)):
+        return ""
+    return (
+        f"bf16 3D training on this CPU (AVX-512 BF16 without AMX) gets wrong gradients with "
+        f"patches {patch_shape[0]} deep; use amp='off', or patches 16 or more deep."
+    )
 
 
 def _cuda_index(device: torch.device) -> int:

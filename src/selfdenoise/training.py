@@ -121,6 +121,7 @@ class TrainingRun:
             if config.compile and not self.gpu.compile
             else ""
         )
+        self._compile_note = self.guard.fault_note(network, sampler) or self._compile_note
         self.optimizer = make_optimizer(self.model, config)
         self.generator = torch.Generator().manual_seed(config.seed + distributed.rank() * 1000)
         self.state = RunState(step=start_step, history=list(history or []))

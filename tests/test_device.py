@@ -724,3 +724,26 @@ def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
     with pytest.warns(RuntimeWarning, match="patches 8 deep"):
         messages = [p.message for p in model.fit_iter(volume) if p.message]
     assert len(messages) == 1 and "amp='off'" in messages[0]
+
+
+def test_the_bf16_warning_does_not_hide_the_compile_note(monkeypatch):
+    """Both start notes reach the first progress message (compile asked for on the CPU)."""
+    from selfdenoise import Denoiser
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
+    volume = np.random.default_rng(0).normal(0.5, 0.1, (8, 32, 32)).astype(np.float32)
+    model = Denoiser(
+        "n2v",
+        "ZYX",
+        steps=1,
+        steps_per_epoch=1,
+        amp="bf16",
+        device="cpu",
+        compile=True,
+        base_channels=8,
+        batch_size=2,
+        patch_shape=(8, 16, 16),
+    )
+    with pytest.warns(RuntimeWarning, match="patches 8 deep"):
+        first = next(p.message for p in model.fit_iter(volume) if p.message)
+    assert "torch.compile is used on CUDA only" in first and "patches 8 deep" in first

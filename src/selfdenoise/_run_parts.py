@@ -135,16 +135,15 @@ class GradientGuard:
         return False
 
     def fault_note(self, network: torch.nn.Module, sampler) -> str:
-        """With the guard on, :func:`~selfdenoise.device.cpu_bf16_3d_fault` for this network's
-        depth and the sampler's patch, also sent as a RuntimeWarning; else ``''``."""
+        """With the guard on, :func:`~selfdenoise.device.cpu_bf16_3d_fault` for this (unwrapped)
+        network's depth and the sampler's patch, also sent as a RuntimeWarning; else ``''``."""
         import warnings
 
         from .device import cpu_bf16_3d_fault
 
         if not self.enabled:
             return ""
-        module = network.module if hasattr(network, "module") else network
-        levels = getattr(getattr(module, "config", None), "depth", 0)
+        levels = getattr(getattr(network, "config", None), "depth", 0)
         note = cpu_bf16_3d_fault(tuple(getattr(sampler, "patch_shape", ())), int(levels))
         if note:
             warnings.warn(note, RuntimeWarning, stacklevel=3)

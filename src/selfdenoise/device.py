@@ -173,13 +173,18 @@ def cpu_has_fast_bf16() -> bool:
     asked for; so do AVX2-only and Arm CPUs. ``False`` where torch cannot tell (releases
     without ``torch.cpu.get_capabilities``).
     """
+    return bool(_cpu_capabilities().get("amx_bf16", False))
+
+
+def _cpu_capabilities() -> dict:
+    """``torch.cpu.get_capabilities()``, or ``{}`` where torch cannot tell."""
     capabilities = getattr(torch.cpu, "get_capabilities", None)
     if capabilities is None:
-        return False
+        return {}
     try:
-        return bool(capabilities().get("amx_bf16", False))
+        return dict(capabilities())
     except Exception:
-        return False
+        return {}
 
 
 def cpu_bf16_3d_fault(patch_shape: tuple[int, ...], levels: int) -> str:
@@ -190,7 +195,7 @@ def cpu_bf16_3d_fault(patch_shape: tuple[int, ...], levels: int) -> str:
     ``levels`` down-samplings meets that depth when the patch is ``2 * 2**level`` deep for
     some level (4, 8, ... voxels).
     """
-    capabilities = getattr(torch.cpu, "get_capabilities", dict)()
+    capabilities = _cpu_capabilities()
     if len(patch_shape) != 3 or capabilities.get("amx_bf16") or not capabilities.get("avx512_bf16"):
         return ""
     if not any(patch_shape[0] == 2 * 2**level for level in range(levels + 1)):

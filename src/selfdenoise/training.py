@@ -116,12 +116,13 @@ class TrainingRun:
         self.model = distributed.wrap(network, device)
         if self.gpu.compile:
             self.model = torch.compile(self.model)
-        self._compile_note = (
+        compile_note = (
             f"torch.compile is used on CUDA only; ignored on {device.type}."
             if config.compile and not self.gpu.compile
             else ""
         )
-        self._compile_note = self.guard.fault_note(network, sampler) or self._compile_note
+        notes = (compile_note, self.guard.fault_note(network, sampler))
+        self._start_note = " ".join(note for note in notes if note)
         self.optimizer = make_optimizer(self.model, config)
         self.generator = torch.Generator().manual_seed(config.seed + distributed.rank() * 1000)
         self.state = RunState(step=start_step, history=list(history or []))
@@ -181,7 +182,7 @@ class TrainingRun:
         self._clock = (time.perf_counter(), self.state.elapsed_seconds)
         self._window = (time.perf_counter(), 0, 0.0)
         self._loss.start(self.state.step)
-        self.state.message, self._compile_note = self._compile_note, ""
+        self.state.message, self._start_note = self._start_note, ""
         if self.state.best_state is None:  # what a divergence before any validation restores
             self._start_state = state_copy(self.network)
         self.model.train()

@@ -36,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CAREAMICS_PYTHON = HERE / "_work" / "careamics-venv" / "bin" / "python"
-RESULTS = HERE / "results" / "inference-results.json"
+DEFAULT_OUT = HERE / "results" / "inference-results.json"
 sys.path.insert(0, str(HERE))
 
 from _report import write_section  # noqa: E402
@@ -365,7 +365,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--compare-batch", type=int, default=4)
     parser.add_argument("--careamics-python", default=str(CAREAMICS_PYTHON))
     parser.add_argument("--skip", nargs="*", default=[], help="cases to skip, e.g. careamics2d")
-    parser.add_argument("--json", default=str(RESULTS), help="results file (JSON)")
+    parser.add_argument("--json", default=str(DEFAULT_OUT), help="results file (JSON)")
     parser.add_argument(
         "--write-docs",
         action="store_true",

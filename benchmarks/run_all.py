@@ -151,18 +151,20 @@ DOCS: dict[str, list[str]] = {
 }
 """The command that rebuilds each section from stored results."""
 
-STORED: dict[str, str] = {
-    "metrics-speed": "results/metrics_speed.json",
-    "inference": "results/inference-results.json",
-    "quality": "results/quality.jsonl",
-    "quality-careamics": "results/quality.jsonl",
-    "quality-10min": "results/quality.jsonl",
-    "cpu-budget": "results/cpu_budget.jsonl",
-    "real-data": "results/real_data.jsonl",
-    "quality-cpu-minutes": "results/quality.jsonl",
-    "real-data-cpu-minutes": "results/real_data.jsonl",
-}
-"""Where each section's results are stored (what its ``--write-docs`` reads)."""
+
+def _default_out(script: str) -> str:
+    """The results file ``script`` writes and its ``--write-docs`` reads (its ``DEFAULT_OUT``),
+    relative to ``benchmarks/``; importing a script loads no torch."""
+    import importlib
+
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    module = importlib.import_module(Path(script).stem)
+    return str(Path(module.DEFAULT_OUT).relative_to(HERE))
+
+
+STORED: dict[str, str] = {section: _default_out(command[0]) for section, command in DOCS.items()}
+"""Where each section's results are stored, e.g. ``'results/quality.jsonl'``."""
 
 
 def stored_sections(sections: list[str], here: Path = HERE) -> tuple[list[str], list[str]]:

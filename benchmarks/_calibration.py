@@ -52,14 +52,15 @@ def steps_for(
     return max(1, round(minutes * rates[method]))
 
 
-def cpu_precision(amp: str) -> str:
-    """What ``amp`` (as ``Denoiser(amp=...)`` takes it) runs at on this CPU: ``"bf16"`` when it
-    autocasts to bf16 (``"auto"`` does on CPUs with AMX), ``""`` for float32."""
+def cpu_precision(amp: str, spatial_dims: int) -> str:
+    """What ``amp`` (as ``Denoiser(amp=...)`` takes it) trains ``spatial_dims``-D images in on
+    this CPU: ``"bf16"`` when it autocasts to bf16 (``"auto"`` does on CPUs with AMX, and in 2D
+    on CPUs with AVX-512 BF16), ``""`` for float32."""
     import torch
 
     from selfdenoise.device import autocast_dtype
 
-    return "bf16" if autocast_dtype("cpu", amp) is torch.bfloat16 else ""
+    return "bf16" if autocast_dtype("cpu", amp, spatial_dims) is torch.bfloat16 else ""
 
 
 def cpu_minutes_label(minutes: float) -> str:

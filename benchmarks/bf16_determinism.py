@@ -9,11 +9,15 @@ AVX-512 BF16"). This script repeats the convolutions of a small 3D U-Net (one th
 same inputs every call, the shapes in turn, so that each call finds memory the others used)
 and counts, per layer, the calls whose weight gradient is NaN and those that differ from the
 layer's first call. Run it after a PyTorch upgrade: all zeros means the guard has nothing
-left to catch on this machine. Float32 runs as the control (``--dtype float32``).
+left to catch on this machine. Float32 runs as the control (``--dtype float32``). ``--ndim 2``
+repeats the 2D U-Net's convolutions (the CPU recipe's 16 patches of 64x64) and some thin
+inputs: the check behind ``amp='auto'`` taking bf16 for 2D models on these CPUs
+(``selfdenoise.device.cpu_has_fast_bf16``).
 
 Examples
 --------
 python benchmarks/bf16_determinism.py
+python benchmarks/bf16_determinism.py --ndim 2
 python benchmarks/bf16_determinism.py --calls 100 --dtype float32
 """
 
@@ -33,6 +37,20 @@ LAYERS = (
     (2, 128, (2, 8, 8), 128),
     (2, 128, (4, 16, 16), 64),
 )
+LAYERS_2D = (
+    # a depth-2 U-Net on the 2D CPU recipe's batch (16 patches of 64x64), then thin inputs
+    (16, 1, (64, 64), 32),
+    (16, 32, (64, 64), 32),
+    (16, 32, (32, 32), 64),
+    (16, 64, (32, 32), 64),
+    (16, 64, (16, 16), 128),
+    (16, 128, (16, 16), 128),
+    (16, 128, (32, 32), 64),
+    (16, 32, (64, 64), 1),
+    (2, 64, (2, 8), 128),
+    (2, 128, (2, 2), 128),
+    (2, 64, (4, 4), 128),
+)
 
 
 def weight_gradient(conv, inputs: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
@@ -44,15 +62,18 @@ def weight_gradient(conv, inputs: torch.Tensor, dtype: torch.dtype | None) -> to
     return conv.weight.grad.detach().clone()
 
 
-def count_faults(calls: int, dtype: torch.dtype | None, seed: int = 0) -> dict:
+def count_faults(
+    calls: int, dtype: torch.dtype | None, seed: int = 0, layers: tuple = LAYERS
+) -> dict:
     """Per layer: ``(NaN calls, calls that differ from the first, largest relative change)``."""
     torch.manual_seed(seed)
-    convs = {shape: torch.nn.Conv3d(shape[1], shape[3], 3, padding=1) for shape in LAYERS}
-    inputs = {shape: torch.randn(shape[0], shape[1], *shape[2]) for shape in LAYERS}
+    conv_class = {2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
+    convs = {shape: conv_class[len(shape[2])](shape[1], shape[3], 3, padding=1) for shape in layers}
+    inputs = {shape: torch.randn(shape[0], shape[1], *shape[2]) for shape in layers}
     first: dict = {}
-    faults = {shape: [0, 0, 0.0] for shape in LAYERS}
+    faults = {shape: [0, 0, 0.0] for shape in layers}
     for _ in range(calls):
-        for shape in LAYERS:
+        for shape in layers:
             grad = weight_gradient(convs[shape], inputs[shape], dtype)
             if shape not in first:
                 first[shape] = grad
@@ -69,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=60, help="calls per layer")
     parser.add_argument("--dtype", choices=("bf16", "float32"), default="bf16")
+    parser.add_argument("--ndim", type=int, choices=(2, 3), default=3, help="2D or 3D layers")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     dtype = torch.bfloat16 if args.dtype == "bf16" else None
@@ -78,8 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.dtype}, one thread, {args.calls} calls per layer (the first is the reference)")
     print("| batch, channels in, volume, channels out | NaN | differ | largest relative change |")
     print("|---|---|---|---|")
+    layers = LAYERS if args.ndim == 3 else LAYERS_2D
     for (batch, c_in, volume, c_out), (nan, differ, change) in count_faults(
-        args.calls, dtype
+        args.calls, dtype, layers=layers
     ).items():
         size = "x".join(map(str, volume))
         print(f"| {batch}, {c_in}, {size}, {c_out} | {nan} | {differ} | {change:.1e} |")

@@ -29,7 +29,7 @@ gamma = settings.pop("_gamma", None)
 if gamma is not None:
     orig_init = n2n.Neighbor2Neighbor.__init__
 
-    def init(self, masking, gamma_max=2.0, ramp=1.0):
+    def init(self, masking, regulariser_weight=2.0, ramp=1.0):
         orig_init(self, masking, gamma, settings_ramp)
 
     settings_ramp = settings.pop("_ramp", 1.0)

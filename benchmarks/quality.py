@@ -387,7 +387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=CPU_AMP_MODES,
         default="auto",
         help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs "
-        "with AMX); bf16 rows read '<method> [bf16]' and take the calibrated bf16 rates",
+        "with AMX or AVX-512 BF16); bf16 rows read '<method> [bf16]' and take the calibrated bf16 rates",
     )
     parser.add_argument(
         "--step-cost",
@@ -433,7 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
     args.network = _network_overrides(parser, args.network)
-    args.precision = cpu_precision(args.amp)
+    args.precision = cpu_precision(args.amp, 2)
     if args.step_cost <= 0:
         parser.error(f"--step-cost must be positive, got {args.step_cost:g}")
     if args.step_cost != 1.0 and not args.cpu_minutes:

@@ -249,10 +249,11 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
         for name, (method, settings) in methods.items():
             budget, extra = minutes, {}
             settings = {**settings, "amp": args.amp}
-            if args.precision:
-                name = f"{name} [{args.precision}]"
+            precision = args.precision[3 if "Z" in axes else 2]
+            if precision:
+                name = f"{name} [{precision}]"
             if args.cpu_minutes:
-                steps = steps_for(method, minutes, args.rates, len(axes), args.precision)
+                steps = steps_for(method, minutes, args.rates, len(axes), precision)
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
                 name = f"{name}, {cpu_minutes_label(minutes)}"
             results = train_predict(noisy, method, budget, axes, args.tta, **settings)
@@ -507,7 +508,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--amp",
         choices=CPU_AMP_MODES,
         default="auto",
-        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with AMX); "
+        help="training precision, as Denoiser(amp=...) ('auto': bf16 on CPUs with AMX, and "
+        "in 2D on CPUs with AVX-512 BF16); "
         "bf16 rows read '<name> [bf16]' and take the calibrated bf16 rates",
     )
     parser.add_argument(
@@ -541,7 +543,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.baselines = tuple(b for b in args.baselines.split(",") if b)
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
-    args.precision = cpu_precision(args.amp)
+    args.precision = {ndim: cpu_precision(args.amp, ndim) for ndim in (2, 3)}
     if args.quick:
         args.minutes = 0.1
     unknown = set(args.cases) - set(CASES)
@@ -568,7 +570,8 @@ def _uncalibrated(args: argparse.Namespace) -> list[str]:
             methods, ndim = _default_methods(args), 3
         else:
             methods, ndim = _fmd_methods(args), 2 if case == "fmd" else 3
-        needed.update(rate_key(method, ndim, args.precision) for method, _ in methods.values())
+        precision = args.precision[ndim]
+        needed.update(rate_key(method, ndim, precision) for method, _ in methods.values())
     return sorted(key for key in needed if key not in args.rates)
 
 

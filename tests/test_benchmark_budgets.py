@@ -70,8 +70,20 @@ def test_real_data_reruns_deep_rows_without_baselines_one_thread_each(bench):
     )
     assert args.baselines == () and args.threads == 1 and args.cpu_minutes == [1.0, 3.0]
     assert bench("real_data").parse_args([]).threads == 2
-    assert bench("real_data").parse_args(["--amp", "bf16"]).precision == "bf16"
-    assert bench("real_data").parse_args(["--amp", "off"]).precision == ""
+    assert bench("real_data").parse_args(["--amp", "bf16"]).precision == {2: "bf16", 3: "bf16"}
+    assert bench("real_data").parse_args(["--amp", "off"]).precision == {2: "", 3: ""}
+
+
+def test_real_data_auto_precision_follows_the_dimensions(bench, monkeypatch):
+    """On a CPU with AVX-512 BF16 but no AMX, ``--amp auto`` trains the 2D cases in bf16 (their
+    rows read "[bf16]" and take the bf16 rates) and the 3D cases in float32."""
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
+    assert bench("real_data").parse_args([]).precision == {2: "bf16", 3: ""}
+    assert bench("quality").parse_args([]).precision == "bf16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True}, raising=False)
+    assert bench("real_data").parse_args([]).precision == {2: "bf16", 3: "bf16"}
 
 
 def test_3d_budgets_use_their_own_calibrated_rate(bench, tmp_path):
@@ -313,7 +325,7 @@ def test_real_data_without_a_calibrated_rate_is_a_one_line_error(bench, capsys):
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no calibrated rate for noise2same 3d bf16" in error and "--amp off" in error
     assert "noise2same bf16" not in error  # the 2D bf16 rate is calibrated
-    assert real_data.parse_args([*argv, "--amp", "off"]).precision == ""
+    assert real_data.parse_args([*argv, "--amp", "off"]).precision == {2: "", 3: ""}
 
 
 def test_docs_only_rebuilds_the_sections_with_stored_results(bench, tmp_path, capsys):

@@ -130,6 +130,26 @@ def _errors(tmp_path):
         (["train", str(tmp_path / "missing.tif"), "--axes", "YX", "--out", out], "missing.tif"),
         (
             [
+                *["train", str(tmp_path / "ok.npy"), "--method", "noise2same", "--out", out],
+                *["--regulariser-weight", "0.5"],
+            ],
+            "--regulariser-weight is a setting of neighbor2neighbor, not of noise2same",
+        ),
+        (
+            [
+                "train",
+                str(tmp_path / "ok.npy"),
+                "--method",
+                "n2v2",
+                "--lambda-inv",
+                "1",
+                "--out",
+                out,
+            ],
+            "--lambda-inv is a setting of noise2same, not of n2v2",
+        ),
+        (
+            [
                 "predict",
                 str(tmp_path / "junk.safetensors"),
                 str(tmp_path / "ok.npy"),
@@ -160,6 +180,21 @@ def test_train_amp_reaches_the_saved_model(tmp_path, capsys, amp):
     argv = ["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--out", str(model)]
     assert main([*argv, *TRAIN_FAST, "--amp", amp, "--quiet"]) == 0
     assert Denoiser.load(model).config.training.amp == amp
+
+
+def test_train_regulariser_weight_reaches_the_saved_model(tmp_path, capsys):
+    from selfdenoise import Denoiser
+
+    noisy, _ = synthetic_2d()
+    np.save(tmp_path / "noisy.npy", noisy)
+    model = tmp_path / "model.safetensors"
+    argv = ["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--out", str(model)]
+    assert main([*argv, *TRAIN_FAST, "--regulariser-weight", "0.5", "--quiet"]) == 0
+    assert Denoiser.load(model).config.regulariser_weight == 0.5
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, *TRAIN_FAST, "--regulariser-weight", "-1"])
+    assert exited.value.code == 2
+    assert "--regulariser-weight: expected a number >= 0" in capsys.readouterr().err
 
 
 def test_torchrun_trains_with_two_gloo_processes(tmp_path):

@@ -106,3 +106,28 @@ def test_neighbor2neighbor_ramps_gamma_and_gives_finite_gradients():
     loss.backward()
     assert torch.isfinite(loss) and logs["regulariser"] > 0
     assert all(torch.isfinite(p.grad).all() for p in network.parameters() if p.grad is not None)
+
+
+def test_neighbor2neighbor_regulariser_weight_comes_from_config():
+    """``regulariser_weight`` is the ramp's end; at 0 a step makes one forward pass, not two."""
+    import torch
+
+    from selfdenoise.config import make_config
+    from selfdenoise.methods import get_objective
+    from selfdenoise.nets import build_network
+
+    assert make_config("neighbor2neighbor").regulariser_weight == 2.0  # the paper's
+    calls = []
+    for weight in (0.5, 0.0):
+        config = make_config("neighbor2neighbor", "YX", base_channels=4, regulariser_weight=weight)
+        objective = get_objective(config)
+        objective.set_progress(1.0)
+        assert objective.gamma == weight
+        network = build_network(config.network, 2, 1)
+        network.register_forward_hook(lambda *_, weight=weight: calls.append(weight))
+        loss, logs = objective.training_loss(
+            network, torch.randn(2, 1, 32, 32), torch.Generator().manual_seed(1)
+        )
+        assert torch.isfinite(loss)
+        assert (logs["regulariser"] > 0) == (weight > 0)
+    assert calls == [0.5, 0.5, 0.0]

@@ -105,9 +105,9 @@ def test_unknown_preference(preference):
 def test_autocast_on_cpu(monkeypatch):
     cpu = torch.device("cpu")
     assert dev.autocast_dtype(cpu, "off") is None
-    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda *_: False)
     assert dev.autocast_dtype(cpu, "auto") is None
-    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda *_: True)
     assert dev.autocast_dtype(cpu, "auto") is torch.bfloat16
     assert dev.autocast_dtype("cpu", "bf16") is torch.bfloat16
     with pytest.raises(SelfDenoiseError, match="fp16"):
@@ -117,18 +117,51 @@ def test_autocast_on_cpu(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("capabilities", "expected"),
+    ("capabilities", "in_2d", "in_3d"),
     [
-        ({"amx_bf16": True, "avx512_bf16": True}, True),
-        ({"avx512_bf16": True}, False),  # 3D bf16 weight gradients are wrong at depth 2
-        ({"avx512_bf16": False, "avx2": True}, False),
-        ({}, False),
+        ({"amx_bf16": True, "avx512_bf16": True}, True, True),
+        ({"avx512_bf16": True}, True, False),  # 3D bf16 weight gradients are wrong at depth 2
+        ({"avx512_bf16": False, "avx2": True}, False, False),
+        ({}, False, False),
     ],
     ids=["amx", "avx512-bf16", "avx2-only", "arm-or-older"],
 )
-def test_cpu_bf16_needs_amx(monkeypatch, capabilities, expected):
+def test_cpu_bf16_needs_amx_or_2d_avx512(monkeypatch, capabilities, in_2d, in_3d):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
-    assert dev.cpu_has_fast_bf16() is expected
+    assert dev.cpu_has_fast_bf16(2) is in_2d
+    assert dev.cpu_has_fast_bf16(3) is in_3d
+    assert dev.cpu_has_fast_bf16() is in_3d  # unknown dimensions: as safe as 3D
+    expected = {(True, True): "bf16", (False, False): "float32"}.get(
+        (in_2d, in_3d), "bf16 in 2D, float32 in 3D"
+    )
+    assert dev.precision_name("cpu", "auto") == expected
+    assert dev.precision_name("cpu", "auto", 2) == ("bf16" if in_2d else "float32")
+    assert dev.precision_name("cpu", "off") == "float32"
+
+
+def test_avx512_bf16_cpu_trains_2d_in_bf16_and_3d_in_float32(monkeypatch):
+    """On an AVX-512 BF16 CPU without AMX, ``amp='auto'`` is bf16 for a 2D model's training
+    run and float32 for a 3D one; the model and the Train widget's device line say so."""
+    from selfdenoise import Denoiser
+    from selfdenoise.api import describe_default_device
+    from selfdenoise.methods import get_objective
+    from selfdenoise.nets import build_network
+    from selfdenoise.prepare import prepare_training_data
+    from selfdenoise.training import TrainingRun, make_sampler
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
+    assert Denoiser("n2v2", "YX", device="cpu").training_precision == "bf16"
+    assert Denoiser("n2v2", "ZYX", device="cpu").training_precision == "float32"
+    assert describe_default_device("cpu", precision=True).endswith(", bf16 in 2D, float32 in 3D")
+    for axes, expected in (("YX", torch.bfloat16), ("ZYX", None)):
+        model = Denoiser("neighbor2neighbor", axes, device="cpu")
+        network = build_network(model.config.network, model.config.ndim, 1)
+        image = np.random.default_rng(0).random((32,) * model.config.ndim, np.float32)
+        data, _ = prepare_training_data(model.config, image, axes=axes)
+        sampler = make_sampler(data, model.config.training, network.size_multiple)
+        objective = get_objective(model.config)
+        run = TrainingRun(network, objective, sampler, model.config.training, torch.device("cpu"))
+        assert run.amp_dtype is expected
 
 
 def test_cpu_bf16_probe_never_fails(monkeypatch):
@@ -650,7 +683,7 @@ def test_sized_for_device_fills_the_unset_patch_on_cuda(monkeypatch):
 def test_cpu_prediction_stays_float32_unless_bf16_is_asked(monkeypatch):
     from selfdenoise.tiling import _predict
 
-    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda *_: True)
     cpu = torch.device("cpu")
     assert dev.autocast_dtype(cpu, "auto") is torch.bfloat16  # training's auto
     assert _predict._amp_dtype(cpu, "auto") is None
@@ -661,10 +694,10 @@ def test_cpu_prediction_stays_float32_unless_bf16_is_asked(monkeypatch):
 def test_denoiser_says_what_precision_it_trains_in(monkeypatch):
     from selfdenoise import Denoiser
 
-    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda *_: True)
     assert Denoiser("n2v", "YX", device="cpu").training_precision == "bf16"
     assert Denoiser("n2v", "YX", device="cpu", amp="off").training_precision == "float32"
-    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda *_: False)
     assert Denoiser("n2v", "YX", device="cpu").training_precision == "float32"
     with pytest.raises(SelfDenoiseError, match="fp16 mixed precision needs a GPU"):
         _ = Denoiser("n2v", "YX", device="cpu", amp="fp16").training_precision
@@ -674,10 +707,10 @@ def test_default_device_description_can_name_the_precision(monkeypatch):
     """The Train widget's device line: the device, then what the default amp trains in."""
     from selfdenoise.api import describe_default_device
 
-    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda *_: True)
     assert describe_default_device("cpu") == dev.describe_device("cpu")
     assert describe_default_device("cpu", precision=True) == f"{dev.describe_device('cpu')}, bf16"
-    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda *_: False)
     assert describe_default_device("cpu", precision=True).endswith(", float32")
 
 

@@ -164,6 +164,7 @@ def test_loss_caption_explains_the_n2n_ramp():
     assert "by design" in loss_caption("neighbor2neighbor")
     assert "gamma" in loss_caption("neighbor2neighbor")
     assert "by design" not in loss_caption("n2v")
+    assert "by design" not in loss_caption("neighbor2neighbor", regulariser_weight=0.0)
     plot = LossPlot()
     plot.set_method("neighbor2neighbor")
     assert "ramps up" in plot.toolTip()

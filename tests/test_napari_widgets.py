@@ -106,10 +106,32 @@ def test_method_choice_updates_explanation_and_fields(train_widget):
     train_widget.method.value = "n2v2"
     assert train_widget.masked_percent.value == pytest.approx(2.0)
     assert train_widget.lambda_inv.native.isHidden()
+    assert train_widget.regulariser_weight.native.isHidden()
     train_widget.method.value = "noise2same"
     assert not train_widget.lambda_inv.native.isHidden()
+    assert train_widget.regulariser_weight.native.isHidden()
     default = make_config("noise2same", "YX").masking.fraction
     assert train_widget.masked_percent.value == pytest.approx(100 * default)
+
+
+def test_regulariser_weight_field_reaches_the_settings(train_widget):
+    from selfdenoise.config import make_config
+
+    train_widget.method.value = "neighbor2neighbor"
+    assert not train_widget.regulariser_weight.native.isHidden()
+    default = make_config("neighbor2neighbor").regulariser_weight
+    assert train_widget.regulariser_weight.value == default
+    assert train_widget.collect_settings()["regulariser_weight"] == default
+    assert "by design" in train_widget.loss_caption.text()
+    train_widget.regulariser_weight.value = 0.0  # no regulariser: the loss does not climb
+    assert "by design" not in train_widget.loss_caption.text()
+    train_widget.regulariser_weight.value = 0.5
+    assert "by design" in train_widget.loss_caption.text()
+    assert train_widget.collect_settings()["regulariser_weight"] == 0.5
+    settings = train_widget.collect_settings()
+    assert make_config("neighbor2neighbor", "YX", **settings).regulariser_weight == 0.5
+    train_widget.method.value = "noise2same"
+    assert "regulariser_weight" not in train_widget.collect_settings()
 
 
 def test_settings_are_collected_flat(train_widget):
@@ -154,7 +176,11 @@ def test_device_is_shown_before_training(train_widget, qtbot):
     assert train_widget.device_label.text().startswith("Device: ")
     assert "CPU" in train_widget.device_label.text() or "GPU" in train_widget.device_label.text()
     # and what training computes in there (the default amp setting on that device)
-    assert train_widget.device_label.text().endswith((", float32", ", bf16", ", fp16"))
+    from selfdenoise.api import describe_default_device
+
+    label = train_widget.device_label.text()
+    assert label.endswith((", float32", ", bf16", ", fp16", ", bf16 in 2D, float32 in 3D"))
+    assert label == f"Device: {describe_default_device(train_widget.device.value, precision=True)}"
 
 
 def test_training_sizes_note_is_shown_once_training_starts(train_widget):

@@ -104,8 +104,8 @@ class GradientGuard:
     does not repeat it). One such step would turn every weight into NaN. The guard drops that
     step's gradients instead, as the fp16 gradient scaler does for overflows. ``limit``
     skipped steps in a row are taken as real divergence. Wrong but finite gradients pass
-    (that fault also gives those, which is why ``amp='auto'`` keeps float32 on such CPUs:
-    :func:`~selfdenoise.device.cpu_has_fast_bf16`).
+    (that fault also gives those, which is why ``amp='auto'`` keeps 3D models in float32 on
+    such CPUs: :func:`~selfdenoise.device.cpu_has_fast_bf16`).
 
     Parameters
     ----------

@@ -27,7 +27,8 @@ def describe_default_device(preference: str = "auto", *, precision: bool = False
     """Name of the device training would use, e.g. ``'CPU (2 threads)'`` or a GPU name.
 
     With ``precision=True`` the name is followed by what training computes in there with the
-    default ``amp`` setting, e.g. ``'CPU (2 threads), float32'`` (see
+    default ``amp`` setting, e.g. ``'CPU (2 threads), float32'``, or ``'CPU (2 threads), bf16
+    in 2D, float32 in 3D'`` where that depends on the images (see
     :attr:`Denoiser.training_precision`).
     """
     from .config import DenoiserConfig
@@ -127,11 +128,12 @@ class Denoiser(TrainingMixin, PredictionMixin):
     @property
     def training_precision(self) -> str:
         """What :meth:`fit` computes in on :attr:`device`: ``'float32'``, or ``'bf16'`` or
-        ``'fp16'`` mixed precision, as the ``amp`` setting resolves there (``'auto'``: bf16 on
-        GPUs that have it and on CPUs with AMX)."""
+        ``'fp16'`` mixed precision, as the ``amp`` setting resolves there for this model's
+        spatial dimensions (``'auto'``: bf16 on GPUs that have it, on CPUs with AMX, and in
+        2D on CPUs with AVX-512 BF16)."""
         from .device import precision_name
 
-        return precision_name(self.device, self.config.training.amp)
+        return precision_name(self.device, self.config.training.amp, self.config.ndim)
 
     def to(self, device: str) -> Denoiser:
         """Use ``device`` (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``, ``'auto'``) from now on.

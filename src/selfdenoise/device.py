@@ -2,9 +2,10 @@
 
 ``auto`` means the fastest device present: a CUDA GPU, then an Apple GPU (MPS), then the CPU.
 Mixed precision (``amp``) is used on CUDA, bf16 where the GPU supports it (Ampere and newer),
-fp16 otherwise, and on CPUs with bf16 matrix units (Intel AMX), where bf16 makes a training
+fp16 otherwise, on CPUs with bf16 matrix units (Intel AMX), where bf16 makes a training
 step 2-3x cheaper at the same quality (docs/benchmarks.md, "Training step cost on
-the CPU"). Elsewhere it is used only when asked for.
+the CPU"), and for 2D models on CPUs with AVX-512 BF16 (1.8-2.1x cheaper). Elsewhere it is
+used only when asked for.
 
 :func:`gpu_settings` turns on what pays on GPUs. The training batch and patch for a device
 (:func:`training_sizes`, :func:`sized_for_device`) live in :mod:`selfdenoise.device_sizes`
@@ -101,7 +102,9 @@ def _cuda_device(index: int | None) -> torch.device:
     return torch.device("cuda", index)
 
 
-def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
+def autocast_dtype(
+    device: torch.device | str, mode: str, spatial_dims: int | None = None
+) -> torch.dtype | None:
     """Reduced-precision dtype for :func:`torch.autocast`, or ``None`` for full precision.
 
     Parameters
@@ -109,10 +112,13 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
     device : torch.device or str
         Device the model runs on.
     mode : {'auto', 'off', 'bf16', 'fp16'}
-        ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; bf16 on CPUs with
-        AMX (:func:`cpu_has_fast_bf16`); full precision on other CPUs
-        and on MPS. ``bf16`` is allowed everywhere except on CUDA GPUs without bf16; ``fp16``
-        needs a GPU (CUDA or MPS).
+        ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; on the CPU, bf16 where
+        :func:`cpu_has_fast_bf16` says so for ``spatial_dims`` (AMX; AVX-512 BF16 in 2D), else
+        full precision; full precision on MPS. ``bf16`` is allowed everywhere except on CUDA
+        GPUs without bf16; ``fp16`` needs a GPU (CUDA or MPS).
+    spatial_dims : int, optional
+        2 or 3: the images' spatial dimensions, which decide ``auto`` on some CPUs. ``None``
+        (unknown) takes bf16 only where it pays in both.
 
     Returns
     -------
@@ -130,7 +136,7 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
         return None
     if mode == "auto":
         if kind == "cpu":
-            return torch.bfloat16 if cpu_has_fast_bf16() else None
+            return torch.bfloat16 if cpu_has_fast_bf16(spatial_dims) else None
         if kind != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -148,32 +154,49 @@ def autocast_dtype(device: torch.device | str, mode: str) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def precision_name(device: torch.device | str, mode: str = "auto") -> str:
+def precision_name(
+    device: torch.device | str, mode: str = "auto", spatial_dims: int | None = None
+) -> str:
     """What training computes in on ``device`` with ``amp=mode``: ``'float32'``, ``'bf16'``
     or ``'fp16'`` (mixed precision); see :func:`autocast_dtype`.
+
+    With ``spatial_dims=None`` and an answer that depends on it, both are named:
+    ``'bf16 in 2D, float32 in 3D'``.
 
     Raises
     ------
     SelfDenoiseError
         If the mode is unknown or not supported on ``device``.
     """
-    dtype = autocast_dtype(device, mode)
+    dims = (spatial_dims,) if spatial_dims is not None else (2, 3)
+    names = [_dtype_name(autocast_dtype(device, mode, ndim)) for ndim in dims]
+    if len(set(names)) == 1:
+        return names[0]
+    return f"{names[0]} in 2D, {names[1]} in 3D"
+
+
+def _dtype_name(dtype: torch.dtype | None) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "float32")
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether ``amp='auto'`` trains in bf16 on this CPU: Intel AMX-BF16 units.
+def cpu_has_fast_bf16(spatial_dims: int | None = None) -> bool:
+    """Whether ``amp='auto'`` trains ``spatial_dims``-D images in bf16 on this CPU.
 
-    There bf16 autocast was measured to pay: a training step costs 2-3x less (2D and 3D), with
-    the same PSNR after the same steps (docs/benchmarks.md). AVX-512 BF16 alone (AMD EPYC) makes
-    a step 1.8-2.1x cheaper at the same PSNR too, but there PyTorch's bf16 weight gradient of a
-    3D convolution whose input is 2 voxels deep (a U-Net level of an 8-deep patch) is wrong:
-    it differs from call to call, now and then NaN or some 1e17 times too large
-    (``benchmarks/bf16_determinism.py``). So those CPUs keep float32 unless ``amp='bf16'`` is
-    asked for; so do AVX2-only and Arm CPUs. ``False`` where torch cannot tell (releases
-    without ``torch.cpu.get_capabilities``).
+    Intel AMX-BF16 units: yes, in 2D and 3D. There bf16 autocast was measured to pay: a
+    training step costs 2-3x less, with the same PSNR after the same steps
+    (docs/benchmarks.md). AVX-512 BF16 without AMX (AMD EPYC): in 2D only, where a step is
+    1.8-2.1x cheaper at the same PSNR. In 3D there PyTorch's bf16 weight gradient of a
+    convolution whose input is 2 voxels deep (a U-Net level of an 8-deep patch) is wrong: it
+    differs from call to call, now and then NaN or some 1e17 times too large, while 2D
+    convolutions and other depths are exact to bf16 rounding
+    (``benchmarks/bf16_determinism.py``). So ``spatial_dims=None`` (unknown) answers as for
+    3D. AVX2-only and Arm CPUs keep float32; so does any CPU where torch cannot tell
+    (releases without ``torch.cpu.get_capabilities``).
     """
-    return bool(_cpu_capabilities().get("amx_bf16", False))
+    capabilities = _cpu_capabilities()
+    if capabilities.get("amx_bf16"):
+        return True
+    return spatial_dims == 2 and bool(capabilities.get("avx512_bf16"))
 
 
 def _cpu_capabilities() -> dict:

@@ -45,7 +45,7 @@ class MethodSpec:
         when False the masking section only drives the validation loss.
     objective_options : tuple of str
         Top-level config fields passed to the objective's constructor by name
-        (Noise2Same: ``('lambda_inv',)``).
+        (Noise2Same: ``('lambda_inv',)``; Neighbor2Neighbor: ``('regulariser_weight',)``).
     citation : str
         The method's paper, for exported model packages and the docs.
     doi : str
@@ -126,6 +126,7 @@ register_method(
             "training": {"learning_rate": 3e-3, "schedule": "onecycle"},
         },
         uses_masking=False,
+        objective_options=("regulariser_weight",),
         citation=(
             "Huang, Li, Jia, Lu, Liu. Neighbor2Neighbor: Self-Supervised Denoising from Single "
             "Noisy Images. CVPR 2021."

@@ -105,7 +105,7 @@ class TrainingRun:
         self.network, self.objective, self.sampler = network, objective, sampler
         self.config, self.device = config, device
         self.cancel, self.checkpoint = cancel, checkpoint
-        self.amp_dtype = autocast_dtype(device, config.amp)
+        self.amp_dtype = autocast_dtype(device, config.amp, spatial_ndim(network))
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.guard = GradientGuard(device.type == "cpu" and self.amp_dtype == torch.bfloat16)
         self.memory_format = training_memory_format(

@@ -146,6 +146,14 @@ ROW07_CASES = {
     "row07-lambda-inv-nan": (_set("lambda_inv", value=float("nan")), "lambda_inv"),
     "row07-lambda-inv-negative": (_set("lambda_inv", value=-1.0), "lambda_inv"),
     "row07-config-lambda-text": (_set("config", "lambda_inv", value="x"), "lambda_inv"),
+    "row07-config-regulariser-nan": (
+        _set("config", "regulariser_weight", value=float("nan")),
+        "regulariser_weight must be a finite number",
+    ),
+    "row07-config-regulariser-negative": (
+        _set("config", "regulariser_weight", value=-2.0),
+        "regulariser_weight must be >= 0",
+    ),
     "row07-missing-normaliser": (lambda m: m.pop("normaliser"), "missing 'normaliser'"),
 }
 

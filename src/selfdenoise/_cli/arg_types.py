@@ -46,6 +46,17 @@ def lambda_inv_value(text: str) -> float | str:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
+    return value
+
+
 DEVICE_CHOICES = ", ".join([*DEVICES, "cuda:N"])
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .._errors import SelfDenoiseError
-from ..registry import get_method
+from ..registry import get_method, method_names
 from .common import given, is_main_process, masking_methods, read
 from .progress import Output
 
@@ -32,6 +32,7 @@ def _train_settings(args: argparse.Namespace) -> dict:
         "checkpoint_dir": args.checkpoint_dir,
         "checkpoint_every": args.checkpoint_every,
         "lambda_inv": args.lambda_inv,
+        "regulariser_weight": args.regulariser_weight,
         "struct_axis": STRUCT_AXES.get(args.struct_axis),
         "struct_span": args.struct_span,
         "amp": args.amp,
@@ -61,6 +62,7 @@ def _check_train_args(args: argparse.Namespace) -> Path:
         )
     if args.struct_axis == "z" and args.axes and "Z" not in args.axes.upper():
         raise SelfDenoiseError("--struct-axis z needs a Z axis (3D data, e.g. --axes ZYX).")
+    _check_method_options(args)
     inputs = [*args.inputs, *([args.validation] if args.validation else [])]
     model = check_output_path(bundle_path(args.out), [*inputs, *given(args.resume)], option="--out")
     if args.checkpoint_dir is not None:
@@ -69,6 +71,20 @@ def _check_train_args(args: argparse.Namespace) -> Path:
             # Overwriting the checkpoint being resumed from is the point of resuming.
             check_output_path(folder / "checkpoint.pt", [*inputs, model], option="the checkpoint")
     return model
+
+
+def _check_method_options(args: argparse.Namespace) -> None:
+    """Refuse a method's own option (``--lambda-inv``, ``--regulariser-weight``) given for a
+    method that does not have it, instead of ignoring it."""
+    for setting in ("lambda_inv", "regulariser_weight"):
+        if getattr(args, setting) is None or setting in get_method(args.method).objective_options:
+            continue
+        owners = [name for name in method_names() if setting in get_method(name).objective_options]
+        option = "--" + setting.replace("_", "-")
+        raise SelfDenoiseError(
+            f"{option} is a setting of {', '.join(owners)}, not of {args.method}; "
+            f"pass --method {owners[0]} or leave {option} out."
+        )
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -26,9 +26,12 @@ RAMP_CAPTION = (
 """Caption for methods whose training loss climbs on purpose (the N2N gamma ramp)."""
 
 
-def loss_caption(method: str) -> str:
-    """The one-line explanation shown under (and as the tooltip of) the loss plot."""
-    return RAMP_CAPTION if method == "neighbor2neighbor" else GENERIC_CAPTION
+def loss_caption(method: str, regulariser_weight: float = 2.0) -> str:
+    """The one-line explanation shown under (and as the tooltip of) the loss plot.
+
+    Neighbor2Neighbor's training loss climbs only while its regulariser has a weight."""
+    ramps = method == "neighbor2neighbor" and regulariser_weight > 0
+    return RAMP_CAPTION if ramps else GENERIC_CAPTION
 
 
 def smooth(values: np.ndarray, span: int | None = None) -> np.ndarray:
@@ -82,9 +85,9 @@ class LossPlot(LinePlot):
         self.val_losses: list[float] = []
         self.setToolTip(GENERIC_CAPTION)
 
-    def set_method(self, method: str) -> None:
+    def set_method(self, method: str, regulariser_weight: float = 2.0) -> None:
         """Explain the curves of ``method`` in the tooltip."""
-        self.setToolTip(loss_caption(method))
+        self.setToolTip(loss_caption(method, regulariser_weight))
 
     def reset(self) -> None:
         """Forget every point."""

@@ -78,7 +78,9 @@ class TrainWidget(TrainFields):
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
         self.loss_plot = LossPlot()
-        self.loss_caption = hint_label(loss_caption(self.method.value))
+        self.loss_caption = hint_label(
+            loss_caption(self.method.value, self.regulariser_weight.value)
+        )
         self.denoise_button = QPushButton("Denoise layer")
         self.denoise_button.setToolTip(
             "Denoise the 'Train on' layer(s) with this model; results are new layers."
@@ -119,8 +121,9 @@ class TrainWidget(TrainFields):
     def method_changed(self, method: str) -> None:
         """Explain the loss curves of ``method`` under the plot."""
         if hasattr(self, "loss_caption"):
-            self.loss_caption.setText(loss_caption(method))
-            self.loss_plot.set_method(method)
+            weight = self.regulariser_weight.value
+            self.loss_caption.setText(loss_caption(method, weight))
+            self.loss_plot.set_method(method, weight)
 
     # ------------------------------------------------------------------ device
     def refresh_device(self) -> None:

@@ -31,6 +31,7 @@ from ._choices import (
     SCHEDULES,
     check_device_name,
     check_lambda_inv,
+    check_regulariser_weight,
     cpu_batch,
 )
 from ._denoiser import DenoiserConfig
@@ -67,6 +68,7 @@ __all__ = [
     "TrainingConfig",
     "check_device_name",
     "check_lambda_inv",
+    "check_regulariser_weight",
     "cpu_batch",
     "make_config",
     "replace_settings",

@@ -88,9 +88,18 @@ def _check_shape(name: str, value: tuple[int, ...] | None) -> None:
 
 def check_lambda_inv(value: Any) -> None:
     """Raise unless ``value`` is a finite number >= 0 (Noise2Same's invariance weight)."""
+    _check_weight("lambda_inv", value)
+
+
+def check_regulariser_weight(value: Any) -> None:
+    """Raise unless ``value`` is a finite number >= 0 (Neighbor2Neighbor's regulariser weight)."""
+    _check_weight("regulariser_weight", value)
+
+
+def _check_weight(name: str, value: Any) -> None:
     import math
 
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SelfDenoiseError(f"lambda_inv must be a finite number >= 0; got {value!r}.")
+        raise SelfDenoiseError(f"{name} must be a finite number >= 0; got {value!r}.")
     if value < 0:
-        raise SelfDenoiseError(f"lambda_inv must be >= 0; got {value}.")
+        raise SelfDenoiseError(f"{name} must be >= 0; got {value}.")

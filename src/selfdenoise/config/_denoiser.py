@@ -8,7 +8,7 @@ from typing import Any
 
 from .._errors import SelfDenoiseError
 from ..registry import get_method
-from ._choices import DEFAULT_METHOD, check_lambda_inv
+from ._choices import DEFAULT_METHOD, check_lambda_inv, check_regulariser_weight
 from ._sections import (
     MaskingConfig,
     NetworkConfig,
@@ -38,6 +38,14 @@ class DenoiserConfig:
         official code's fixed 2 assumes the standardised input is all noise and
         over-weights the invariance term on real images (-0.6 dB at equal steps on Set12
         crops, issue #13).
+    regulariser_weight : float
+        Neighbor2Neighbor's regulariser weight (the paper's gamma), reached at the end of a
+        linear ramp over the training budget; 2 (default) as in the paper. It keeps edges and
+        fine texture of natural images: 0 instead of 2 lost 0.47-0.87 dB on Set12 01 and 09
+        at 1488 steps. On oversampled fluorescence captures it costs instead: on the three
+        FMD pairs 0 or 0.5 instead of 2 gained 0.2-0.7 dB, and at 0 a step is about half as
+        costly (no full-resolution pass). Try 0 to 1 for widefield and confocal microscopy
+        (docs/benchmarks.md, "Default method against BM3D").
     channels_jointly : bool
         With a C axis: one network sees all channels (True) or each channel is denoised
         on its own by a shared single-channel network (False).
@@ -46,6 +54,7 @@ class DenoiserConfig:
     method: str = DEFAULT_METHOD
     axes: str = "YX"
     lambda_inv: float | str = "auto"
+    regulariser_weight: float = 2.0
     channels_jointly: bool = True
     network: NetworkConfig = field(default_factory=NetworkConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -64,6 +73,7 @@ class DenoiserConfig:
                 raise SelfDenoiseError("lambda_inv must be a number or 'auto'.")
         else:
             check_lambda_inv(self.lambda_inv)
+        check_regulariser_weight(self.regulariser_weight)
         for section in (self.network, self.masking, self.training, self.normalisation, self.tiling):
             section.validate()
         if self.masking.struct_axis == -3 and self.ndim == 2:

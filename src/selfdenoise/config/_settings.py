@@ -86,6 +86,9 @@ def _field_owners() -> dict[str, str | tuple[str, ...]]:
 FROZEN_SECTIONS = ("network", "normalisation")
 """Sections that cannot change once a model has weights (they shape the network and data)."""
 
+TOP_LEVEL_SETTINGS = ("lambda_inv", "regulariser_weight", "channels_jointly")
+"""Settings of :class:`DenoiserConfig` itself (not of a section) that callers may give."""
+
 
 def replace_settings(
     config: DenoiserConfig, *, frozen: bool = True, **settings: Any
@@ -114,7 +117,7 @@ def replace_settings(
     """
     locked = {"method", "axes", "channels_jointly"}
     sections = {name: dataclasses.asdict(getattr(config, name)) for name in _SECTION_NAMES}
-    top = {"lambda_inv": config.lambda_inv, "channels_jointly": config.channels_jointly}
+    top = {name: getattr(config, name) for name in TOP_LEVEL_SETTINGS}
     owners = _field_owners()
     for key, value in settings.items():
         if key in locked:
@@ -154,7 +157,7 @@ def _targets(key: str, value: Any, owners: dict) -> list[tuple[str | None, str, 
         if unknown:
             raise SelfDenoiseError(f"unknown {key} setting(s) {sorted(unknown)}.")
         return [(key, name, _tuple_if_shape(name, v)) for name, v in value.items()]
-    if key in {"lambda_inv", "channels_jointly"}:
+    if key in TOP_LEVEL_SETTINGS:
         return [(None, key, value)]
     owner = owners.get(key)
     if owner is None:

@@ -116,8 +116,10 @@ class Neighbor2Neighbor(Objective):
     ----------
     masking : MaskingConfig
         Used only by the validation loss (masked-pixel MSE, as for every method).
-    gamma_max : float
-        Final weight of the regulariser (2 in the paper).
+    regulariser_weight : float
+        Final weight of the regulariser, ``gamma_max`` (2 in the paper;
+        :attr:`~selfdenoise.config.DenoiserConfig.regulariser_weight`). At 0 a step skips
+        the full-resolution pass.
     ramp : float
         Fraction of the budget over which ``gamma`` grows from 0 to ``gamma_max``.
 
@@ -131,11 +133,13 @@ class Neighbor2Neighbor(Objective):
     name = "neighbor2neighbor"
     needs_target = False
 
-    def __init__(self, masking: MaskingConfig, gamma_max: float = 2.0, ramp: float = 1.0) -> None:
+    def __init__(
+        self, masking: MaskingConfig, regulariser_weight: float = 2.0, ramp: float = 1.0
+    ) -> None:
         super().__init__(masking)
-        if not gamma_max >= 0 or not ramp > 0:
-            raise SelfDenoiseError("gamma_max must be >= 0 and ramp > 0.")
-        self.gamma_max = float(gamma_max)
+        if not regulariser_weight >= 0 or not ramp > 0:
+            raise SelfDenoiseError("regulariser_weight must be >= 0 and ramp > 0.")
+        self.gamma_max = float(regulariser_weight)
         self.ramp = float(ramp)
         self.progress = 1.0
 

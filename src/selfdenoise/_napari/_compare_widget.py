@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, LineEdit, Select, SpinBox
-from napari.layers import Shapes
 from qtpy.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -35,7 +34,8 @@ from qtpy.QtWidgets import (
 
 from .._errors import SelfDenoiseError
 from ..metrics import BASELINE_NOT_APPLICABLE
-from ._base import WorkerWidget, add_row, form_layout, shrinkable
+from ._base import WorkerWidget, add_row, form_layout
+from ._compare_profile import ProfileSection
 from ._compare_table import (
     DATA_RANGE_HELP,
     fill_table,
@@ -57,8 +57,6 @@ from ._layers import (
     show_full_names,
     source_layer_name,
 )
-from ._plot import PALETTE, LinePlot, Series
-from ._profile import line_profile, line_world_endpoints
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -69,7 +67,7 @@ if TYPE_CHECKING:
 WHOLE, CURRENT_SLICE = "whole image", "current slice"
 
 
-class CompareWidget(WorkerWidget):
+class CompareWidget(ProfileSection, WorkerWidget):
     """Dock widget comparing denoised layers with a reference and the noisy input.
 
     Parameters
@@ -154,35 +152,6 @@ class CompareWidget(WorkerWidget):
         for widget in (self.status, self.table):
             self.content_layout.addWidget(widget)
         self.content_layout.addLayout(buttons)
-
-    def _build_profile(self) -> None:
-        self.profile_shapes = ComboBox(
-            choices=lambda _: layer_choices(self.viewer, Shapes, optional=True)
-        )
-        self.new_line_button = QPushButton("New line")
-        self.new_line_button.setToolTip(
-            "Add a Shapes layer and switch to the line tool; draw across an edge."
-        )
-        self.new_line_button.clicked.connect(self.add_line_layer)
-        self.profile_button = QPushButton("Plot profile")
-        self.profile_button.clicked.connect(lambda: self.plot_profile())
-        shrinkable(self.profile_shapes.native)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.profile_shapes.native, 1)
-        row.addWidget(self.new_line_button)
-        holder = QWidget()
-        holder.setLayout(row)
-        form = form_layout()
-        add_row(form, "Profile line", holder, "Shapes layer whose first line gives the profile.")
-        self.content_layout.addLayout(form)
-        self.content_layout.addWidget(self.profile_button)
-        self.profile_plot = LinePlot(
-            x_label="distance along the line (pixels)",
-            y_label="intensity",
-            placeholder="draw a line across an edge, then 'Plot profile'",
-        )
-        self.content_layout.addWidget(self.profile_plot)
 
     def reset_choices(self, event: Any = None) -> None:
         """Refresh all layer pickers and fill the empty ones from the layers' metadata.
@@ -375,38 +344,3 @@ class CompareWidget(WorkerWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
         if path:
             self.export_csv(path)
-
-    # ------------------------------------------------------------------ line profile
-    def add_line_layer(self) -> Layer:
-        """Add an empty Shapes layer in line-drawing mode and select it for profiles."""
-        ndim = max(2, self.viewer.dims.ndim)
-        layer = self.viewer.add_shapes(
-            ndim=ndim, name="profile line", edge_color="yellow", edge_width=1.5
-        )
-        layer.mode = "add_line"
-        self.profile_shapes.value = layer
-        return layer
-
-    def plot_profile(self) -> list[Series] | None:
-        """Plot noisy, reference and candidates along the first line of the chosen Shapes layer."""
-        return self.guarded(self._plot_profile)
-
-    def _plot_profile(self) -> list[Series]:
-        shapes = self.profile_shapes.value
-        if shapes is None:
-            raise SelfDenoiseError("choose a Shapes layer with a line ('New line' adds one).")
-        layers = [("noisy", self.noisy.value), ("reference", self.reference.value)]
-        layers += [(layer.name, layer) for layer in self.candidates.value]
-        layers = [(label, layer) for label, layer in layers if layer is not None]
-        if not layers:
-            raise SelfDenoiseError("choose a noisy, reference or candidate layer to profile.")
-        start, end = line_world_endpoints(self.viewer, shapes)
-        colours = {"noisy": "#9a9a9a", "reference": "#f2f2f2"}
-        series = []
-        for index, (label, layer) in enumerate(layers):
-            distance, values = line_profile(layer, start, end)
-            colour = colours.get(label, PALETTE[index % len(PALETTE)])
-            width = 1.0 if label == "noisy" else 1.8
-            series.append(Series(label, distance, values, colour, width=width))
-        self.profile_plot.set_series(series)
-        return series

@@ -324,13 +324,21 @@ def _verdicts(values: list[float]) -> list[str]:
     ]
 
 
-TARGET_VARIANTS = {"": "", " [bf16]": ", bf16 training (N2V2 in float32 unless it has bf16 rows)"}
+TARGET_VARIANTS = {
+    "": ("", TARGET_BUDGETS),
+    " [bf16]": (", bf16 training (N2V2 in float32 unless it has bf16 rows)", TARGET_BUDGETS),
+    " [bf16] (joint)": (
+        ", bf16 training, one model per method trained on all 12 images (`--joint`)",
+        tuple(f"{budget} per image, joint" for budget in TARGET_BUDGETS),
+    ),
+}
+"""Row-name suffix of a variant: the words its target tables add, and their budgets."""
 
 
 def _target_tables(rows: list[dict]) -> list[str]:
     parts = []
-    for variant, words in TARGET_VARIANTS.items():
-        for budget in TARGET_BUDGETS:
+    for variant, (words, budgets) in TARGET_VARIANTS.items():
+        for budget in budgets:
             table = target_table(rows, budget, variant)
             if table:
                 parts += [f"Noise2Same's targets (issue 13) at {budget}{words}, PSNR dB:", table]

@@ -197,6 +197,29 @@ def test_target_table_judges_noise2same_from_the_newest_rows(bench):
     assert quality.target_table(rows, "10 min") == ""
 
 
+def test_joint_rows_get_their_own_target_table(bench):
+    """Noise2Same and N2V2 trained jointly on all images are judged against each other (and
+    NL-means) in a table of their own, not mixed with the single-image rows."""
+    quality = bench("quality")
+    joint = "3 min (steps eq.) per image, joint"
+    rows = [
+        {"method": "nl-means (estimated sigma)", "budget": "-", "image": "01", "psnr": 28.4},
+        {"method": "nl-means (best h per image)", "budget": "-", "image": "01", "psnr": 28.6},
+        {"method": "noise2same [bf16]", "budget": "3 min (steps eq.)", "image": "01", "psnr": 27.6},
+    ]
+    for method, psnr in (("n2v2", 27.0), ("noise2same", 28.5)):
+        for suffix, gain in (("", 0.0), (" +TTA", 0.2)):
+            name = f"{method} [bf16] (joint){suffix}"
+            rows.append({"method": name, "budget": joint, "image": "01", "psnr": psnr + gain})
+    parts = quality._target_tables(rows)
+    titles = [part for part in parts if part.startswith("Noise2Same's targets")]
+    assert len(titles) == 2 and "joint" in titles[1] and joint in titles[1]
+    table = parts[parts.index(titles[1]) + 1].splitlines()
+    assert table[2].split(" | ")[1:] == [
+        "28.40", "28.60", "27.00", "27.20", "28.50", "28.70", "yes (yes)", "yes / no (yes / yes) |"
+    ]  # fmt: skip
+
+
 def test_network_variant_rows_get_their_own_name_and_fewer_steps(bench, tmp_path):
     quality = bench("quality")
     path = tmp_path / "calibration.json"

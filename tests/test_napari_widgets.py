@@ -422,3 +422,24 @@ def test_method_change_loads_that_methods_defaults(train_widget):
     train_widget.method.value = "n2v2"
     assert not train_widget.masked_percent.native.isHidden()
     assert train_widget.collect_settings()["learning_rate"] == pytest.approx(1e-3)
+
+
+def test_continuing_a_model_shows_its_own_settings(train_widget, clean_session):
+    """'Start from' a session model fills the method's fields with that model's settings
+    (continuing keeps them unless changed); 'new model' brings the defaults back."""
+    from selfdenoise import Denoiser
+    from selfdenoise.config import make_config
+
+    model = Denoiser("neighbor2neighbor", "YX", regulariser_weight=0.5, learning_rate=1e-3, depth=3)
+    name = clean_session.add(model, "tuned model")
+    train_widget.reset_choices()
+    train_widget.start_from.value = name
+    assert train_widget.regulariser_weight.value == 0.5
+    assert float(train_widget.learning_rate.value) == 1e-3
+    assert train_widget.unet_depth.value == 3 and not train_widget.unet_depth.enabled
+    assert train_widget.collect_settings()["regulariser_weight"] == 0.5
+    defaults = make_config("neighbor2neighbor")
+    train_widget.start_from.value = train_widget.start_from.choices[0]  # new model
+    assert train_widget.regulariser_weight.value == defaults.regulariser_weight
+    assert float(train_widget.learning_rate.value) == defaults.training.learning_rate
+    assert train_widget.unet_depth.value == defaults.network.depth

@@ -256,17 +256,17 @@ class TrainFields(WorkerWidget):
             self.axes.value = guess_layer_axes(layers[0], spatial)
 
     def _method_changed(self, *_: Any) -> None:
-        """Show the method's help and load its defaults into the fields it has its own for."""
+        """Show the method's help and load into the fields it has its own for: the settings
+        of the model that training continues from, else the method's defaults."""
         method = self.method.value
         self.method_help.setText(get_method(method).summary)
-        defaults = self._method_defaults()
+        defaults = self._field_values()
         self.masked_percent.value = round(100 * defaults.masking.fraction, 2)
         self.learning_rate.value = f"{defaults.training.learning_rate:g}"
         self.schedule.value = defaults.training.schedule
         self.batch_size.value = defaults.training.batch_size or 0
-        if self.unet_depth.enabled:  # not when continuing a model: its network is fixed
-            self.unet_depth.value = defaults.network.depth
-            self.base_channels.value = defaults.network.base_channels
+        self.unet_depth.value = defaults.network.depth
+        self.base_channels.value = defaults.network.base_channels
         self._set_row_visible(self.lambda_inv, method == "noise2same")
         lambda_inv = defaults.lambda_inv
         self.lambda_inv.value = 0.0 if lambda_inv == "auto" else float(lambda_inv)
@@ -286,6 +286,14 @@ class TrainFields(WorkerWidget):
             return make_config(self.method.value, validate_axes(self.axes.value.strip()))
         except SelfDenoiseError:
             return make_config(self.method.value)
+
+    def _field_values(self) -> DenoiserConfig:
+        """The settings the fields start from: the chosen start model's own (continuing it
+        keeps them unless the user changes a field), else the method's defaults."""
+        model = self._start_model()
+        if model is not None and model.method == self.method.value:
+            return model.config
+        return self._method_defaults()
 
     def _axes_changed(self, *_: Any) -> None:
         self.batch_size.value = self._method_defaults().training.batch_size or 0
@@ -310,6 +318,7 @@ class TrainFields(WorkerWidget):
             self.show_model_history(model)
         self.method.enabled = not fixed
         self.unet_depth.enabled = self.base_channels.enabled = not fixed
+        self._method_changed()  # the model's own settings, or the defaults again
         self._images_changed()
 
     # ------------------------------------------------------------------ settings

@@ -110,3 +110,37 @@ def test_noise2same_recipe_beats_nl_means_within_a_step_budget(torch_single_thre
     sensitivity = self_sensitivity(model, noisy, n_pixels=32).mean
     assert 0.05 < sensitivity < 0.6, sensitivity
     assert detail_correlation(noisy, denoised) > 0.0
+
+
+def test_auto_lambda_inv_reads_the_noise_of_every_image(torch_single_thread):
+    """One lambda serves all training images: it is twice the RMS noise over all of them (after
+    the shared normalisation), whatever their order, not the first image's noise alone."""
+    from selfdenoise import Denoiser
+    from selfdenoise.metrics import estimate_noise_rms
+
+    rng = np.random.default_rng(1)
+    clean = np.kron(rng.uniform(0, 1, (8, 8)), np.ones((8, 8)))
+    quiet = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    loud = (clean + rng.normal(0, 0.2, clean.shape)).astype(np.float32)
+    lambdas = []
+    for images in ([quiet, loud], [loud, quiet]):
+        model = Denoiser("noise2same", "YX", steps=1, batch_size=2, validation_fraction=0.0)
+        model.fit(images)
+        lambdas.append(model.lambda_inv)
+    assert lambdas[0] == pytest.approx(lambdas[1], rel=1e-6)
+    both = np.concatenate([quiet.ravel(), loud.ravel()])
+    mean, std = both.mean(), both.std()
+    noise = [estimate_noise_rms((image - mean) / std) for image in (quiet, loud)]
+    assert lambdas[0] == pytest.approx(2 * np.sqrt(np.mean(np.square(noise))), rel=0.02)
+    assert 2 * noise[0] < lambdas[0] < 2 * noise[1]
+
+
+def test_noise_planes_spread_over_images_samples_and_channels():
+    from selfdenoise._denoiser_training import NOISE_PLANES, noise_planes
+
+    volume = np.arange(40 * 2 * 5 * 4 * 4, dtype=np.float32).reshape(40, 2, 5, 4, 4)
+    planes = noise_planes([volume, volume[:1, :1] + 0.5])
+    assert len(planes) == NOISE_PLANES and all(plane.shape == (4, 4) for plane in planes)
+    assert np.array_equal(planes[0], volume[0, 0, 2])  # the first sample's middle Z plane
+    assert np.array_equal(planes[-1], volume[0, 0, 2] + 0.5)  # the last image is read too
+    assert len(noise_planes([volume[:3]])) == 6  # fewer candidates than the limit: all

@@ -244,14 +244,14 @@ class TrainingMixin:
         from .methods.noise2same import lambda_inv_from_sigma
         from .metrics import estimate_noise_rms
 
-        sample = normalised[0][0, 0]
-        if sample.ndim == 3:
-            sample = sample[sample.shape[0] // 2]
         # The RMS noise, not the median-based sigma: photon-limited noise is strongest on the
         # bright structures, and the median reads the dark background (FMD confocal FISH:
         # lambda 0.64 instead of 1.29; one run at 1.17 scored 32.11 dB, not 28.14, at 352
-        # steps).
-        return lambda_inv_from_sigma(estimate_noise_rms(sample))
+        # steps). One lambda serves every image, so it is the RMS over planes spread across
+        # all of them, not the first image's alone (a stack that dims or a set of captures
+        # at different exposures has different noise levels after the shared normalisation).
+        variances = [estimate_noise_rms(plane) ** 2 for plane in noise_planes(normalised)]
+        return lambda_inv_from_sigma(float(np.sqrt(np.mean(variances))))
 
     def _checkpoint_writer(self, rank: int) -> Callable[[dict], None] | None:
         """Writes the run's state into ``checkpoint_dir`` (rank 0 only)."""
@@ -277,3 +277,25 @@ def _either(event: threading.Event, cancel) -> Callable[[], bool]:
     from .train import is_cancelled
 
     return lambda: event.is_set() or is_cancelled(cancel)
+
+
+NOISE_PLANES = 16
+"""At most this many 2D planes are read to set Noise2Same's ``lambda_inv='auto'``."""
+
+
+def noise_planes(arrays: list[np.ndarray], limit: int = NOISE_PLANES) -> list[np.ndarray]:
+    """Up to ``limit`` 2D planes spread evenly over ``arrays`` (each ``(N, C, *spatial)``):
+    every sample and channel is a candidate, and a 3D one gives its middle Z plane."""
+    where = [
+        (image, sample, channel)
+        for image, array in enumerate(arrays)
+        for sample in range(array.shape[0])
+        for channel in range(array.shape[1])
+    ]
+    picks = np.unique(np.linspace(0, len(where) - 1, min(limit, len(where))).round().astype(int))
+    planes = []
+    for index in picks:
+        image, sample, channel = where[index]
+        plane = np.asarray(arrays[image][sample, channel])
+        planes.append(plane[plane.shape[0] // 2] if plane.ndim == 3 else plane)
+    return planes

@@ -31,7 +31,8 @@ class DenoiserConfig:
         Axes of the training data, e.g. ``'YX'``, ``'ZYX'``, ``'TYX'``, ``'CZYX'``.
     lambda_inv : float or 'auto'
         Noise2Same invariance weight; ``'auto'`` (default) = 2 * the RMS noise sigma
-        estimated on the normalised input (the paper's rule, with
+        estimated on the normalised input, over up to 16 planes spread across all training
+        images (the paper's rule, with
         :func:`selfdenoise.metrics.estimate_noise_rms` so that photon noise on bright
         structures counts; about 0.6-0.8 for natural images with Gaussian sigma 25 after
         per-image standardisation, 0.8-1.3 for FMD's real fluorescence captures). The

@@ -141,15 +141,17 @@ def run_joint(args: argparse.Namespace) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    """``Denoiser`` settings of every run: the seed, ``--amp``, and ``--network`` overrides."""
+    """``Denoiser`` settings of every run: the seed, ``--amp``, ``--network`` overrides and
+    ``--settings``."""
     network = {"network": args.network} if args.network else {}
-    return {"seed": args.seed, "amp": args.amp, **network}
+    return {"seed": args.seed, "amp": args.amp, **network, **args.settings}
 
 
 def _overrides(args: argparse.Namespace) -> str:
     """``"depth 3, base_channels 32"`` for ``--network`` overrides, then ``"bf16"`` when the
     run autocasts to bf16; ``""`` for the default network in float32."""
-    parts = [f"{key} {value}" for key, value in args.network.items()]
+    overrides = {**args.network, **args.settings}
+    parts = [f"{key} {value}" for key, value in overrides.items()]
     return ", ".join(parts + ([args.precision] if args.precision else []))
 
 
@@ -391,6 +393,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '"<method> [depth 3]"',
     )
     parser.add_argument(
+        "--settings",
+        default="",
+        help="other Denoiser settings of every run, JSON, e.g. '{\"lambda_inv\": 0.6}' or "
+        '\'{"regulariser_weight": 0}\'; rows read "<method> [lambda_inv 0.6]"',
+    )
+    parser.add_argument(
         "--amp",
         choices=CPU_AMP_MODES,
         default="auto",
@@ -440,7 +448,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.steps = [int(b) for b in args.steps.split(",") if b]
     args.cpu_minutes = [float(b) for b in args.cpu_minutes.split(",") if b]
     args.rates = load_calibration(args.calibration) if args.cpu_minutes else {}
-    args.network = _network_overrides(parser, args.network)
+    args.network = _json_object(parser, "--network", args.network)
+    args.settings = _json_object(parser, "--settings", args.settings)
     args.precision = cpu_precision(args.amp, 2)
     if args.step_cost <= 0:
         parser.error(f"--step-cost must be positive, got {args.step_cost:g}")
@@ -449,16 +458,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _network_overrides(parser: argparse.ArgumentParser, text: str) -> dict:
-    """``--network`` as a dict; a one-line argument error unless it is a JSON object."""
+def _json_object(parser: argparse.ArgumentParser, option: str, text: str) -> dict:
+    """``option``'s JSON text as a dict; a one-line argument error unless it is an object."""
     if not text:
         return {}
     try:
         overrides = json.loads(text)
     except json.JSONDecodeError as error:
-        parser.error(f"--network is not JSON ({error.msg}): write e.g. '{{\"depth\": 3}}'")
+        parser.error(f"{option} is not JSON ({error.msg}): write e.g. '{{\"depth\": 3}}'")
     if not isinstance(overrides, dict):
-        parser.error("--network must be a JSON object of network settings, e.g. '{\"depth\": 3}'")
+        parser.error(f"{option} must be a JSON object of settings, e.g. '{{\"depth\": 3}}'")
     return overrides
 
 

@@ -235,6 +235,12 @@ def test_network_variant_rows_get_their_own_name_and_fewer_steps(bench, tmp_path
     assert quality._settings(variant) == {"seed": 0, "amp": "off", "network": {"depth": 3}}
     budget = quality._budget(variant, "neighbor2neighbor", 3)
     assert budget == {"steps": 1162, "label": "3 min (steps eq.)"}  # round(1488 / 1.28)
+    tuned = quality.parse_args([*argv, "--settings", '{"regulariser_weight": 0}'])
+    assert (
+        quality._row_name(tuned, "neighbor2neighbor") == "neighbor2neighbor [regulariser_weight 0]"
+    )
+    assert quality._settings(tuned) == {"seed": 0, "amp": "off", "regulariser_weight": 0}
+    assert quality._budget(tuned, "neighbor2neighbor", 3)["steps"] == 1488
 
 
 def test_network_variant_results_name_their_overrides_in_the_recipe(bench):
@@ -282,6 +288,7 @@ def test_rate_keys_name_dimensions_and_precision(bench):
         (["--cpu-minutes", "1", "--step-cost", "0"], "--step-cost must be positive"),
         (["--network", "{depth: 3}"], "--network is not JSON"),
         (["--network", "[3]"], "--network must be a JSON object"),
+        (["--settings", "lambda_inv=1"], "--settings is not JSON"),
     ],
 )
 def test_quality_arguments_that_cannot_work_are_one_line_errors(bench, capsys, argv, message):

@@ -249,11 +249,12 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
         for name, (method, settings) in methods.items():
             budget, extra = minutes, {}
             settings = {**settings, "amp": args.amp}
-            precision = args.precision[3 if "Z" in axes else 2]
+            ndim = 3 if "Z" in axes else 2
+            precision = args.precision[ndim]
             if precision:
                 name = f"{name} [{precision}]"
             if args.cpu_minutes:
-                steps = steps_for(method, minutes, args.rates, len(axes), precision)
+                steps = steps_for(method, minutes, args.rates, ndim, precision)
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
                 name = f"{name}, {cpu_minutes_label(minutes)}"
             results = train_predict(noisy, method, budget, axes, args.tta, **settings)

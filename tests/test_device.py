@@ -738,7 +738,9 @@ def test_bf16_3d_gradients_at_depth_two_are_warned_of(
         assert f"patches {patch_shape[0]} deep" in note and "amp='off'" in note
 
 
-def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
+def _bf16_3d_run_on_avx512_cpu(monkeypatch, steps: int, **settings):
+    """A small 3D Noise2Void model set to train in bf16 with 8-deep patches, and its volume,
+    on a CPU that reports AVX-512 BF16 without AMX."""
     from selfdenoise import Denoiser
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
@@ -746,14 +748,20 @@ def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
     model = Denoiser(
         "n2v",
         "ZYX",
-        steps=2,
-        steps_per_epoch=2,
+        steps=steps,
+        steps_per_epoch=steps,
         amp="bf16",
         device="cpu",
         base_channels=8,
         batch_size=2,
         patch_shape=(8, 16, 16),
+        **settings,
     )
+    return model, volume
+
+
+def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
+    model, volume = _bf16_3d_run_on_avx512_cpu(monkeypatch, steps=2)
     with pytest.warns(RuntimeWarning, match="patches 8 deep"):
         messages = [p.message for p in model.fit_iter(volume) if p.message]
     assert len(messages) == 1 and "amp='off'" in messages[0]
@@ -761,22 +769,7 @@ def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
 
 def test_the_bf16_warning_does_not_hide_the_compile_note(monkeypatch):
     """Both start notes reach the first progress message (compile asked for on the CPU)."""
-    from selfdenoise import Denoiser
-
-    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
-    volume = np.random.default_rng(0).normal(0.5, 0.1, (8, 32, 32)).astype(np.float32)
-    model = Denoiser(
-        "n2v",
-        "ZYX",
-        steps=1,
-        steps_per_epoch=1,
-        amp="bf16",
-        device="cpu",
-        compile=True,
-        base_channels=8,
-        batch_size=2,
-        patch_shape=(8, 16, 16),
-    )
+    model, volume = _bf16_3d_run_on_avx512_cpu(monkeypatch, steps=1, compile=True)
     with pytest.warns(RuntimeWarning, match="patches 8 deep"):
         first = next(p.message for p in model.fit_iter(volume) if p.message)
     assert "torch.compile is used on CUDA only" in first and "patches 8 deep" in first

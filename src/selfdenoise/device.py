@@ -193,10 +193,17 @@ def cpu_has_fast_bf16(spatial_dims: int | None = None) -> bool:
     3D. AVX2-only and Arm CPUs keep float32; so does any CPU where torch cannot tell
     (releases without ``torch.cpu.get_capabilities``).
     """
+    units = _cpu_bf16_units()
+    return units == "amx" or (units == "avx512" and spatial_dims == 2)
+
+
+def _cpu_bf16_units() -> str:
+    """``'amx'`` (AMX-BF16), ``'avx512'`` (AVX-512 BF16 without AMX: the CPUs with the 3D
+    gradient fault) or ``''`` (no bf16 hardware, or torch cannot tell)."""
     capabilities = _cpu_capabilities()
     if capabilities.get("amx_bf16"):
-        return True
-    return spatial_dims == 2 and bool(capabilities.get("avx512_bf16"))
+        return "amx"
+    return "avx512" if capabilities.get("avx512_bf16") else ""
 
 
 def _cpu_capabilities() -> dict:
@@ -218,8 +225,7 @@ def cpu_bf16_3d_fault(patch_shape: tuple[int, ...], levels: int) -> str:
     ``levels`` down-samplings meets that depth when the patch is ``2 * 2**level`` deep for
     some level (4, 8, ... voxels).
     """
-    capabilities = _cpu_capabilities()
-    if len(patch_shape) != 3 or capabilities.get("amx_bf16") or not capabilities.get("avx512_bf16"):
+    if len(patch_shape) != 3 or _cpu_bf16_units() != "avx512":
         return ""
     if not any(patch_shape[0] == 2 * 2**level for level in range(levels + 1)):
         return ""

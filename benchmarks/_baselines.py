@@ -301,12 +301,16 @@ def run_deep(
     settings: dict | None = None,
     label: str | None = None,
     row_name: str | None = None,
+    restore: bool = False,
 ) -> list[Result]:
     """Train a :class:`selfdenoise.Denoiser` on ``noisy`` alone, predict it and score it.
 
     Give ``minutes`` (wall-clock budget, the learning-rate schedule is annealed over it) or
     ``steps`` (a step budget). With ``tta`` the same trained model also predicts with 8-fold
-    flip/rotation averaging, reported as a second result (method ``"<method> +TTA"``).
+    flip/rotation averaging, reported as a second result (method ``"<method> +TTA"``). The
+    plain rows are the network's output alone (``restore_detail=False``); with ``restore``
+    the same model also predicts with the detail restoration step, rows
+    ``"<method> +restore"`` and ``"<method> +restore +TTA"``.
     ``label`` names the budget in the results (default ``"<minutes> min"`` / ``"<n> steps"``);
     ``row_name`` the method (default ``method``; e.g. ``"neighbor2neighbor [depth 3]"``).
     """
@@ -326,17 +330,24 @@ def run_deep(
     done = model.history[-1]["step"] if model.history else 0
     budget = label or (f"{minutes:g} min" if minutes is not None else f"{steps} steps")
     results = []
-    for augment in (False, True) if tta else (False,):
-        started = time.perf_counter()
-        out = model.predict(noisy, tta=augment)
-        predict_seconds = time.perf_counter() - started
-        row = row_name or method
-        label, variant = (f"{row} +TTA", f"{recipe}+tta") if augment else (row, recipe)
-        scored = scores(clean, out)
-        results.append(
-            Result(image, label, variant, budget, *scored, train_seconds, predict_seconds, done)
-        )
+    for restored in (False, True) if restore else (False,):
+        for augment in (False, True) if tta else (False,):
+            started = time.perf_counter()
+            out = model.predict(noisy, tta=augment, restore_detail=restored)
+            predict_seconds = time.perf_counter() - started
+            label, variant = _prediction_names(row_name or method, recipe, augment, restored)
+            scored = scores(clean, out)
+            results.append(
+                Result(image, label, variant, budget, *scored, train_seconds, predict_seconds, done)
+            )
     return results
+
+
+def _prediction_names(row: str, recipe: str, augment: bool, restored: bool) -> tuple[str, str]:
+    """Method label and recipe of a prediction: ``"n2v2 +restore +TTA"``, ``"default+restore+tta"``."""
+    label = row + (" +restore" if restored else "") + (" +TTA" if augment else "")
+    variant = recipe + ("+restore" if restored else "") + ("+tta" if augment else "")
+    return label, variant
 
 
 def run_deep_joint(
@@ -372,7 +383,7 @@ def run_deep_joint(
     for name in noisy:
         for augment in (False, True) if tta else (False,):
             started = time.perf_counter()
-            out = model.predict(noisy[name], tta=augment)
+            out = model.predict(noisy[name], tta=augment, restore_detail=False)
             predict_seconds = time.perf_counter() - started
             row = f"{row_name or method} (joint){' +TTA' if augment else ''}"
             variant = recipe + ("+tta" if augment else "")

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> None:
                     settings=_settings(args),
                     tta=args.tta,
                     row_name=_row_name(args, method),
+                    restore=args.restore,
                 )
                 for result in results:
                     _record(result, args)
@@ -329,6 +330,10 @@ def _verdicts(values: list[float]) -> list[str]:
 TARGET_VARIANTS = {
     "": ("", TARGET_BUDGETS),
     " [bf16]": (", bf16 training (N2V2 in float32 unless it has bf16 rows)", TARGET_BUDGETS),
+    " [bf16] +restore": (
+        ", bf16 training, both methods with the detail restoration step (`--restore`)",
+        TARGET_BUDGETS,
+    ),
     " [bf16] (joint)": (
         ", bf16 training, one model per method trained on all 12 images (`--joint`)",
         tuple(f"{budget} per image, joint" for budget in TARGET_BUDGETS),
@@ -421,6 +426,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tta", action="store_true", help="8-fold flip/rotation averaging")
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="also score the same models with the detail restoration step (rows "
+        "'<method> +restore', '<method> +restore +TTA'); the plain rows never use it",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-classical", dest="classical", action="store_false")
     parser.add_argument(

@@ -98,16 +98,20 @@ def fitted_scores(clean: np.ndarray, image: np.ndarray) -> tuple[float, float]:
     return base.scores(clean, np.clip(fitted(clean, image), -1, 2))
 
 
-def train_predict(noisy: np.ndarray, method: str, budget, axes: str, tta=False, **settings):
+def train_predict(
+    noisy: np.ndarray, method: str, budget, axes: str, tta=False, restore=False, **settings
+):
     """Train ``method`` on ``noisy`` within ``budget``; ``{suffix: (output, train_s, predict_s)}``.
 
     ``budget`` is CPU-minutes of wall-clock time (a float) or ``("steps", n)``. The plain
-    prediction has the suffix ``""``; with ``tta`` the 8-fold flip/rotation average
-    (``predict(tta=True)``) of the same model is added as ``" +TTA"``."""
+    prediction (the network's output alone, ``restore_detail=False``) has the suffix ``""``;
+    with ``tta`` the 8-fold flip/rotation average (``predict(tta=True)``) of the same model is
+    added as ``" +TTA"``, and with ``restore`` the detail restoration step as ``" +restore"``
+    (and ``" +restore +TTA"``)."""
     from selfdenoise import Denoiser
 
     if settings.pop("gat", False):
-        return _train_predict_gat(noisy, method, budget, axes, tta, **settings)
+        return _train_predict_gat(noisy, method, budget, axes, tta, restore, **settings)
     if isinstance(budget, tuple):
         settings["steps"] = budget[1]
     else:
@@ -116,21 +120,26 @@ def train_predict(noisy: np.ndarray, method: str, budget, axes: str, tta=False, 
     started = time.perf_counter()
     model.fit(noisy)
     train_seconds = time.perf_counter() - started
-    results, predictions = {}, {"": False, " +TTA": True} if tta else {"": False}
-    for suffix, with_tta in predictions.items():
-        started = time.perf_counter()
-        output = model.predict(noisy, tta=with_tta)
-        results[suffix] = output.astype(np.float64), train_seconds, time.perf_counter() - started
+    results = {}
+    for with_restore in (False, True) if restore else (False,):
+        for with_tta in (False, True) if tta else (False,):
+            suffix = (" +restore" if with_restore else "") + (" +TTA" if with_tta else "")
+            started = time.perf_counter()
+            output = model.predict(noisy, tta=with_tta, restore_detail=with_restore)
+            seconds = time.perf_counter() - started
+            results[suffix] = output.astype(np.float64), train_seconds, seconds
     return results
 
 
-def _train_predict_gat(noisy: np.ndarray, method: str, budget, axes: str, tta=False, **settings):
+def _train_predict_gat(
+    noisy: np.ndarray, method: str, budget, axes: str, tta=False, restore=False, **settings
+):
     """:func:`train_predict` in the generalised Anscombe domain of a noise model fitted to
     ``noisy`` alone (``_vst``), outputs mapped back by the unbiased inverse (2D only)."""
     from _vst import fit_noise_model, gat, inverse_gat
 
     model = fit_noise_model(noisy)
-    results = train_predict(gat(noisy, *model), method, budget, axes, tta, **settings)
+    results = train_predict(gat(noisy, *model), method, budget, axes, tta, restore, **settings)
     return {
         suffix: (inverse_gat(output, *model), *seconds)
         for suffix, (output, *seconds) in results.items()
@@ -257,7 +266,7 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
                 steps = steps_for(method, minutes, args.rates, ndim, precision)
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
                 name = f"{name}, {cpu_minutes_label(minutes)}"
-            results = train_predict(noisy, method, budget, axes, args.tta, **settings)
+            results = train_predict(noisy, method, budget, axes, args.tta, args.restore, **settings)
             for suffix, result in results.items():
                 outputs[name + suffix] = (*result, extra)
             print(f"    {name}: trained {results[''][1]:.0f}s", flush=True)
@@ -527,6 +536,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pairs", default="", help="FMD pairs to run, e.g. 'widefield BPAE' (all)")
     parser.add_argument(
         "--tta", action="store_true", help="also predict with 8-fold flip/rotation averaging"
+    )
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="also predict with the detail restoration step (rows '<name> +restore'); the "
+        "plain rows never use it",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")

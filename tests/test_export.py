@@ -133,9 +133,9 @@ def test_onnx_export_matches_predict(fixture, request, tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (denoised,) = session.run(None, {"raw": raw})
     if channels == 1:
-        expected = model.predict(raw[:, 0], "SYX", tta=False)[:, None]
+        expected = model.predict(raw[:, 0], "SYX", tta=False, restore_detail=False)[:, None]
     else:
-        expected = model.predict(raw, "SCYX", tta=False)
+        expected = model.predict(raw, "SCYX", tta=False, restore_detail=False)
     assert_close(denoised, expected)
 
 
@@ -147,7 +147,9 @@ def test_torchscript_export_matches_predict(model_3d, tmp_path):
     raw = np.random.default_rng(2).normal(20, 5, (2, 1, 6, 20, 14)).astype(np.float32)
     with torch.no_grad():
         denoised = graph(torch.from_numpy(raw)).numpy()
-    assert_close(denoised, model_3d.predict(raw[:, 0], "SZYX", tta=False)[:, None])
+    assert_close(
+        denoised, model_3d.predict(raw[:, 0], "SZYX", tta=False, restore_detail=False)[:, None]
+    )
 
 
 @pytest.mark.parametrize("package", ["package_2d", "package_3d"])
@@ -187,9 +189,11 @@ def test_bioimageio_prediction_matches_denoiser_predict(package, request):
     test_input = package_tensor(path, "test_input.npy")
     spatial = "YX" if test_input.ndim == 4 else "ZYX"
     if test_input.shape[1] == 1:
-        expected = model.predict(test_input[:, 0], "S" + spatial, tta=False)[:, None]
+        expected = model.predict(test_input[:, 0], "S" + spatial, tta=False, restore_detail=False)[
+            :, None
+        ]
     else:
-        expected = model.predict(test_input, "SC" + spatial, tta=False)
+        expected = model.predict(test_input, "SC" + spatial, tta=False, restore_detail=False)
     np.testing.assert_array_equal(package_tensor(path, "test_output.npy"), expected)
     descr = load_model_description(path)
     with core.create_prediction_pipeline(descr, weight_format="pytorch_state_dict") as pipeline:

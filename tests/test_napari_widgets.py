@@ -317,12 +317,11 @@ def test_new_line_layer_is_ready_to_draw(viewer, compare_widget):
 class FakeModel:
     """Stands in for a trained Denoiser: predicts slowly and honours cancel."""
 
-    method = "n2v"
-
-    def __init__(self, ndim=2):
+    def __init__(self, ndim=2, method="n2v"):
         from selfdenoise.config import make_config
 
-        self.config = make_config("n2v", "ZYX" if ndim == 3 else "YX")
+        self.method = method
+        self.config = make_config(method, "ZYX" if ndim == 3 else "YX")
         self.history = [{"step": 10, "loss": 1.0, "val_loss": 1.0}]
         self.calls = []
 
@@ -344,9 +343,12 @@ class FakeModel:
 def test_predict_widget_guesses_time_series_and_reads_options(
     viewer, predict_widget, qtbot, clean_session
 ):
+    clean_session.add(FakeModel(ndim=2, method="neighbor2neighbor"), "n2n")
+    assert predict_widget.restore_detail.value is False  # the model's setting: off for N2N
     model = FakeModel(ndim=2)
     clean_session.add(model, "fake")
-    assert predict_widget.model.value == "fake"
+    predict_widget.model.value = "fake"
+    assert predict_widget.restore_detail.value is True  # on for a masked method's model
     assert "YX" in predict_widget.model_info.text()
     layer = viewer.add_image(np.ones((3, 32, 32), np.float32), name="movie", scale=(1, 0.5, 0.5))
     predict_widget.image.value = layer
@@ -354,9 +356,11 @@ def test_predict_widget_guesses_time_series_and_reads_options(
     predict_widget.tile_shape.value = "16"
     predict_widget.overlap.value = "4"
     predict_widget.tta.value = True
+    predict_widget.restore_detail.value = False
     predict_widget.run()
     qtbot.waitUntil(lambda: not predict_widget.is_running, timeout=20_000)
-    assert model.calls == [("TYX", {"tile_shape": (16, 16), "overlap": (4, 4), "tta": True})]
+    options = {"tile_shape": (16, 16), "overlap": (4, 4), "tta": True, "restore_detail": False}
+    assert model.calls == [("TYX", options)]
     (result,) = predict_widget.last_layers
     assert result.name == "movie denoised (Noise2Void (N2V))"
     np.testing.assert_allclose(result.scale, layer.scale)

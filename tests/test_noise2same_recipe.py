@@ -102,10 +102,15 @@ def test_noise2same_recipe_beats_nl_means_within_a_step_budget(torch_single_thre
         seed=0,
     )
     model.fit(noisy)
-    denoised = model.predict(noisy).astype(np.float64)
+    denoised = model.predict(noisy, restore_detail=False).astype(np.float64)
     deep = float(peak_signal_noise_ratio(clean, denoised, data_range=1.0))
     classical = _nl_means_psnr(noisy, clean)
     assert deep > classical, f"Noise2Same: {deep:.2f} dB, NL-means: {classical:.2f} dB"
+    # The default prediction takes back detail the near-blind-spot output smoothed away:
+    # 27.28 -> 27.54 dB measured in bf16 on an AVX-512 BF16 CPU (session 29).
+    restored = model.predict(noisy).astype(np.float64)
+    gain = float(peak_signal_noise_ratio(clean, restored, data_range=1.0)) - deep
+    assert gain > 0.15, f"detail restoration gained {gain:.2f} dB"
     # Between a blind spot (0) and the identity (1), and detail kept rather than inverted.
     sensitivity = self_sensitivity(model, noisy, n_pixels=32).mean
     assert 0.05 < sensitivity < 0.6, sensitivity

@@ -66,7 +66,9 @@ class PredictionMixin:
             As in :meth:`predict`.
         **options
             ``tile_shape``, ``overlap``, ``batch_size``, ``blend``, ``tta``, ``half``,
-            ``out_dtype`` of :func:`selfdenoise.tiling.predict_dask`.
+            ``out_dtype`` of :func:`selfdenoise.tiling.predict_dask`, and ``restore_detail``
+            as in :meth:`predict` (done block by block, each block reading its own noise
+            level).
 
         Returns
         -------
@@ -76,7 +78,8 @@ class PredictionMixin:
         from .tiling import predict_dask
 
         layout = self.prediction_layout(image, axes)
-        return predict_dask(
+        restore = options.pop("restore_detail", None)
+        result = predict_dask(
             self.network_factory(),
             image,
             layout,
@@ -85,6 +88,11 @@ class PredictionMixin:
             channels_jointly=self.config.channels_jointly,
             **options,
         )
+        if not (self.config.tiling.restore_detail if restore is None else restore):
+            return result
+        from .restore import restore_detail_dask
+
+        return restore_detail_dask(image, result, layout)
 
     def predict(
         self,
@@ -96,6 +104,7 @@ class PredictionMixin:
         tta: bool | None = None,
         batch_size: int | None = None,
         blend: str | None = None,
+        restore_detail: bool | None = None,
         out=None,
         dtype: str | np.dtype | None = None,
         progress: Callable[[int, int, float | None], None] | None = None,
@@ -118,6 +127,10 @@ class PredictionMixin:
             Tiles per forward pass.
         blend : {'crop', 'hann'}, optional
             Stitching mode.
+        restore_detail : bool, optional
+            Blend each pixel with its noisy value where the output lost detail
+            (:func:`selfdenoise.restore.restore_detail`, sample by sample). Default: the
+            model's ``tiling.restore_detail`` (on for the masked methods and Noise2Same).
         out : array-like, optional
             Writable array of the image's shape (numpy, memmap, zarr) filled tile by tile.
         dtype : dtype or 'input', optional
@@ -159,6 +172,10 @@ class PredictionMixin:
             progress=progress,
             cancel=cancel,
         )
+        if tiling.restore_detail if restore_detail is None else restore_detail:
+            from .restore import restore_detail_samples
+
+            result = restore_detail_samples(image, result, layout)
         return cast_output(result, dtype, getattr(image, "dtype", np.float32))
 
     def prediction_layout(self, image, axes: str | None = None) -> Layout:

@@ -71,6 +71,11 @@ def _default(setting: str, section: str = "training", axes: str = "YX") -> str:
     return f"default {common}" + (f"; {', '.join(others)}" if others else "")
 
 
+def _restoring_methods() -> list[str]:
+    """Methods whose models restore detail after prediction by default (from the config)."""
+    return [name for name in method_names() if make_config(name).tiling.restore_detail]
+
+
 def _reporting(command: argparse.ArgumentParser) -> None:
     """--quiet and --log-json; by default a progress bar on a terminal, else plain lines."""
     report = command.add_mutually_exclusive_group()
@@ -239,6 +244,16 @@ def _add_predict_parser(commands) -> None:
     )
     predict.add_argument("--batch", type=int, help="tiles per forward pass")
     predict.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x slower)")
+    predict.add_argument(
+        "--restore-detail",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "blend each pixel with its noisy value where the output lost detail (a local "
+            "Wiener step; for white noise). Default: the model's setting, on for "
+            f"{', '.join(_restoring_methods())}"
+        ),
+    )
     predict.add_argument(
         "--dtype",
         default="float32",

@@ -165,6 +165,7 @@ register_method(
             "network": {"base_channels": 16},
             "masking": {"mode": "stratified", "fraction": 0.1, "fill": "donut"},
             "training": {"learning_rate": 6e-3, "schedule": "onecycle"},
+            "tiling": {"restore_detail": True},
         },
         objective_options=("lambda_inv",),
         citation=(
@@ -180,7 +181,10 @@ register_method(
         label="Noise2Void (N2V)",
         summary="Predict masked pixels from their neighbours (blind spot).",
         objective="noise2void:Noise2Void",
-        defaults={"masking": {"mode": "stratified", "fraction": 0.02, "fill": "uniform"}},
+        defaults={
+            "masking": {"mode": "stratified", "fraction": 0.02, "fill": "uniform"},
+            "tiling": {"restore_detail": True},
+        },
         citation=(
             "Krull, Buchholz, Jug. Noise2Void - Learning Denoising from Single Noisy Images. "
             "CVPR 2019."
@@ -197,6 +201,7 @@ register_method(
         defaults={
             "network": {"blurpool": True, "top_skip": False},
             "masking": {"mode": "stratified", "fraction": 0.02, "fill": "median"},
+            "tiling": {"restore_detail": True},
         },
         citation=(
             "Höck, Buchholz, Brachmann, Jug, Freytag. N2V2 - Fixing Noise2Void Checkerboard Artifacts "
@@ -212,7 +217,10 @@ register_method(
         label="Noise2Self",
         summary="Random or grid masking, score only masked pixels (J-invariance).",
         objective="noise2self:Noise2Self",
-        defaults={"masking": {"mode": "bernoulli", "fraction": 0.05, "fill": "donut"}},
+        defaults={
+            "masking": {"mode": "bernoulli", "fraction": 0.05, "fill": "donut"},
+            "tiling": {"restore_detail": True},
+        },
         citation="Batson, Royer. Noise2Self: Blind Denoising by Self-Supervision. ICML 2019.",
         doi="10.48550/arXiv.1901.11365",
     )

@@ -217,6 +217,7 @@ def _predict_on_cluster(model, data, axes, args, dtype=None):
         overlap=_overlap(args.overlap),
         batch_size=args.batch,
         tta=args.tta,
+        restore_detail=args.restore_detail,
         out_dtype=dtype or output_dtype(args.dtype, np.dtype(data.dtype)),
     )
 
@@ -261,6 +262,7 @@ def _predict(model, data, axes: str | None, args: argparse.Namespace, out, progr
         overlap=_overlap(args.overlap),
         batch_size=tiling["batch_size"],
         tta=args.tta,
+        restore_detail=args.restore_detail,
         out=out,
         dtype=None if out is not None or args.dtype == "float32" else args.dtype,
         progress=progress,

@@ -132,6 +132,7 @@ class PredictWidget(DiskSection, WorkerWidget):
         self.tile_shape = LineEdit(value="auto")
         self.overlap = LineEdit(value="auto")
         self.tta = CheckBox(value=False, text="8 flips/rotations (8x slower)")
+        self.restore_detail = CheckBox(value=False, text="blend back lost edges")
         self.device = ComboBox(choices=list(DEVICES), value="auto")
         form = form_layout()
         add_row(form, "Image", self.image, "Layer to denoise; it is never modified.")
@@ -154,6 +155,14 @@ class PredictWidget(DiskSection, WorkerWidget):
             "Halo around each tile; 'auto' = the network's receptive field (seamless).",
         )
         add_row(form, "TTA", self.tta, "Test-time augmentation: a little better, 8x slower.")
+        add_row(
+            form,
+            "Restore detail",
+            self.restore_detail,
+            "Blend each pixel with its noisy value where the model smoothed detail away (a "
+            "local Wiener step; needs noise independent from pixel to pixel). The model's own "
+            "setting by default: on for Noise2Same and the masked methods.",
+        )
         add_row(form, "Device", self.device, DEVICE_HELP)
         self.content_layout.addLayout(form)
 
@@ -208,7 +217,9 @@ class PredictWidget(DiskSection, WorkerWidget):
     def _model_changed(self, *_: Any) -> None:
         name = self.model.value
         if name in SESSION_MODELS.names():
-            self.model_info.setText(SESSION_MODELS.get(name).describe())
+            entry = SESSION_MODELS.get(name)
+            self.model_info.setText(entry.describe())
+            self.restore_detail.value = entry.denoiser.config.tiling.restore_detail
         else:
             self.model_info.setText("Train a model or load one from a file.")
         self._image_changed()
@@ -222,7 +233,8 @@ class PredictWidget(DiskSection, WorkerWidget):
 
     # ------------------------------------------------------------------ running
     def prediction_options(self, axes: str) -> dict[str, Any]:
-        """``tile_shape``, ``overlap`` and ``tta`` from the fields (raises on bad text)."""
+        """``tile_shape``, ``overlap``, ``tta`` and ``restore_detail`` from the fields (raises on
+        bad text)."""
         if self.denoiser is None:
             raise SelfDenoiseError("choose a model: train one, or load a file with 'Load…'.")
         ndim = self.denoiser.config.ndim
@@ -230,6 +242,7 @@ class PredictWidget(DiskSection, WorkerWidget):
             "tile_shape": parse_shape(self.tile_shape.value, ndim, "tile size"),
             "overlap": parse_shape(self.overlap.value, ndim, "overlap"),
             "tta": bool(self.tta.value),
+            "restore_detail": bool(self.restore_detail.value),
         }
 
     def _check_inputs(self) -> tuple[Denoiser, Layer, str, dict]:

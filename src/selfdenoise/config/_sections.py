@@ -285,6 +285,12 @@ class TilingConfig:
         Average the 8 flips/rotations in YX (8x the cost).
     half : {'auto', 'off', 'bf16', 'fp16'}
         Reduced precision on CUDA; ``auto`` uses bf16/fp16 on CUDA only.
+    restore_detail : bool
+        After prediction, blend each pixel with its noisy value where the output lost detail
+        (a local Wiener step, :func:`selfdenoise.restore.restore_detail`), in each image where
+        Stein's unbiased risk estimate expects it to lower the error. On by default for the
+        masked methods and Noise2Same, whose outputs (nearly) ignore each pixel's own value;
+        off for the others, and with structN2V masking (noise correlated between pixels).
     """
 
     tile_shape: tuple[int, ...] | None = None
@@ -293,9 +299,14 @@ class TilingConfig:
     blend: str = "crop"
     tta: bool = False
     half: str = "auto"
+    restore_detail: bool = False
 
     def validate(self) -> None:
         _check_shape("tile_shape", self.tile_shape)
+        if not isinstance(self.restore_detail, bool):
+            raise SelfDenoiseError(
+                f"restore_detail must be True or False; got {self.restore_detail!r}."
+            )
         if self.overlap is not None and not all(int(v) >= 0 for v in self.overlap):
             raise SelfDenoiseError(f"overlap must be non-negative integers; got {self.overlap!r}.")
         _check_positive("tile_batch_size", self.tile_batch_size, allow_none=True)

@@ -62,6 +62,14 @@ def make_config(method: str = DEFAULT_METHOD, axes: str = "YX", **settings: Any)
                 top[name] = resolved
             else:
                 sections[section][name] = resolved
+    tiling_given = settings.get("tiling")
+    restore_given = "restore_detail" in settings or (
+        isinstance(tiling_given, dict) and "restore_detail" in tiling_given
+    )
+    if sections["masking"].get("struct_axis") is not None and not restore_given:
+        # structN2V declares noise correlated between pixels, which the detail restoration
+        # would partly give back (it reads the noise level as if it were white).
+        sections["tiling"]["restore_detail"] = False
     config = DenoiserConfig(
         method=method,
         axes=axes.upper(),

@@ -87,7 +87,11 @@ def fit_test_shape(image: np.ndarray, spec: GraphSpec, min_side: int) -> np.ndar
 
 
 def predict_test_output(denoiser: Denoiser, spec: GraphSpec, test_input: np.ndarray) -> np.ndarray:
-    """``Denoiser.predict`` of the test input on the CPU in float32, without TTA."""
+    """``Denoiser.predict`` of the test input on the CPU in float32, without TTA.
+
+    Also without the detail restoration (:mod:`selfdenoise.restore`): an exported package
+    holds the network alone, so its test output is the network's.
+    """
     import tempfile
 
     from ..api import Denoiser as _Denoiser
@@ -98,8 +102,9 @@ def predict_test_output(denoiser: Denoiser, spec: GraphSpec, test_input: np.ndar
         clone = _Denoiser.load(denoiser.save(Path(folder) / "model.safetensors"), device="cpu")
     spatial = spec.spatial_axes
     if spec.channels == 1:
-        return clone.predict(test_input[:, 0], "S" + spatial, tta=False)[:, None]
-    return clone.predict(test_input, "SC" + spatial, tta=False)
+        plain = clone.predict(test_input[:, 0], "S" + spatial, tta=False, restore_detail=False)
+        return plain[:, None]
+    return clone.predict(test_input, "SC" + spatial, tta=False, restore_detail=False)
 
 
 def write_cover(path: Path, test_input: np.ndarray, test_output: np.ndarray) -> None:

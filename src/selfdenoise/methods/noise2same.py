@@ -10,7 +10,8 @@ With ``o = f(x)`` and ``o_m = f(x_m)``, where ``x_m`` is ``x`` with the masked p
 The first term scores every pixel (no blind spot); the second keeps the network from
 relying on a pixel's own noisy value. Both passes receive gradients, and both run in one
 network call on the concatenated batch (channels-last when training is). Prediction is a
-single unmasked pass ``f(x)``.
+single unmasked pass ``f(x)``, followed by default by :func:`selfdenoise.restore.restore_detail`
+(a local Wiener step that takes back detail the near-blind-spot output smoothed away).
 
 Choosing :math:`\\lambda_{inv}`
 -------------------------------

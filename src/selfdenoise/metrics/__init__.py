@@ -36,6 +36,8 @@ from ._edges import (
 from ._fidelity import psnr, psnr_scale_invariant, ssim, ssim_map
 from ._noise import (
     MethodNoiseStats,
+    NoiseLine,
+    estimate_noise_line,
     estimate_noise_rms,
     estimate_noise_sigma,
     method_noise_stats,
@@ -74,6 +76,7 @@ __all__ = [
     "MethodNoiseStats",
     "MetricColumn",
     "MetricsTable",
+    "NoiseLine",
     "canny_edges",
     "canny_edges_f1",
     "canny_thresholds",
@@ -81,6 +84,7 @@ __all__ = [
     "compare",
     "display_order",
     "epi",
+    "estimate_noise_line",
     "estimate_noise_rms",
     "estimate_noise_sigma",
     "gradient_correlation",

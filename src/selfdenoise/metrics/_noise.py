@@ -92,18 +92,72 @@ NOISE_LEVEL_BINS = 16
 """Intensity bins in which :func:`estimate_noise_rms` reads the noise variance."""
 
 
+class NoiseLine(NamedTuple):
+    """Noise variance as a line in the signal: ``var = slope * signal + offset``.
+
+    ``slope`` is 0 for signal-independent (Gaussian) noise and positive for photon-limited
+    (Poisson-Gaussian) noise; see :func:`estimate_noise_line`.
+    """
+
+    slope: float
+    offset: float
+
+    def variance(self, signal: ArrayLike) -> np.ndarray:
+        """Noise variance at ``signal`` (in the image's units), clipped at 0."""
+        return np.maximum(self.slope * np.asarray(signal) + self.offset, 0.0)
+
+
+def estimate_noise_line(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> NoiseLine:
+    """Fit ``var = slope * signal + offset`` to the noise of one image or volume.
+
+    The finest-scale wavelet details (as in :func:`estimate_noise_sigma`) are grouped by the
+    local mean intensity (``2^n`` blocks) into ``bins`` quantile bins; each bin's variance is
+    the squared MAD estimate, and a line with ``slope >= 0`` is fitted through them by
+    weighted least squares. An image with one intensity level, or too few pixels per bin,
+    gets the flat line ``(0, estimate_noise_sigma(image)**2)``.
+
+    Parameters
+    ----------
+    image : array_like
+        2D image or 3D volume, in its own intensity units.
+    bins : int
+        Number of intensity bins.
+
+    Returns
+    -------
+    NoiseLine
+        Slope and offset in the image's units (variance per unit of signal, variance).
+    """
+    values = to_float(as_image(image, "image"))
+    detail = _finest_details(values)
+    level = _block_means(values)
+    detail = detail[tuple(slice(0, n) for n in level.shape)].ravel()
+    level = level.ravel()
+    edges = np.unique(np.quantile(level, np.linspace(0.0, 1.0, bins + 1)))
+    if edges.size < 3:  # (nearly) constant intensity: one level, nothing to fit
+        return NoiseLine(0.0, estimate_noise_sigma(values) ** 2)
+    which = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, len(edges) - 2)
+    counts = np.bincount(which, minlength=len(edges) - 1)
+    usable = [k for k in range(len(edges) - 1) if counts[k] >= 64]
+    if len(usable) < 2:
+        return NoiseLine(0.0, estimate_noise_sigma(values) ** 2)
+    means = np.array([level[which == k].mean() for k in usable])
+    variances = np.array(
+        [(np.median(np.abs(detail[which == k])) / ndtri(0.75)) ** 2 for k in usable]
+    )
+    return NoiseLine(*_nonnegative_line(means, variances, counts[usable].astype(np.float64)))
+
+
 def estimate_noise_rms(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
     """Root-mean-square noise standard deviation, for noise whose variance grows with the signal.
 
     Photon-limited (Poisson-Gaussian) noise has ``var = a * signal + b``: the median-based
     :func:`estimate_noise_sigma` then reads the noise of the typical pixel, which in a
     fluorescence image is the dark background, and under-reads the noise of the bright
-    structures several-fold. Here the finest-scale wavelet details (as in
-    :func:`estimate_noise_sigma`) are grouped by the local mean intensity (``2^n`` blocks) into
-    ``bins`` quantile bins; each bin's variance is the squared MAD estimate, a line
-    ``var = a * mean + b`` with ``a >= 0`` is fitted through them (weighted least squares), and
-    the result is ``sqrt(mean(a * mean + b))`` over the image. For signal-independent noise the
-    line is flat and the result matches :func:`estimate_noise_sigma`.
+    structures several-fold. Here the line is fitted by :func:`estimate_noise_line` and the
+    result is ``sqrt(mean(a * mean + b))`` over the image's ``2^n`` block means. For
+    signal-independent noise the line is flat and the result matches
+    :func:`estimate_noise_sigma`.
 
     Parameters
     ----------
@@ -119,24 +173,10 @@ def estimate_noise_rms(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
         image has too few pixels per bin for a fit).
     """
     values = to_float(as_image(image, "image"))
-    detail = _finest_details(values)
-    level = _block_means(values)
-    detail = detail[tuple(slice(0, n) for n in level.shape)].ravel()
-    level = level.ravel()
-    edges = np.unique(np.quantile(level, np.linspace(0.0, 1.0, bins + 1)))
-    if edges.size < 3:  # (nearly) constant intensity: one level, nothing to fit
-        return estimate_noise_sigma(values)
-    which = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, len(edges) - 2)
-    counts = np.bincount(which, minlength=len(edges) - 1)
-    usable = [k for k in range(len(edges) - 1) if counts[k] >= 64]
-    if len(usable) < 2:
-        return estimate_noise_sigma(values)
-    means = np.array([level[which == k].mean() for k in usable])
-    variances = np.array(
-        [(np.median(np.abs(detail[which == k])) / ndtri(0.75)) ** 2 for k in usable]
-    )
-    slope, offset = _nonnegative_line(means, variances, counts[usable].astype(np.float64))
-    return float(np.sqrt(np.mean(np.maximum(slope * level + offset, 0.0))))
+    line = estimate_noise_line(values, bins)
+    if line.slope == 0.0:
+        return float(np.sqrt(line.offset))
+    return float(np.sqrt(np.mean(line.variance(_block_means(values)))))
 
 
 def _block_means(values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,291 @@
+"""Noise-aware detail restoration: a local Wiener step after a blind-spot denoiser.
+
+A denoiser trained with masked pixels (Noise2Void, N2V2, Noise2Self) predicts each pixel from
+its neighbours alone, and Noise2Same ends close to that. Where the neighbours cannot tell a
+pixel's value (edges, fine texture) the output ``d`` is too smooth, and the pixel's own noisy
+value ``x`` still holds information. If the error ``d - y`` is independent of the pixel's
+noise (variance ``v``), the blend ``d + c (x - d)`` has the least expected error at
+
+.. math:: c = \\frac{e}{e + v}, \\qquad e = E(d - y)^2 = E(x - d)^2 - v .
+
+:func:`restore_detail` reads ``q = e / v`` locally: the squared method noise ``(x - d)^2 / v``
+averaged with a Gaussian window of :data:`DETAIL_SMOOTHING` pixels, minus 1, clipped at 0, and
+blends with ``c = q / (q + 1)``. In flat regions the method noise is pure noise, ``q`` is about
+0 and the output stays ``d``; at an edge the network smoothed away, ``q`` is large and the
+blend takes back what the noisy pixel shows. This is the empirical Wiener step of two-stage
+filters (BM3D's second stage, Lee's local-statistics filter) with the network's output as the
+pilot estimate. Reading the error in units of the local noise variance keeps photon noise,
+whose variance changes from pixel to pixel, from passing for lost detail.
+
+The noise variance comes from the noisy image itself
+(:func:`~selfdenoise.metrics.estimate_noise_line`): a constant for Gaussian noise,
+``a * signal + b`` for photon-limited noise. Whether the blend helps is decided per image by
+Stein's unbiased risk estimate (:func:`estimated_error_change`): where it expects no gain
+(an output that lost no detail, or noise the estimate misreads) the output is left as it is.
+
+Neighbor2Neighbor and supervised models keep their own pixel's value in the output already,
+so their method noise under-reads ``e``; the step does not help them (docs/benchmarks.md) and
+is off for them by default. It is also off by default with structN2V masking, which declares
+noise correlated between pixels.
+
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import ndimage
+
+from ._errors import SelfDenoiseError
+from ._prediction import cast_output
+from .axes import Layout
+from .metrics import NoiseLine, estimate_noise_line
+
+__all__ = [
+    "DETAIL_SMOOTHING",
+    "estimated_error_change",
+    "restore_detail",
+    "restore_detail_dask",
+    "restore_detail_samples",
+]
+
+DETAIL_SMOOTHING = 2.5
+"""Standard deviation (pixels) of the Gaussian window that reads the local error."""
+
+
+def _check_pair(noisy: ArrayLike, denoised: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(noisy, dtype=np.float32)
+    d = np.asarray(denoised, dtype=np.float32)
+    if x.shape != d.shape:
+        raise SelfDenoiseError(f"noisy {x.shape} and denoised {d.shape} must have the same shape.")
+    if x.ndim not in (2, 3):
+        raise SelfDenoiseError(f"restore_detail takes a 2D or 3D image; got shape {x.shape}.")
+    return x, d
+
+
+def _variance(x: np.ndarray, d: np.ndarray, noise: NoiseLine | float | None) -> np.ndarray:
+    """Per-pixel noise variance at the denoised signal, kept above a tiny floor."""
+    noise = estimate_noise_line(x) if noise is None else noise
+    variance = noise.variance(d) if isinstance(noise, NoiseLine) else np.full_like(d, noise)
+    floor = 1e-6 * float(np.mean(np.square(x - d), dtype=np.float64)) + 1e-30
+    return np.maximum(variance, floor).astype(np.float32)
+
+
+def _centre_weight(smoothing: float, ndim: int) -> float:
+    """Weight of a pixel in its own window (scipy's Gaussian kernel, truncated at 4 sigma)."""
+    radius = int(4.0 * smoothing + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / smoothing) ** 2)
+    return float((1.0 / taps.sum()) ** ndim)
+
+
+def _blend(
+    x: np.ndarray, d: np.ndarray, variance: np.ndarray, smoothing: float
+) -> tuple[np.ndarray, float]:
+    """The restored image and SURE's estimate of the change in mean squared error it makes."""
+    method_noise = x - d
+    excess = ndimage.gaussian_filter(method_noise * method_noise / variance, smoothing) - 1.0
+    restoring = excess > 0
+    excess = np.where(restoring, excess, 0.0)
+    weight = excess / (excess + 1.0)
+    # d weight / d x_i through the pixel's own term of its window (the output d is taken as
+    # independent of x_i, as a blind spot's is)
+    slope = 2.0 * _centre_weight(smoothing, x.ndim) * method_noise / variance
+    slope = np.where(restoring, slope / (excess + 1.0) ** 2, 0.0)
+    divergence = weight + method_noise * slope
+    shrink = (1.0 - weight) ** 2 - 1.0
+    change = np.mean(method_noise**2 * shrink + 2.0 * variance * divergence, dtype=np.float64)
+    return (d + weight * method_noise).astype(np.float32), float(change)
+
+
+def estimated_error_change(
+    noisy: ArrayLike,
+    denoised: ArrayLike,
+    *,
+    noise: NoiseLine | float | None = None,
+    smoothing: float = DETAIL_SMOOTHING,
+) -> float:
+    """SURE's estimate of the change in mean squared error that :func:`restore_detail` makes.
+
+    Stein's unbiased risk estimate needs no clean image: for Gaussian noise of variance ``v``
+    and an output ``h(x)``, ``E|h - y|^2 = E|h - x|^2 + 2 v div h - v`` per pixel. The
+    divergence of the blend is computed in closed form, with the denoised image taken as
+    independent of each pixel's own noise. That holds for a blind spot; Noise2Same's output
+    leans a little on its own pixel, and then the estimate is pessimistic (it under-states
+    the gain), so a blend it accepts is a safe one.
+
+    Returns
+    -------
+    float
+        Estimated mean squared error after the blend minus before it, in the image's units
+        squared (negative: the blend helps).
+    """
+    x, d = _check_pair(noisy, denoised)
+    return _blend(x, d, _variance(x, d, noise), smoothing)[1]
+
+
+def restore_detail(
+    noisy: ArrayLike,
+    denoised: ArrayLike,
+    *,
+    noise: NoiseLine | float | None = None,
+    smoothing: float = DETAIL_SMOOTHING,
+    only_if_better: bool = True,
+) -> np.ndarray:
+    """Blend each pixel of ``denoised`` with its noisy value where the denoiser lost detail.
+
+    Parameters
+    ----------
+    noisy : array_like
+        The noisy image ``x`` (2D or 3D, one channel).
+    denoised : array_like
+        The denoiser's output ``d``, same shape and intensity units.
+    noise : NoiseLine or float, optional
+        The noise variance: a :class:`~selfdenoise.metrics.NoiseLine` (variance as a function
+        of the signal), or one variance for every pixel. Default: estimated from ``noisy``.
+    smoothing : float
+        Gaussian window (standard deviation, pixels along every axis) of the local error.
+    only_if_better : bool
+        Return ``denoised`` unchanged when :func:`estimated_error_change` does not expect the
+        blend to lower the error (a denoiser that lost no detail, or noise that the wavelet
+        estimate misreads).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``d + c * (x - d)`` with ``c = q / (q + 1)`` per pixel, float32.
+    """
+    x, d = _check_pair(noisy, denoised)
+    if not smoothing > 0:
+        raise SelfDenoiseError(f"smoothing must be a number > 0; got {smoothing!r}.")
+    restored, change = _blend(x, d, _variance(x, d, noise), smoothing)
+    return d.copy() if only_if_better and change >= 0 else restored
+
+
+MAX_SLAB_ELEMENTS = 2**24
+"""A sample larger than this is restored in slabs along its first spatial axis (with a halo)."""
+
+
+def _slabs(length: int, plane: int, halo: int, max_elements: int):
+    """``(read, core_in_read, core)`` slices along an axis of ``length`` planes of ``plane``."""
+    step = max(1, max_elements // max(plane, 1) - 2 * halo)
+    for start in range(0, length, step):
+        stop = min(length, start + step)
+        low, high = max(0, start - halo), min(length, stop + halo)
+        yield slice(low, high), slice(start - low, stop - low), slice(start, stop)
+
+
+def _canonical(array: Any, layout: Layout, sample: int, spatial: list[slice]) -> np.ndarray:
+    block = np.asarray(array[layout.block_index(sample, spatial)], dtype=np.float32)
+    return layout.block_to_canonical(block)
+
+
+def _write_done(
+    denoised: Any, layout: Layout, sample: int, pending: list, first_unread: int
+) -> list:
+    """Write the restored slabs that end before plane ``first_unread``; return the others."""
+    rest = [slice(None)] * (layout.ndim - 1)
+    kept = []
+    for core, values in pending:
+        if core.stop <= first_unread:
+            denoised[layout.block_index(sample, [core, *rest])] = layout.canonical_to_block(values)
+        else:
+            kept.append((core, values))
+    return kept
+
+
+def restore_detail_samples(
+    image: Any,
+    denoised: Any,
+    layout: Layout,
+    *,
+    max_elements: int = MAX_SLAB_ELEMENTS,
+) -> Any:
+    """:func:`restore_detail` on every sample and channel of a prediction, in place.
+
+    Parameters
+    ----------
+    image : array-like
+        The noisy input (numpy, memory-mapped, zarr or dask), laid out as ``layout``.
+    denoised : array-like
+        The prediction of ``image``, same shape; written slab by slab.
+    layout : Layout
+        How the arrays map to ``(N, C, *spatial)`` (:meth:`selfdenoise.Denoiser.prediction_layout`).
+    max_elements : int
+        Largest slab held in memory (per channel); larger samples are cut along their first
+        spatial axis, with a halo that makes the result the same as in one piece.
+
+    Returns
+    -------
+    array-like
+        ``denoised``. Each sample and channel reads its own noise level and decides whether
+        the blend helps (:func:`estimated_error_change`) on its middle slab and that slab's
+        halo; a sample left as it was is not written.
+    """
+    spatial_shape = layout.spatial_shape
+    plane = math.prod(spatial_shape[1:]) * layout.n_channels
+    halo = int(np.ceil(4 * DETAIL_SMOOTHING))
+    slabs = list(_slabs(spatial_shape[0], plane, halo, max_elements))
+    rest = [slice(None)] * (len(spatial_shape) - 1)
+    for sample in layout.samples():
+        middle = [slabs[len(slabs) // 2][0], *rest]  # with its halo: never a single plane
+        choices = []
+        for noisy, output in zip(
+            _canonical(image, layout, sample, middle),
+            _canonical(denoised, layout, sample, middle),
+            strict=True,
+        ):
+            line = estimate_noise_line(noisy)
+            choices.append((line, estimated_error_change(noisy, output, noise=line) < 0))
+        if not any(helps for _, helps in choices):
+            continue
+        pending: list[tuple[slice, np.ndarray]] = []  # written once no later slab reads them
+        for read, core_in_read, core in slabs:
+            noisy = _canonical(image, layout, sample, [read, *rest])
+            output = _canonical(denoised, layout, sample, [read, *rest])
+            pending = _write_done(denoised, layout, sample, pending, read.start)
+            restored = np.stack(
+                [
+                    restore_detail(channel_noisy, channel_output, noise=line, only_if_better=False)
+                    if helps
+                    else channel_output
+                    for channel_noisy, channel_output, (line, helps) in zip(
+                        noisy, output, choices, strict=True
+                    )
+                ]
+            )
+            pending.append((core, restored[:, core_in_read]))
+        _write_done(denoised, layout, sample, pending, spatial_shape[0])
+    return denoised
+
+
+def restore_detail_dask(image: Any, denoised: Any, layout: Layout) -> Any:
+    """Lazy :func:`restore_detail` of a dask prediction (block by block, with a halo).
+
+    Each dask block reads the noise level of its own samples and channels and decides for
+    itself whether the blend helps (blocks are large enough for stable estimates: the wavelet estimator needs a few
+    thousand pixels).
+    """
+    import dask.array as da
+
+    halo = int(np.ceil(4 * DETAIL_SMOOTHING))
+    depth = {
+        axis: (halo if name in layout.spatial_axes else 0) for axis, name in enumerate(layout.axes)
+    }
+    dtype = denoised.dtype
+    channels_jointly = layout.channels_jointly
+
+    def restore_block(noisy_block: np.ndarray, output_block: np.ndarray) -> np.ndarray:
+        block_layout = Layout(layout.axes, noisy_block.shape, channels_jointly)
+        restored = restore_detail_samples(
+            noisy_block, np.array(output_block, dtype=np.float32), block_layout
+        )
+        return cast_output(restored, dtype, dtype)
+
+    aligned = image.rechunk(denoised.chunks)
+    return da.map_overlap(
+        restore_block, aligned, denoised, depth=depth, boundary="reflect", dtype=dtype
+    )

@@ -160,3 +160,23 @@ def test_predict_dask_restores_detail_block_by_block(torch_single_thread):
         assert np.abs(lazy - in_memory).mean() < 0.1 * SIGMA
     plain = model.predict_dask(da.from_array(noisy, chunks=(64, 64)), restore_detail=False)
     assert np.allclose(plain.compute(), model.predict(noisy, restore_detail=False), atol=1e-5)
+
+
+def test_slabs_with_a_halo_give_the_one_piece_result():
+    from selfdenoise.axes import Layout
+    from selfdenoise.restore import _slabs, restore_detail_samples
+
+    rng = np.random.default_rng(4)
+    clean = np.kron(rng.uniform(0.2, 0.8, (4, 4, 4)), np.ones((16, 16, 16)))
+    noisy = (clean + rng.normal(0.0, SIGMA, clean.shape)).astype(np.float32)
+    pilot = ndimage.gaussian_filter(clean, 1.5).astype(np.float32)
+    plane = 64 * 64
+    for planes in (20, 40):  # 7 and 4 slabs of the 64 planes, each read with a 10-plane halo
+        slabs = list(_slabs(64, plane, 10, plane * planes))
+        assert len(slabs) > 1 and max(s[0].stop - s[0].start for s in slabs) <= max(planes, 30)
+        middle = slabs[len(slabs) // 2][0]  # where the noise level is read
+        whole = restore_detail(noisy, pilot, noise=estimate_noise_line(noisy[middle]))
+        slabbed = restore_detail_samples(
+            noisy, pilot.copy(), Layout("ZYX", noisy.shape), max_elements=plane * planes
+        )
+        np.testing.assert_array_equal(slabbed, whole)

@@ -170,8 +170,12 @@ MAX_SLAB_ELEMENTS = 2**24
 
 
 def _slabs(length: int, plane: int, halo: int, max_elements: int):
-    """``(read, core_in_read, core)`` slices along an axis of ``length`` planes of ``plane``."""
-    step = max(1, max_elements // max(plane, 1) - 2 * halo)
+    """``(read, core_in_read, core)`` slices along an axis of ``length`` planes of ``plane``.
+
+    A slab keeps at least ``halo`` planes of its own, so no plane is read more than three
+    times however large the planes are.
+    """
+    step = max(halo, 1, max_elements // max(plane, 1) - 2 * halo)
     for start in range(0, length, step):
         stop = min(length, start + step)
         low, high = max(0, start - halo), min(length, stop + halo)

@@ -343,9 +343,14 @@ def run_deep(
     return results
 
 
+def prediction_suffix(augment: bool, restored: bool) -> str:
+    """What a prediction adds to its method's name: ``""``, ``" +TTA"``, ``" +restore +TTA"``."""
+    return (" +restore" if restored else "") + (" +TTA" if augment else "")
+
+
 def _prediction_names(row: str, recipe: str, augment: bool, restored: bool) -> tuple[str, str]:
     """Method label and recipe of a prediction: ``"n2v2 +restore +TTA"``, ``"default+restore+tta"``."""
-    label = row + (" +restore" if restored else "") + (" +TTA" if augment else "")
+    label = row + prediction_suffix(augment, restored)
     variant = recipe + ("+restore" if restored else "") + ("+tta" if augment else "")
     return label, variant
 

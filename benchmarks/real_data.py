@@ -123,7 +123,7 @@ def train_predict(
     results = {}
     for with_restore in (False, True) if restore else (False,):
         for with_tta in (False, True) if tta else (False,):
-            suffix = (" +restore" if with_restore else "") + (" +TTA" if with_tta else "")
+            suffix = base.prediction_suffix(with_tta, with_restore)
             started = time.perf_counter()
             output = model.predict(noisy, tta=with_tta, restore_detail=with_restore)
             seconds = time.perf_counter() - started

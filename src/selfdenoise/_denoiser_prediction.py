@@ -88,7 +88,7 @@ class PredictionMixin:
             channels_jointly=self.config.channels_jointly,
             **options,
         )
-        if not (self.config.tiling.restore_detail if restore is None else restore):
+        if not self._restores(restore):
             return result
         from .restore import restore_detail_dask
 
@@ -172,7 +172,7 @@ class PredictionMixin:
             progress=progress,
             cancel=cancel,
         )
-        if tiling.restore_detail if restore_detail is None else restore_detail:
+        if self._restores(restore_detail):
             from .restore import restore_detail_samples
 
             result = restore_detail_samples(image, result, layout)
@@ -185,6 +185,10 @@ class PredictionMixin:
         slice) and checks the image's dimensions and channels against the model.
         """
         return prediction_layout(self.config, self.in_channels, image, axes)
+
+    def _restores(self, restore_detail: bool | None) -> bool:
+        """Whether a prediction restores detail: as asked, else the model's setting."""
+        return self.config.tiling.restore_detail if restore_detail is None else restore_detail
 
     def _require_trained(self) -> None:
         if not self.is_trained:

@@ -187,6 +187,30 @@ def _canonical(array: Any, layout: Layout, sample: int, spatial: list[slice]) ->
     return layout.block_to_canonical(block)
 
 
+def _blend_channels(
+    noisy: np.ndarray, output: np.ndarray, lines: list[NoiseLine], helps: list[bool] | None = None
+) -> tuple[np.ndarray, list[bool]]:
+    """Blend each channel of a ``(C, *spatial)`` block with its noise line.
+
+    ``helps`` says which channels to blend; None decides each by its estimated error change
+    (as :func:`restore_detail` does). Returns the block and the channels blended.
+    """
+    blocks, blended = [], []
+    for index, (channel_noisy, channel_output, line) in enumerate(
+        zip(noisy, output, lines, strict=True)
+    ):
+        if helps is not None and not helps[index]:
+            blocks.append(channel_output)
+            blended.append(False)
+            continue
+        variance = _variance(channel_noisy, channel_output, line)
+        restored, change = _blend(channel_noisy, channel_output, variance, DETAIL_SMOOTHING)
+        keep = helps is not None or change < 0
+        blocks.append(restored if keep else channel_output)
+        blended.append(keep)
+    return np.stack(blocks), blended
+
+
 def _write_done(
     denoised: Any, layout: Layout, sample: int, pending: list, first_unread: int
 ) -> list:
@@ -235,32 +259,22 @@ def restore_detail_samples(
     slabs = list(_slabs(spatial_shape[0], plane, halo, max_elements))
     rest = [slice(None)] * (len(spatial_shape) - 1)
     for sample in layout.samples():
-        middle = [slabs[len(slabs) // 2][0], *rest]  # with its halo: never a single plane
-        choices = []
-        for noisy, output in zip(
-            _canonical(image, layout, sample, middle),
-            _canonical(denoised, layout, sample, middle),
-            strict=True,
-        ):
-            line = estimate_noise_line(noisy)
-            choices.append((line, estimated_error_change(noisy, output, noise=line) < 0))
-        if not any(helps for _, helps in choices):
+        middle = slabs[len(slabs) // 2][0]  # with its halo: never a single plane of a volume
+        noisy = _canonical(image, layout, sample, [middle, *rest])
+        output = _canonical(denoised, layout, sample, [middle, *rest])
+        lines = [estimate_noise_line(channel) for channel in noisy]
+        middle_restored, helps = _blend_channels(noisy, output, lines)
+        if not any(helps):
             continue
         pending: list[tuple[slice, np.ndarray]] = []  # written once no later slab reads them
         for read, core_in_read, core in slabs:
-            noisy = _canonical(image, layout, sample, [read, *rest])
-            output = _canonical(denoised, layout, sample, [read, *rest])
             pending = _write_done(denoised, layout, sample, pending, read.start)
-            restored = np.stack(
-                [
-                    restore_detail(channel_noisy, channel_output, noise=line, only_if_better=False)
-                    if helps
-                    else channel_output
-                    for channel_noisy, channel_output, (line, helps) in zip(
-                        noisy, output, choices, strict=True
-                    )
-                ]
-            )
+            if read == middle:  # read and blended above, before anything was written
+                restored = middle_restored
+            else:
+                noisy = _canonical(image, layout, sample, [read, *rest])
+                output = _canonical(denoised, layout, sample, [read, *rest])
+                restored, _ = _blend_channels(noisy, output, lines, helps)
             pending.append((core, restored[:, core_in_read]))
         _write_done(denoised, layout, sample, pending, spatial_shape[0])
     return denoised

@@ -128,24 +128,29 @@ def estimate_noise_line(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> Noise
     NoiseLine
         Slope and offset in the image's units (variance per unit of signal, variance).
     """
-    values = to_float(as_image(image, "image"))
+    return _fit_noise_line(to_float(as_image(image, "image")), bins)[0]
+
+
+def _fit_noise_line(values: np.ndarray, bins: int) -> tuple[NoiseLine, np.ndarray]:
+    """:func:`estimate_noise_line` of float ``values``, and the block means it binned by."""
     detail = _finest_details(values)
     level = _block_means(values)
     detail = detail[tuple(slice(0, n) for n in level.shape)].ravel()
     level = level.ravel()
     edges = np.unique(np.quantile(level, np.linspace(0.0, 1.0, bins + 1)))
     if edges.size < 3:  # (nearly) constant intensity: one level, nothing to fit
-        return NoiseLine(0.0, estimate_noise_sigma(values) ** 2)
+        return NoiseLine(0.0, estimate_noise_sigma(values) ** 2), level
     which = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, len(edges) - 2)
     counts = np.bincount(which, minlength=len(edges) - 1)
     usable = [k for k in range(len(edges) - 1) if counts[k] >= 64]
     if len(usable) < 2:
-        return NoiseLine(0.0, estimate_noise_sigma(values) ** 2)
+        return NoiseLine(0.0, estimate_noise_sigma(values) ** 2), level
     means = np.array([level[which == k].mean() for k in usable])
     variances = np.array(
         [(np.median(np.abs(detail[which == k])) / ndtri(0.75)) ** 2 for k in usable]
     )
-    return NoiseLine(*_nonnegative_line(means, variances, counts[usable].astype(np.float64)))
+    weights = counts[usable].astype(np.float64)
+    return NoiseLine(*_nonnegative_line(means, variances, weights)), level
 
 
 def estimate_noise_rms(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
@@ -172,11 +177,10 @@ def estimate_noise_rms(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
         Estimated RMS noise sigma in the image's units (:func:`estimate_noise_sigma` when the
         image has too few pixels per bin for a fit).
     """
-    values = to_float(as_image(image, "image"))
-    line = estimate_noise_line(values, bins)
+    line, level = _fit_noise_line(to_float(as_image(image, "image")), bins)
     if line.slope == 0.0:
         return float(np.sqrt(line.offset))
-    return float(np.sqrt(np.mean(line.variance(_block_means(values)))))
+    return float(np.sqrt(np.mean(line.variance(level))))
 
 
 def _block_means(values: np.ndarray) -> np.ndarray:

@@ -153,6 +153,11 @@ class PredictionMixin:
         layout = self.prediction_layout(image, axes)
         if isinstance(image, np.ndarray):
             check_finite(image)
+        if out is not None and _shares_storage(image, out):
+            raise SelfDenoiseError(
+                "out is the image itself (or shares its memory): the tiles would read what "
+                "earlier tiles wrote and the input would be lost; pass a separate array."
+            )
         tiling = self.config.tiling
         result = predict_tiled(
             self.network,
@@ -193,3 +198,15 @@ class PredictionMixin:
     def _require_trained(self) -> None:
         if not self.is_trained:
             raise SelfDenoiseError("the model is not trained yet; call fit() or load a model file.")
+
+
+def _shares_storage(image, out) -> bool:
+    """True when writing ``out`` could change ``image`` (the same object, or numpy arrays
+    whose memory may overlap)."""
+    if out is image:
+        return True
+    return (
+        isinstance(image, np.ndarray)
+        and isinstance(out, np.ndarray)
+        and np.may_share_memory(image, out)
+    )

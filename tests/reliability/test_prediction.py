@@ -208,8 +208,26 @@ def thin_overlap_warns():
             )
 
 
+def output_onto_its_input():
+    """``predict(image, out=image)`` (or a view of it) is a one-line error and leaves the
+    image as it was: written tile by tile, later tiles would read earlier tiles' output."""
+    image = noisy((64, 64))
+    model = Denoiser("n2v2", steps=2, steps_per_epoch=2, seed=0, **FAST)
+    model.fit(image)
+    before = array_digest(image)
+    for out in (image, image[:], image.reshape(64, 64)):
+        with pytest.raises(SelfDenoiseError) as info:
+            model.predict(image, out=out, tile_shape=(32, 32))
+        assert "shares its memory" in one_line_error(info)
+        assert array_digest(image) == before
+    separate = np.zeros_like(image)  # a separate array still works
+    model.predict(image, out=separate, tile_shape=(32, 32))
+    assert np.allclose(separate, model.predict(image, tile_shape=(32, 32)), atol=1e-5)
+
+
 ROWS = {
     "row01-concurrent-predict": concurrent_predict,
+    "row02-output-onto-its-input": output_onto_its_input,
     "row01-predict-while-training": predict_while_training,
     "row06-nan-zarr": nan_in_zarr,
     "row06-nan-dask": nan_in_dask,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -302,15 +303,18 @@ def run_deep(
     label: str | None = None,
     row_name: str | None = None,
     restore: bool = False,
+    collaborative: bool = False,
 ) -> list[Result]:
     """Train a :class:`selfdenoise.Denoiser` on ``noisy`` alone, predict it and score it.
 
     Give ``minutes`` (wall-clock budget, the learning-rate schedule is annealed over it) or
     ``steps`` (a step budget). With ``tta`` the same trained model also predicts with 8-fold
     flip/rotation averaging, reported as a second result (method ``"<method> +TTA"``). The
-    plain rows are the network's output alone (``restore_detail=False``); with ``restore``
-    the same model also predicts with the detail restoration step, rows
-    ``"<method> +restore"`` and ``"<method> +restore +TTA"``.
+    plain rows are the network's output alone (no step after it); with ``restore`` the same
+    model also predicts with the detail restoration step, rows ``"<method> +restore"`` and
+    ``"<method> +restore +TTA"``, and with ``collaborative`` with its default steps (its own
+    detail restoration, if any, then the collaborative Wiener step), rows
+    ``"<method> +collab"`` and ``"<method> +collab +TTA"`` (:data:`POST_STEPS`).
     ``label`` names the budget in the results (default ``"<minutes> min"`` / ``"<n> steps"``);
     ``row_name`` the method (default ``method``; e.g. ``"neighbor2neighbor [depth 3]"``).
     """
@@ -330,12 +334,12 @@ def run_deep(
     done = model.history[-1]["step"] if model.history else 0
     budget = label or (f"{minutes:g} min" if minutes is not None else f"{steps} steps")
     results = []
-    for restored in (False, True) if restore else (False,):
+    for post in post_steps(restore, collaborative):
         for augment in (False, True) if tta else (False,):
             started = time.perf_counter()
-            out = model.predict(noisy, tta=augment, restore_detail=restored)
+            out = model.predict(noisy, tta=augment, **POST_STEPS[post])
             predict_seconds = time.perf_counter() - started
-            label, variant = _prediction_names(row_name or method, recipe, augment, restored)
+            label, variant = _prediction_names(row_name or method, recipe, augment, post)
             scored = scores(clean, out)
             results.append(
                 Result(image, label, variant, budget, *scored, train_seconds, predict_seconds, done)
@@ -343,15 +347,29 @@ def run_deep(
     return results
 
 
-def prediction_suffix(augment: bool, restored: bool) -> str:
-    """What a prediction adds to its method's name: ``""``, ``" +TTA"``, ``" +restore +TTA"``."""
-    return (" +restore" if restored else "") + (" +TTA" if augment else "")
+POST_STEPS = {
+    "": {"restore_detail": False, "collaborative_filter": False},
+    "restore": {"restore_detail": True, "collaborative_filter": False},
+    "collab": {"collaborative_filter": True},  # with the model's own detail restoration
+}
+"""``predict`` options of each kind of prediction: the network alone, with the detail
+restoration, and with the model's default steps including the collaborative Wiener step."""
 
 
-def _prediction_names(row: str, recipe: str, augment: bool, restored: bool) -> tuple[str, str]:
+def post_steps(restore: bool = False, collaborative: bool = False) -> list[str]:
+    """The kinds of prediction (keys of :data:`POST_STEPS`) a run scores."""
+    return ["", *(["restore"] if restore else []), *(["collab"] if collaborative else [])]
+
+
+def prediction_suffix(augment: bool, post: str = "") -> str:
+    """What a prediction adds to its method's name: ``""``, ``" +TTA"``, ``" +collab +TTA"``."""
+    return (f" +{post}" if post else "") + (" +TTA" if augment else "")
+
+
+def _prediction_names(row: str, recipe: str, augment: bool, post: str) -> tuple[str, str]:
     """Method label and recipe of a prediction: ``"n2v2 +restore +TTA"``, ``"default+restore+tta"``."""
-    label = row + prediction_suffix(augment, restored)
-    variant = recipe + ("+restore" if restored else "") + ("+tta" if augment else "")
+    label = row + prediction_suffix(augment, post)
+    variant = recipe + (f"+{post}" if post else "") + ("+tta" if augment else "")
     return label, variant
 
 
@@ -366,6 +384,7 @@ def run_deep_joint(
     tta: bool = False,
     settings: dict | None = None,
     row_name: str | None = None,
+    collaborative: bool = False,
 ) -> list[Result]:
     """One model trained on all of ``noisy`` at once (a stack), scored on each image.
 
@@ -373,7 +392,9 @@ def run_deep_joint(
     the compute matches that of one model per image. ``train_seconds`` of each result is the
     training time divided by the number of images. Methods read ``"<row_name> (joint)"``
     (``row_name`` defaults to ``method``); ``recipe`` is the results' recipe field (``+tta``
-    is appended for the augmented predictions).
+    is appended for the augmented predictions). With ``collaborative`` the same model also
+    predicts with its default steps after the network, rows ``"<row_name> (joint) +collab"``
+    (:data:`POST_STEPS`).
     """
     from selfdenoise import Denoiser
 
@@ -386,12 +407,13 @@ def run_deep_joint(
     done = model.history[-1]["step"] if model.history else 0
     results = []
     for name in noisy:
-        for augment in (False, True) if tta else (False,):
+        for post, augment in product(post_steps(collaborative=collaborative), (False, True)):
+            if augment and not tta:
+                continue
             started = time.perf_counter()
-            out = model.predict(noisy[name], tta=augment, restore_detail=False)
+            out = model.predict(noisy[name], tta=augment, **POST_STEPS[post])
             predict_seconds = time.perf_counter() - started
-            row = f"{row_name or method} (joint){' +TTA' if augment else ''}"
-            variant = recipe + ("+tta" if augment else "")
+            row, variant = _prediction_names(f"{row_name or method} (joint)", recipe, augment, post)
             scored = scores(clean[name], out)
             results.append(
                 Result(name, row, variant, label, *scored, train_seconds, predict_seconds, done)

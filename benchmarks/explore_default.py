@@ -73,17 +73,22 @@ for name, clean, noisy in noisy_set12(names):
         "train_s": round(t1 - t0, 1),
         "ms_step": round(1000 * (t1 - t0) / steps, 1),
     }
-    row["best"] = base.scores(clean, model.predict(noisy))[0]
+    row["best"] = base.scores(clean, model.predict(noisy, collaborative_filter=False))[0]
     outs = {}
     for s, w in snaps.items():
         model.network.load_state_dict(w)
-        outs[s] = (model.predict(noisy), model.predict(noisy, tta=True))
+        outs[s] = (
+            model.predict(noisy, collaborative_filter=False),
+            model.predict(noisy, tta=True, collaborative_filter=False),
+        )
     row["last"] = base.scores(clean, outs[1.0][0])[0]
     row["last_tta"] = base.scores(clean, outs[1.0][1])[0]
     for label, keys in (("ens3", (0.75, 0.875, 1.0)), ("ens5", SNAP_FRACS)):
         row[label] = base.scores(clean, np.mean([outs[k][0] for k in keys], 0))[0]
         row[label + "_tta"] = base.scores(clean, np.mean([outs[k][1] for k in keys], 0))[0]
     model.network.load_state_dict({k: v / swa["n"] for k, v in swa["w"].items()})
-    row["swa"] = base.scores(clean, model.predict(noisy))[0]
-    row["swa_tta"] = base.scores(clean, model.predict(noisy, tta=True))[0]
+    row["swa"] = base.scores(clean, model.predict(noisy, collaborative_filter=False))[0]
+    row["swa_tta"] = base.scores(clean, model.predict(noisy, tta=True, collaborative_filter=False))[
+        0
+    ]
     save_row(row, "exp_dflt.jsonl")

@@ -76,7 +76,7 @@ else:
 outputs = {}
 for name in names:
     noisy = data[name][1]
-    outputs[f"{name}_plain"] = model.predict(noisy)
-    outputs[f"{name}_tta"] = model.predict(noisy, tta=True)
+    outputs[f"{name}_plain"] = model.predict(noisy, collaborative_filter=False)
+    outputs[f"{name}_tta"] = model.predict(noisy, tta=True, collaborative_filter=False)
 np.savez(WORK / f"pred_{steps}_s{seed}.npz", **outputs)
 print("saved predictions", flush=True)

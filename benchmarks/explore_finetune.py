@@ -47,6 +47,8 @@ for name in names:
         t0 = time.perf_counter()
         model.fit(noisy)
         row["ft_s"] = time.perf_counter() - t0
-    row["psnr"] = base.scores(clean, model.predict(noisy))[0]
-    row["psnr_tta"] = base.scores(clean, model.predict(noisy, tta=True))[0]
+    row["psnr"] = base.scores(clean, model.predict(noisy, collaborative_filter=False))[0]
+    row["psnr_tta"] = base.scores(
+        clean, model.predict(noisy, tta=True, collaborative_filter=False)
+    )[0]
     save_row(row, "exp_ft.jsonl")

@@ -133,7 +133,9 @@ for name, clean, noisy in noisy_set12(names):
     choices.update({f"ema{d}": state[f"ema{d}"] for d in EMA_DECAYS})
     for label, weights in choices.items():
         net.load_state_dict(weights if weights is not None else live)
-        row[label] = base.scores(clean, model.predict(noisy, restore_detail=False))[0]
-        plain_tta = model.predict(noisy, tta=True, restore_detail=False)
+        row[label] = base.scores(
+            clean, model.predict(noisy, restore_detail=False, collaborative_filter=False)
+        )[0]
+        plain_tta = model.predict(noisy, tta=True, restore_detail=False, collaborative_filter=False)
         row[label + "_tta"] = base.scores(clean, plain_tta)[0]
     save_row(row, "exp_n2s.jsonl")

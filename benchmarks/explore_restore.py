@@ -103,7 +103,7 @@ def score(method: str, image_set: str, names: list[str]) -> None:
         model = Denoiser.load(MODELS / f"{method}_{name}.safetensors", device="cpu")
         row = {"method": method, "set": image_set, "image": name, "steps": model.steps_trained}
         for label, tta in (("", False), ("_tta", True)):
-            plain = model.predict(noisy, tta=tta, restore_detail=False)
+            plain = model.predict(noisy, tta=tta, restore_detail=False, collaborative_filter=False)
             row["plain" + label] = _psnr(image_set, clean, plain)
             row["restored" + label] = _psnr(image_set, clean, restore_detail(noisy, plain))
             ungated = restore_detail(noisy, plain, only_if_better=False)

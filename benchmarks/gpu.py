@@ -388,7 +388,7 @@ def run_predict(plan: Plan, log) -> list[dict]:
         seconds = []
         for _ in range(2):  # the first pass also pays cuDNN's algorithm search
             started = time.perf_counter()
-            model.predict(image)
+            model.predict(image, collaborative_filter=False)
             seconds.append(time.perf_counter() - started)
         tiled = image.size / min(seconds) / 1e6
         bare, plan_text = bare_forward_rate(plan, model, shape)
@@ -489,7 +489,9 @@ def run_quality(plan: Plan, folder: Path | None, log) -> dict:
         batch, patch, _ = sizes_for(plan, DEFAULT_METHOD, 2, "device", noisy[name].shape)
         model = _default_model(plan, batch, patch, plan.image_minutes)
         model.fit(noisy[name])
-        psnr, ssim = base.scores(clean[name], model.predict(noisy[name]))
+        psnr, ssim = base.scores(
+            clean[name], model.predict(noisy[name], collaborative_filter=False)
+        )
         steps = model.history[-1]["step"] if model.history else 0
         per_image.append({"image": name, "psnr": psnr, "ssim": ssim, "steps": steps})
         log(f"quality {name}: {psnr:.2f} dB after {steps} steps of {batch}x{_shape(patch)}")
@@ -516,7 +518,10 @@ def train_joint(plan: Plan, clean: dict, noisy: dict, log) -> dict:
     batch, patch, _ = sizes_for(plan, DEFAULT_METHOD, 2, "device", smallest)
     model = _default_model(plan, batch, patch, plan.joint_minutes)
     model.fit([noisy[name] for name in plan.images])
-    scored = [base.scores(clean[name], model.predict(noisy[name])) for name in plan.images]
+    scored = [
+        base.scores(clean[name], model.predict(noisy[name], collaborative_filter=False))
+        for name in plan.images
+    ]
     result = {
         "mean_psnr": float(np.mean([s[0] for s in scored])),
         "mean_ssim": float(np.mean([s[1] for s in scored])),

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> None:
                     tta=args.tta,
                     row_name=_row_name(args, method),
                     restore=args.restore,
+                    collaborative=args.collaborative,
                 )
                 for result in results:
                     _record(result, args)
@@ -136,6 +137,7 @@ def run_joint(args: argparse.Namespace) -> None:
                 tta=args.tta,
                 settings=_settings(args),
                 row_name=_row_name(args, method),
+                collaborative=args.collaborative,
             )
             for result in results:
                 _record(result, args)
@@ -271,19 +273,25 @@ def _verdict(value: float, *bars: float) -> str:
     return " / ".join("yes" if value >= bar else "no" for bar in bars)
 
 
-def target_table(rows: list[dict], budget: str, variant: str = "") -> str:
+def target_table(
+    rows: list[dict], budget: str, variant: str = "", n2v2_variants: tuple[str, ...] = ()
+) -> str:
     """Issue 13's Noise2Same targets at one budget, from the newest row of each result.
 
     Per image with a Noise2Same row at ``budget``: both NL-means settings, N2V2 and Noise2Same
     (plain / TTA), and whether Noise2Same is >= N2V2 and >= each NL-means setting, plain and
     with TTA (TTA against N2V2 with TTA); a last row holds the means over the images that have
     every value. Empty when no image has a Noise2Same row at ``budget``. ``variant`` names the
-    rows of a variant, e.g. ``" [bf16]"``: Noise2Same's, and N2V2's where it has them.
+    rows of a variant, e.g. ``" [bf16]"``: Noise2Same's, and N2V2's where it has them at
+    ``budget`` (``n2v2_variants`` names other variants' N2V2 rows to try first), else plain
+    N2V2's.
     """
     newest = {(r["method"], r["budget"], r["image"]): r["psnr"] for r in rows}
     n2s = f"noise2same{variant}"
     images = sorted(i for (method, b, i) in newest if method == n2s and b == budget)
-    n2v2 = f"n2v2{variant}" if any(m == f"n2v2{variant}" for m, _, _ in newest) else "n2v2"
+    candidates = [f"n2v2{name}" for name in (*n2v2_variants, variant)]
+    at_budget = {m for m, b, _ in newest if b == budget}
+    n2v2 = next((name for name in candidates if name in at_budget), "n2v2")
     columns = [
         ("nl-means (estimated sigma)", "-"),
         ("nl-means (best h per image)", "-"),
@@ -328,25 +336,42 @@ def _verdicts(values: list[float]) -> list[str]:
 
 
 TARGET_VARIANTS = {
-    "": ("", TARGET_BUDGETS),
-    " [bf16]": (", bf16 training (N2V2 in float32 unless it has bf16 rows)", TARGET_BUDGETS),
-    " [bf16] +restore": (
-        ", bf16 training, both methods with the detail restoration step (`--restore`)",
+    "": ("", TARGET_BUDGETS, ()),
+    " [bf16]": (
+        ", bf16 training (N2V2 in float32 unless it has bf16 rows)",
         TARGET_BUDGETS,
+        (),
+    ),
+    " [bf16] +restore": (
+        ", bf16 training, both methods with the detail restoration step (`--restore`; N2V2's"
+        " bf16 network alone where it has no such rows: 1 minute)",
+        TARGET_BUDGETS,
+        (" [bf16] +restore", " [bf16]"),
+    ),
+    " [bf16] +collab": (
+        ", bf16 training, Noise2Same with its default steps after prediction (`--collaborative`:"
+        " the detail restoration, then the collaborative Wiener step); N2V2 with the detail"
+        " restoration where it has such rows (3 minutes), else its bf16 network alone; its"
+        " +collab rows were not run",
+        TARGET_BUDGETS,
+        (" [bf16] +restore", " [bf16]"),
     ),
     " [bf16] (joint)": (
         ", bf16 training, one model per method trained on all 12 images (`--joint`)",
         tuple(f"{budget} per image, joint" for budget in TARGET_BUDGETS),
+        (),
     ),
 }
-"""Row-name suffix of a variant: the words its target tables add, and their budgets."""
+"""Row-name suffix of a variant: the words its target tables add, their budgets, and the
+variants whose N2V2 rows the tables compare with first (then the variant's own, then
+plain N2V2's)."""
 
 
 def _target_tables(rows: list[dict]) -> list[str]:
     parts = []
-    for variant, (words, budgets) in TARGET_VARIANTS.items():
+    for variant, (words, budgets, n2v2_variant) in TARGET_VARIANTS.items():
         for budget in budgets:
-            table = target_table(rows, budget, variant)
+            table = target_table(rows, budget, variant, n2v2_variant)
             if table:
                 parts += [f"Noise2Same's targets (issue 13) at {budget}{words}, PSNR dB:", table]
     return parts
@@ -431,6 +456,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also score the same models with the detail restoration step (rows "
         "'<method> +restore', '<method> +restore +TTA'); the plain rows never use it",
+    )
+    parser.add_argument(
+        "--collaborative",
+        action="store_true",
+        help="also score the same models with their default steps after prediction (their "
+        "detail restoration, if any, then the collaborative Wiener step; rows "
+        "'<method> +collab', '<method> +collab +TTA')",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-classical", dest="classical", action="store_false")

@@ -100,17 +100,20 @@ def fitted_scores(clean: np.ndarray, image: np.ndarray) -> tuple[float, float]:
 
 def train_predict(
     noisy: np.ndarray, method: str, budget, axes: str, tta=False, restore=False, **settings
-):
+):  # settings may hold collaborative=True
     """Train ``method`` on ``noisy`` within ``budget``; ``{suffix: (output, train_s, predict_s)}``.
 
     ``budget`` is CPU-minutes of wall-clock time (a float) or ``("steps", n)``. The plain
-    prediction (the network's output alone, ``restore_detail=False``) has the suffix ``""``;
-    with ``tta`` the 8-fold flip/rotation average (``predict(tta=True)``) of the same model is
-    added as ``" +TTA"``, and with ``restore`` the detail restoration step as ``" +restore"``
-    (and ``" +restore +TTA"``)."""
+    prediction (the network's output alone) has the suffix ``""``; with ``tta`` the 8-fold
+    flip/rotation average (``predict(tta=True)``) of the same model is added as ``" +TTA"``,
+    with ``restore`` the detail restoration step as ``" +restore"`` (and
+    ``" +restore +TTA"``), and with ``collaborative=True`` the model's default steps with the
+    collaborative Wiener step as ``" +collab"`` (``base.POST_STEPS``)."""
     from selfdenoise import Denoiser
 
+    collaborative = settings.pop("collaborative", False)
     if settings.pop("gat", False):
+        settings["collaborative"] = collaborative
         return _train_predict_gat(noisy, method, budget, axes, tta, restore, **settings)
     if isinstance(budget, tuple):
         settings["steps"] = budget[1]
@@ -121,11 +124,11 @@ def train_predict(
     model.fit(noisy)
     train_seconds = time.perf_counter() - started
     results = {}
-    for with_restore in (False, True) if restore else (False,):
+    for post in base.post_steps(restore, collaborative):
         for with_tta in (False, True) if tta else (False,):
-            suffix = base.prediction_suffix(with_tta, with_restore)
+            suffix = base.prediction_suffix(with_tta, post)
             started = time.perf_counter()
-            output = model.predict(noisy, tta=with_tta, restore_detail=with_restore)
+            output = model.predict(noisy, tta=with_tta, **base.POST_STEPS[post])
             seconds = time.perf_counter() - started
             results[suffix] = output.astype(np.float64), train_seconds, seconds
     return results
@@ -266,6 +269,7 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
                 steps = steps_for(method, minutes, args.rates, ndim, precision)
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
                 name = f"{name}, {cpu_minutes_label(minutes)}"
+            settings["collaborative"] = args.collaborative
             results = train_predict(noisy, method, budget, axes, args.tta, args.restore, **settings)
             for suffix, result in results.items():
                 outputs[name + suffix] = (*result, extra)
@@ -542,6 +546,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also predict with the detail restoration step (rows '<name> +restore'); the "
         "plain rows never use it",
+    )
+    parser.add_argument(
+        "--collaborative",
+        action="store_true",
+        help="also predict with the model's default steps after prediction, the collaborative "
+        "Wiener step included (rows '<name> +collab')",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")

@@ -492,18 +492,20 @@ def test_dask_scheduler_predicts_on_a_local_cluster(tmp_path, tiny_model, capsys
     ) as cluster:
         argv = ["predict", str(tiny_model), str(tmp_path / "in.npy"), "--axes", "SYX"]
         argv += ["--dask-scheduler", cluster.scheduler_address, "--quiet"]
-        assert main([*argv, "--no-restore-detail", "--out", str(tmp_path / "den.zarr")]) == 0
-        assert main([*argv, "--no-restore-detail", "--out", str(tmp_path / "den.npy")]) == 0
+        plain = ["--no-restore-detail", "--no-collaborative-filter"]
+        assert main([*argv, *plain, "--out", str(tmp_path / "den.zarr")]) == 0
+        assert main([*argv, *plain, "--out", str(tmp_path / "den.npy")]) == 0
         assert main([*argv, "--out", str(tmp_path / "restored.npy")]) == 0
         prefixes = set(cluster.scheduler.task_prefixes)  # the work went through the scheduler
     model = Denoiser.load(tiny_model)
-    expected = model.predict(noisy, "SYX", restore_detail=False)
+    expected = model.predict(noisy, "SYX", restore_detail=False, collaborative_filter=False)
     image = read_image(tmp_path / "den.zarr")
     assert image.axes == "SYX" and any("store" in name for name in prefixes), prefixes
     np.testing.assert_allclose(np.asarray(image.data), expected, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "den.npy"), expected, atol=1e-5)
-    # The detail restoration (on for this n2v2 model) runs block by block on the cluster, each
-    # block reading its own noise level: close to, not bit-equal to, the local result.
+    # The detail restoration and the collaborative filter (on for this n2v2 model) run block
+    # by block on the cluster, each block reading its own noise level: close to, not
+    # bit-equal to, the local result.
     restored, local = np.load(tmp_path / "restored.npy"), model.predict(noisy, "SYX")
     assert np.abs(restored - local).mean() < 0.05 * np.abs(local - expected).mean() + 1e-3
 
@@ -541,3 +543,26 @@ def test_predict_restore_detail_follows_the_model_unless_told(tmp_path, tiny_mod
         outputs["--no-restore-detail"], model.predict(noisy, restore_detail=False), atol=1e-5
     )
     assert not np.allclose(outputs[""], outputs["--no-restore-detail"], atol=1e-4)
+
+
+def test_predict_collaborative_filter_follows_the_model_unless_told(tmp_path, tiny_model):
+    from selfdenoise.api import Denoiser
+    from selfdenoise.io import read_image
+
+    noisy, _ = synthetic_2d((64, 64))
+    source = tmp_path / "in.npy"
+    np.save(source, noisy)
+    outputs = {}
+    for flag in ("", "--collaborative-filter", "--no-collaborative-filter"):
+        out = tmp_path / f"den{flag}.npy"
+        assert (
+            main(["predict", str(tiny_model), str(source), "--out", str(out), *flag.split()]) == 0
+        )
+        outputs[flag] = read_image(out).data
+    model = Denoiser.load(tiny_model, device="cpu")
+    assert np.allclose(outputs[""], model.predict(noisy), atol=1e-5)
+    filtered = model.predict(noisy, collaborative_filter=True)
+    assert np.allclose(outputs["--collaborative-filter"], filtered, atol=1e-5)
+    plain = model.predict(noisy, collaborative_filter=False)
+    assert np.allclose(outputs["--no-collaborative-filter"], plain, atol=1e-5)
+    assert not np.allclose(filtered, plain, atol=1e-4)

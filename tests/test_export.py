@@ -133,9 +133,13 @@ def test_onnx_export_matches_predict(fixture, request, tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (denoised,) = session.run(None, {"raw": raw})
     if channels == 1:
-        expected = model.predict(raw[:, 0], "SYX", tta=False, restore_detail=False)[:, None]
+        expected = model.predict(
+            raw[:, 0], "SYX", tta=False, restore_detail=False, collaborative_filter=False
+        )[:, None]
     else:
-        expected = model.predict(raw, "SCYX", tta=False, restore_detail=False)
+        expected = model.predict(
+            raw, "SCYX", tta=False, restore_detail=False, collaborative_filter=False
+        )
     assert_close(denoised, expected)
 
 
@@ -148,7 +152,10 @@ def test_torchscript_export_matches_predict(model_3d, tmp_path):
     with torch.no_grad():
         denoised = graph(torch.from_numpy(raw)).numpy()
     assert_close(
-        denoised, model_3d.predict(raw[:, 0], "SZYX", tta=False, restore_detail=False)[:, None]
+        denoised,
+        model_3d.predict(
+            raw[:, 0], "SZYX", tta=False, restore_detail=False, collaborative_filter=False
+        )[:, None],
     )
 
 
@@ -189,11 +196,17 @@ def test_bioimageio_prediction_matches_denoiser_predict(package, request):
     test_input = package_tensor(path, "test_input.npy")
     spatial = "YX" if test_input.ndim == 4 else "ZYX"
     if test_input.shape[1] == 1:
-        expected = model.predict(test_input[:, 0], "S" + spatial, tta=False, restore_detail=False)[
-            :, None
-        ]
+        expected = model.predict(
+            test_input[:, 0],
+            "S" + spatial,
+            tta=False,
+            restore_detail=False,
+            collaborative_filter=False,
+        )[:, None]
     else:
-        expected = model.predict(test_input, "SC" + spatial, tta=False, restore_detail=False)
+        expected = model.predict(
+            test_input, "SC" + spatial, tta=False, restore_detail=False, collaborative_filter=False
+        )
     np.testing.assert_array_equal(package_tensor(path, "test_output.npy"), expected)
     descr = load_model_description(path)
     with core.create_prediction_pipeline(descr, weight_format="pytorch_state_dict") as pipeline:

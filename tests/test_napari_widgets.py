@@ -345,6 +345,10 @@ def test_predict_widget_guesses_time_series_and_reads_options(
 ):
     clean_session.add(FakeModel(ndim=2, method="neighbor2neighbor"), "n2n")
     assert predict_widget.restore_detail.value is False  # the model's setting: off for N2N
+    from selfdenoise.config import make_config
+
+    n2n_filters = make_config("neighbor2neighbor").tiling.collaborative_filter
+    assert predict_widget.collaborative_filter.value is n2n_filters  # the model's setting
     model = FakeModel(ndim=2)
     clean_session.add(model, "fake")
     predict_widget.model.value = "fake"
@@ -357,9 +361,16 @@ def test_predict_widget_guesses_time_series_and_reads_options(
     predict_widget.overlap.value = "4"
     predict_widget.tta.value = True
     predict_widget.restore_detail.value = False
+    predict_widget.collaborative_filter.value = True
     predict_widget.run()
     qtbot.waitUntil(lambda: not predict_widget.is_running, timeout=20_000)
-    options = {"tile_shape": (16, 16), "overlap": (4, 4), "tta": True, "restore_detail": False}
+    options = {
+        "tile_shape": (16, 16),
+        "overlap": (4, 4),
+        "tta": True,
+        "restore_detail": False,
+        "collaborative_filter": True,
+    }
     assert model.calls == [("TYX", options)]
     (result,) = predict_widget.last_layers
     assert result.name == "movie denoised (Noise2Void (N2V))"

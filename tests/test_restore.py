@@ -129,17 +129,19 @@ def test_predict_restores_detail_by_the_model_setting(torch_single_thread):
     from selfdenoise.restore import restore_detail_samples
 
     model, clean, noisy = _trained_n2v2(torch_single_thread)
-    plain = model.predict(noisy, restore_detail=False)
-    default = model.predict(noisy)
-    assert np.array_equal(default, model.predict(noisy, restore_detail=True))
+    plain = model.predict(noisy, restore_detail=False, collaborative_filter=False)
+    default = model.predict(noisy, collaborative_filter=False)
+    assert np.array_equal(
+        default, model.predict(noisy, restore_detail=True, collaborative_filter=False)
+    )
     assert np.array_equal(default, restore_detail(noisy, plain))
     assert _psnr(clean, default) > _psnr(clean, plain)
     # A stack: each plane restored on its own, also through a zarr-like `out` and in slabs.
     stack = np.stack([noisy, noisy[::-1]])
     out = np.zeros_like(stack)
-    model.predict(stack, out=out)
+    model.predict(stack, out=out, collaborative_filter=False)
     assert np.allclose(out[0], default, atol=1e-5)
-    plain_stack = model.predict(stack, restore_detail=False)
+    plain_stack = model.predict(stack, restore_detail=False, collaborative_filter=False)
     slabbed = restore_detail_samples(
         stack, plain_stack.copy(), Layout("SYX", stack.shape), max_elements=128 * 40
     )
@@ -152,14 +154,22 @@ def test_predict_restores_detail_by_the_model_setting(torch_single_thread):
 def test_predict_dask_restores_detail_block_by_block(torch_single_thread):
     da = pytest.importorskip("dask.array")
     model, clean, noisy = _trained_n2v2(torch_single_thread)
-    in_memory = model.predict(noisy)
+    in_memory = model.predict(noisy, collaborative_filter=False)
     for chunks in (noisy.shape, (64, 64)):
-        lazy = model.predict_dask(da.from_array(noisy, chunks=chunks)).compute()
+        lazy = model.predict_dask(
+            da.from_array(noisy, chunks=chunks), collaborative_filter=False
+        ).compute()
         # Each block (with its halo) reads its own noise level: close to the in-memory result.
         assert abs(_psnr(clean, lazy) - _psnr(clean, in_memory)) < 0.3
         assert np.abs(lazy - in_memory).mean() < 0.1 * SIGMA
-    plain = model.predict_dask(da.from_array(noisy, chunks=(64, 64)), restore_detail=False)
-    assert np.allclose(plain.compute(), model.predict(noisy, restore_detail=False), atol=1e-5)
+    plain = model.predict_dask(
+        da.from_array(noisy, chunks=(64, 64)), restore_detail=False, collaborative_filter=False
+    )
+    assert np.allclose(
+        plain.compute(),
+        model.predict(noisy, restore_detail=False, collaborative_filter=False),
+        atol=1e-5,
+    )
 
 
 def test_slabs_with_a_halo_give_the_one_piece_result():

@@ -67,8 +67,8 @@ class PredictionMixin:
         **options
             ``tile_shape``, ``overlap``, ``batch_size``, ``blend``, ``tta``, ``half``,
             ``out_dtype`` of :func:`selfdenoise.tiling.predict_dask`, and ``restore_detail``
-            as in :meth:`predict` (done block by block, each block reading its own noise
-            level).
+            and ``collaborative_filter`` as in :meth:`predict` (done block by block, each
+            block reading its own noise level).
 
         Returns
         -------
@@ -79,6 +79,7 @@ class PredictionMixin:
 
         layout = self.prediction_layout(image, axes)
         restore = options.pop("restore_detail", None)
+        collaborative = options.pop("collaborative_filter", None)
         result = predict_dask(
             self.network_factory(),
             image,
@@ -88,11 +89,15 @@ class PredictionMixin:
             channels_jointly=self.config.channels_jointly,
             **options,
         )
-        if not self._restores(restore):
-            return result
-        from .restore import restore_detail_dask
+        if self._restores(restore):
+            from .restore import restore_detail_dask
 
-        return restore_detail_dask(image, result, layout)
+            result = restore_detail_dask(image, result, layout)
+        if self._filters(collaborative):
+            from .collaborative import collaborative_wiener_dask
+
+            result = collaborative_wiener_dask(image, result, layout)
+        return result
 
     def predict(
         self,
@@ -105,6 +110,7 @@ class PredictionMixin:
         batch_size: int | None = None,
         blend: str | None = None,
         restore_detail: bool | None = None,
+        collaborative_filter: bool | None = None,
         out=None,
         dtype: str | np.dtype | None = None,
         progress: Callable[[int, int, float | None], None] | None = None,
@@ -131,6 +137,10 @@ class PredictionMixin:
             Blend each pixel with its noisy value where the output lost detail
             (:func:`selfdenoise.restore.restore_detail`, sample by sample). Default: the
             model's ``tiling.restore_detail`` (on for the masked methods and Noise2Same).
+        collaborative_filter : bool, optional
+            Filter the noisy image again with the output as the pilot: similar patches are
+            grouped and shrunk together (:func:`selfdenoise.collaborative.collaborative_wiener`,
+            plane by plane). Default: the model's ``tiling.collaborative_filter``.
         out : array-like, optional
             Writable array of the image's shape (numpy, memmap, zarr) filled tile by tile.
         dtype : dtype or 'input', optional
@@ -140,7 +150,8 @@ class PredictionMixin:
             (progress inside a long batch).
         cancel : threading.Event or callable, optional
             Stop within about 50 ms, also inside a long tile (raises
-            :class:`selfdenoise.tiling.PredictionCancelled`).
+            :class:`selfdenoise.tiling.PredictionCancelled`), and within a fraction of a
+            second during the steps after the network.
 
         Returns
         -------
@@ -180,7 +191,11 @@ class PredictionMixin:
         if self._restores(restore_detail):
             from .restore import restore_detail_samples
 
-            result = restore_detail_samples(image, result, layout)
+            result = restore_detail_samples(image, result, layout, cancel=cancel)
+        if self._filters(collaborative_filter):
+            from .collaborative import collaborative_wiener_samples
+
+            result = collaborative_wiener_samples(image, result, layout, cancel=cancel)
         return cast_output(result, dtype, getattr(image, "dtype", np.float32))
 
     def prediction_layout(self, image, axes: str | None = None) -> Layout:
@@ -194,6 +209,12 @@ class PredictionMixin:
     def _restores(self, restore_detail: bool | None) -> bool:
         """Whether a prediction restores detail: as asked, else the model's setting."""
         return self.config.tiling.restore_detail if restore_detail is None else restore_detail
+
+    def _filters(self, collaborative_filter: bool | None) -> bool:
+        """Whether a prediction runs the collaborative filter: as asked, else the model's."""
+        if collaborative_filter is None:
+            return self.config.tiling.collaborative_filter
+        return collaborative_filter
 
     def _require_trained(self) -> None:
         if not self.is_trained:

@@ -50,3 +50,24 @@ def cast_output(result, dtype, input_dtype):
         info = np.iinfo(target)
         return np.clip(np.rint(result), info.min, info.max).astype(target)
     return result.astype(target, copy=False)
+
+
+def map_samples_dask(step, image, denoised, layout: Layout, halo: int, axes: str):
+    """Lazy ``step(noisy_block, output_block, block_layout)`` over the blocks of a dask
+    prediction, each block read with ``halo`` pixels (reflected at the edges) along the
+    spatial ``axes``; the steps after the network use it for ``predict_dask``."""
+    import dask.array as da
+
+    depth = {axis: (halo if name in axes else 0) for axis, name in enumerate(layout.axes)}
+    dtype = denoised.dtype
+    channels_jointly = layout.channels_jointly
+
+    def run_block(noisy_block: np.ndarray, output_block: np.ndarray) -> np.ndarray:
+        block_layout = Layout(layout.axes, noisy_block.shape, channels_jointly)
+        result = step(noisy_block, np.array(output_block, dtype=np.float32), block_layout)
+        return cast_output(result, dtype, dtype)
+
+    aligned = image.rechunk(denoised.chunks)
+    return da.map_overlap(
+        run_block, aligned, denoised, depth=depth, boundary="reflect", dtype=dtype
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -251,6 +252,13 @@ class Layout:
         target = (CHANNEL_AXIS if CHANNEL_AXIS in block_axes else "") + self.spatial_axes
         out = np.transpose(block, [block_axes.index(a) for a in target])
         return out if CHANNEL_AXIS in block_axes else out[np.newaxis]
+
+    def read_block(
+        self, array: Any, sample: int, spatial: Sequence[slice] | None = None
+    ) -> np.ndarray:
+        """One sample (all channels) of ``array`` over ``spatial``, as float32 ``(C, *spatial)``."""
+        block = np.asarray(array[self.block_index(sample, spatial)], dtype=np.float32)
+        return self.block_to_canonical(block)
 
     def canonical_to_block(self, block: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`block_to_canonical`: ``(C, *spatial)`` to the user's order."""

@@ -71,9 +71,10 @@ def _default(setting: str, section: str = "training", axes: str = "YX") -> str:
     return f"default {common}" + (f"; {', '.join(others)}" if others else "")
 
 
-def _restoring_methods() -> list[str]:
-    """Methods whose models restore detail after prediction by default (from the config)."""
-    return [name for name in method_names() if make_config(name).tiling.restore_detail]
+def _methods_with(step: str) -> str:
+    """Methods whose models run a post-prediction ``step`` by default (from the config)."""
+    names = [name for name in method_names() if getattr(make_config(name).tiling, step)]
+    return ", ".join(names) or "none"
 
 
 def _reporting(command: argparse.ArgumentParser) -> None:
@@ -251,7 +252,17 @@ def _add_predict_parser(commands) -> None:
         help=(
             "blend each pixel with its noisy value where the output lost detail (a local "
             "Wiener step; for white noise). Default: the model's setting, on for "
-            f"{', '.join(_restoring_methods())}"
+            f"{_methods_with('restore_detail')}"
+        ),
+    )
+    predict.add_argument(
+        "--collaborative-filter",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "filter the noisy image again, the output as the pilot: similar patches grouped "
+            "and shrunk together (a collaborative Wiener step, plane by plane). Default: the "
+            f"model's setting, on for {_methods_with('collaborative_filter')}"
         ),
     )
     predict.add_argument(

@@ -124,6 +124,7 @@ register_method(
             "network": {"base_channels": 24},
             "masking": {"mode": "stratified", "fraction": 0.02, "fill": "donut"},
             "training": {"learning_rate": 3e-3, "schedule": "onecycle"},
+            "tiling": {"collaborative_filter": True},
         },
         uses_masking=False,
         objective_options=("regulariser_weight",),
@@ -165,7 +166,7 @@ register_method(
             "network": {"base_channels": 16},
             "masking": {"mode": "stratified", "fraction": 0.1, "fill": "donut"},
             "training": {"learning_rate": 6e-3, "schedule": "onecycle"},
-            "tiling": {"restore_detail": True},
+            "tiling": {"restore_detail": True, "collaborative_filter": True},
         },
         objective_options=("lambda_inv",),
         citation=(
@@ -183,7 +184,7 @@ register_method(
         objective="noise2void:Noise2Void",
         defaults={
             "masking": {"mode": "stratified", "fraction": 0.02, "fill": "uniform"},
-            "tiling": {"restore_detail": True},
+            "tiling": {"restore_detail": True, "collaborative_filter": True},
         },
         citation=(
             "Krull, Buchholz, Jug. Noise2Void - Learning Denoising from Single Noisy Images. "
@@ -201,7 +202,7 @@ register_method(
         defaults={
             "network": {"blurpool": True, "top_skip": False},
             "masking": {"mode": "stratified", "fraction": 0.02, "fill": "median"},
-            "tiling": {"restore_detail": True},
+            "tiling": {"restore_detail": True, "collaborative_filter": True},
         },
         citation=(
             "Höck, Buchholz, Brachmann, Jug, Freytag. N2V2 - Fixing Noise2Void Checkerboard Artifacts "
@@ -219,7 +220,7 @@ register_method(
         objective="noise2self:Noise2Self",
         defaults={
             "masking": {"mode": "bernoulli", "fraction": 0.05, "fill": "donut"},
-            "tiling": {"restore_detail": True},
+            "tiling": {"restore_detail": True, "collaborative_filter": True},
         },
         citation="Batson, Royer. Noise2Self: Blind Denoising by Self-Supervision. ICML 2019.",
         doi="10.48550/arXiv.1901.11365",

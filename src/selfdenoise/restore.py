@@ -41,9 +41,10 @@ from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from ._errors import SelfDenoiseError
-from ._prediction import cast_output
+from ._prediction import map_samples_dask
 from .axes import Layout
 from .metrics import NoiseLine, estimate_noise_line
+from .tiling._cancel import PredictionCancelled, is_cancelled
 
 __all__ = [
     "DETAIL_SMOOTHING",
@@ -182,11 +183,6 @@ def _slabs(length: int, plane: int, halo: int, max_elements: int):
         yield slice(low, high), slice(start - low, stop - low), slice(start, stop)
 
 
-def _canonical(array: Any, layout: Layout, sample: int, spatial: list[slice]) -> np.ndarray:
-    block = np.asarray(array[layout.block_index(sample, spatial)], dtype=np.float32)
-    return layout.block_to_canonical(block)
-
-
 def _blend_channels(
     noisy: np.ndarray, output: np.ndarray, lines: list[NoiseLine], helps: list[bool] | None = None
 ) -> tuple[np.ndarray, list[bool]]:
@@ -225,12 +221,18 @@ def _write_done(
     return kept
 
 
+def _check_cancel(cancel: Any) -> None:
+    if is_cancelled(cancel):
+        raise PredictionCancelled("prediction cancelled")
+
+
 def restore_detail_samples(
     image: Any,
     denoised: Any,
     layout: Layout,
     *,
     max_elements: int = MAX_SLAB_ELEMENTS,
+    cancel: Any = None,
 ) -> Any:
     """:func:`restore_detail` on every sample and channel of a prediction, in place.
 
@@ -245,6 +247,8 @@ def restore_detail_samples(
     max_elements : int
         Largest slab held in memory (per channel); larger samples are cut along their first
         spatial axis, with a halo that makes the result the same as in one piece.
+    cancel : threading.Event or callable, optional
+        Checked before each sample and slab (:class:`~selfdenoise.tiling.PredictionCancelled`).
 
     Returns
     -------
@@ -259,21 +263,23 @@ def restore_detail_samples(
     slabs = list(_slabs(spatial_shape[0], plane, halo, max_elements))
     rest = [slice(None)] * (len(spatial_shape) - 1)
     for sample in layout.samples():
+        _check_cancel(cancel)
         middle = slabs[len(slabs) // 2][0]  # with its halo: never a single plane of a volume
-        noisy = _canonical(image, layout, sample, [middle, *rest])
-        output = _canonical(denoised, layout, sample, [middle, *rest])
+        noisy = layout.read_block(image, sample, [middle, *rest])
+        output = layout.read_block(denoised, sample, [middle, *rest])
         lines = [estimate_noise_line(channel) for channel in noisy]
         middle_restored, helps = _blend_channels(noisy, output, lines)
         if not any(helps):
             continue
         pending: list[tuple[slice, np.ndarray]] = []  # written once no later slab reads them
         for read, core_in_read, core in slabs:
+            _check_cancel(cancel)
             pending = _write_done(denoised, layout, sample, pending, read.start)
             if read == middle:  # read and blended above, before anything was written
                 restored = middle_restored
             else:
-                noisy = _canonical(image, layout, sample, [read, *rest])
-                output = _canonical(denoised, layout, sample, [read, *rest])
+                noisy = layout.read_block(image, sample, [read, *rest])
+                output = layout.read_block(denoised, sample, [read, *rest])
                 restored, _ = _blend_channels(noisy, output, lines, helps)
             pending.append((core, restored[:, core_in_read]))
         _write_done(denoised, layout, sample, pending, spatial_shape[0])
@@ -284,26 +290,10 @@ def restore_detail_dask(image: Any, denoised: Any, layout: Layout) -> Any:
     """Lazy :func:`restore_detail` of a dask prediction (block by block, with a halo).
 
     Each dask block reads the noise level of its own samples and channels and decides for
-    itself whether the blend helps (blocks are large enough for stable estimates: the wavelet estimator needs a few
-    thousand pixels).
+    itself whether the blend helps (blocks are large enough for stable estimates: the
+    wavelet estimator needs a few thousand pixels).
     """
-    import dask.array as da
-
     halo = int(np.ceil(4 * DETAIL_SMOOTHING))
-    depth = {
-        axis: (halo if name in layout.spatial_axes else 0) for axis, name in enumerate(layout.axes)
-    }
-    dtype = denoised.dtype
-    channels_jointly = layout.channels_jointly
-
-    def restore_block(noisy_block: np.ndarray, output_block: np.ndarray) -> np.ndarray:
-        block_layout = Layout(layout.axes, noisy_block.shape, channels_jointly)
-        restored = restore_detail_samples(
-            noisy_block, np.array(output_block, dtype=np.float32), block_layout
-        )
-        return cast_output(restored, dtype, dtype)
-
-    aligned = image.rechunk(denoised.chunks)
-    return da.map_overlap(
-        restore_block, aligned, denoised, depth=depth, boundary="reflect", dtype=dtype
+    return map_samples_dask(
+        restore_detail_samples, image, denoised, layout, halo, layout.spatial_axes
     )

@@ -218,6 +218,7 @@ def _predict_on_cluster(model, data, axes, args, dtype=None):
         batch_size=args.batch,
         tta=args.tta,
         restore_detail=args.restore_detail,
+        collaborative_filter=args.collaborative_filter,
         out_dtype=dtype or output_dtype(args.dtype, np.dtype(data.dtype)),
     )
 
@@ -263,6 +264,7 @@ def _predict(model, data, axes: str | None, args: argparse.Namespace, out, progr
         batch_size=tiling["batch_size"],
         tta=args.tta,
         restore_detail=args.restore_detail,
+        collaborative_filter=args.collaborative_filter,
         out=out,
         dtype=None if out is not None or args.dtype == "float32" else args.dtype,
         progress=progress,

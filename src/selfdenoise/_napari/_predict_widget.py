@@ -133,6 +133,7 @@ class PredictWidget(DiskSection, WorkerWidget):
         self.overlap = LineEdit(value="auto")
         self.tta = CheckBox(value=False, text="8 flips/rotations (8x slower)")
         self.restore_detail = CheckBox(value=False, text="blend back lost edges")
+        self.collaborative_filter = CheckBox(value=False, text="group similar patches")
         self.device = ComboBox(choices=list(DEVICES), value="auto")
         form = form_layout()
         add_row(form, "Image", self.image, "Layer to denoise; it is never modified.")
@@ -162,6 +163,14 @@ class PredictWidget(DiskSection, WorkerWidget):
             "Blend each pixel with its noisy value where the model smoothed detail away (a "
             "local Wiener step; needs noise independent from pixel to pixel). The model's own "
             "setting by default: on for Noise2Same and the masked methods.",
+        )
+        add_row(
+            form,
+            "Collaborative filter",
+            self.collaborative_filter,
+            "Filter the image again with the model's output as a guide: similar patches are "
+            "stacked and denoised together (a collaborative Wiener step, plane by plane; a few "
+            "seconds per megapixel). The model's own setting by default.",
         )
         add_row(form, "Device", self.device, DEVICE_HELP)
         self.content_layout.addLayout(form)
@@ -220,6 +229,7 @@ class PredictWidget(DiskSection, WorkerWidget):
             entry = SESSION_MODELS.get(name)
             self.model_info.setText(entry.describe())
             self.restore_detail.value = entry.denoiser.config.tiling.restore_detail
+            self.collaborative_filter.value = entry.denoiser.config.tiling.collaborative_filter
         else:
             self.model_info.setText("Train a model or load one from a file.")
         self._image_changed()
@@ -233,8 +243,8 @@ class PredictWidget(DiskSection, WorkerWidget):
 
     # ------------------------------------------------------------------ running
     def prediction_options(self, axes: str) -> dict[str, Any]:
-        """``tile_shape``, ``overlap``, ``tta`` and ``restore_detail`` from the fields (raises on
-        bad text)."""
+        """``tile_shape``, ``overlap``, ``tta``, ``restore_detail`` and ``collaborative_filter``
+        from the fields (raises on bad text)."""
         if self.denoiser is None:
             raise SelfDenoiseError("choose a model: train one, or load a file with 'Load…'.")
         ndim = self.denoiser.config.ndim
@@ -243,6 +253,7 @@ class PredictWidget(DiskSection, WorkerWidget):
             "overlap": parse_shape(self.overlap.value, ndim, "overlap"),
             "tta": bool(self.tta.value),
             "restore_detail": bool(self.restore_detail.value),
+            "collaborative_filter": bool(self.collaborative_filter.value),
         }
 
     def _check_inputs(self) -> tuple[Denoiser, Layer, str, dict]:

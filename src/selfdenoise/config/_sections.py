@@ -291,6 +291,12 @@ class TilingConfig:
         Stein's unbiased risk estimate expects it to lower the error. On by default for the
         masked methods and Noise2Same, whose outputs (nearly) ignore each pixel's own value;
         off for the others, and with structN2V masking (noise correlated between pixels).
+    collaborative_filter : bool
+        After prediction (and detail restoration), filter the noisy image again with the
+        output as the pilot estimate: similar patches are grouped and shrunk together with
+        an empirical Wiener gain (:func:`selfdenoise.collaborative.collaborative_wiener`),
+        plane by plane. On by default for the self-supervised methods; off for supervised
+        models, and with structN2V masking (noise correlated between pixels).
     """
 
     tile_shape: tuple[int, ...] | None = None
@@ -300,13 +306,15 @@ class TilingConfig:
     tta: bool = False
     half: str = "auto"
     restore_detail: bool = False
+    collaborative_filter: bool = False
 
     def validate(self) -> None:
         _check_shape("tile_shape", self.tile_shape)
-        if not isinstance(self.restore_detail, bool):
-            raise SelfDenoiseError(
-                f"restore_detail must be True or False; got {self.restore_detail!r}."
-            )
+        for name in ("restore_detail", "collaborative_filter"):
+            if not isinstance(getattr(self, name), bool):
+                raise SelfDenoiseError(
+                    f"{name} must be True or False; got {getattr(self, name)!r}."
+                )
         if self.overlap is not None and not all(int(v) >= 0 for v in self.overlap):
             raise SelfDenoiseError(f"overlap must be non-negative integers; got {self.overlap!r}.")
         _check_positive("tile_batch_size", self.tile_batch_size, allow_none=True)

@@ -63,13 +63,12 @@ def make_config(method: str = DEFAULT_METHOD, axes: str = "YX", **settings: Any)
             else:
                 sections[section][name] = resolved
     tiling_given = settings.get("tiling")
-    restore_given = "restore_detail" in settings or (
-        isinstance(tiling_given, dict) and "restore_detail" in tiling_given
-    )
-    if sections["masking"].get("struct_axis") is not None and not restore_given:
-        # structN2V declares noise correlated between pixels, which the detail restoration
-        # would partly give back (it reads the noise level as if it were white).
-        sections["tiling"]["restore_detail"] = False
+    for name in ("restore_detail", "collaborative_filter"):
+        given = name in settings or (isinstance(tiling_given, dict) and name in tiling_given)
+        if sections["masking"].get("struct_axis") is not None and not given:
+            # structN2V declares noise correlated between pixels, which both steps read as
+            # white (the restoration would partly give it back, the filter misjudge it).
+            sections["tiling"][name] = False
     config = DenoiserConfig(
         method=method,
         axes=axes.upper(),

@@ -86,11 +86,16 @@ def fit_test_shape(image: np.ndarray, spec: GraphSpec, min_side: int) -> np.ndar
     return np.ascontiguousarray(image, dtype=np.float32)
 
 
+NETWORK_ALONE = {"restore_detail": False, "collaborative_filter": False}
+"""``predict`` options that leave out every step after the network."""
+
+
 def predict_test_output(denoiser: Denoiser, spec: GraphSpec, test_input: np.ndarray) -> np.ndarray:
     """``Denoiser.predict`` of the test input on the CPU in float32, without TTA.
 
-    Also without the detail restoration (:mod:`selfdenoise.restore`): an exported package
-    holds the network alone, so its test output is the network's.
+    Also without the steps after the network (the detail restoration of
+    :mod:`selfdenoise.restore`, the filter of :mod:`selfdenoise.collaborative`): an exported
+    package holds the network alone, so its test output is the network's.
     """
     import tempfile
 
@@ -102,9 +107,9 @@ def predict_test_output(denoiser: Denoiser, spec: GraphSpec, test_input: np.ndar
         clone = _Denoiser.load(denoiser.save(Path(folder) / "model.safetensors"), device="cpu")
     spatial = spec.spatial_axes
     if spec.channels == 1:
-        plain = clone.predict(test_input[:, 0], "S" + spatial, tta=False, restore_detail=False)
+        plain = clone.predict(test_input[:, 0], "S" + spatial, tta=False, **NETWORK_ALONE)
         return plain[:, None]
-    return clone.predict(test_input, "SC" + spatial, tta=False, restore_detail=False)
+    return clone.predict(test_input, "SC" + spatial, tta=False, **NETWORK_ALONE)
 
 
 def write_cover(path: Path, test_input: np.ndarray, test_output: np.ndarray) -> None:

@@ -253,3 +253,16 @@ def test_the_steps_after_the_network_can_be_cancelled():
         with pytest.raises(PredictionCancelled):
             step(noisy, output, Layout("YX", noisy.shape), cancel=lambda: True)
         np.testing.assert_array_equal(output, pilot)  # nothing written
+
+
+def test_a_read_only_input_is_filtered_without_a_warning():
+    import warnings
+
+    _, noisy = _stripes_and_blobs(shape=(48, 48))
+    pilot = _pilot(noisy)
+    noisy.flags.writeable = False  # as a memory-mapped file is
+    pilot.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about non-writable arrays
+        out = collaborative_wiener(noisy, pilot)
+    assert out.shape == noisy.shape

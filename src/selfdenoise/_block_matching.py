@@ -151,7 +151,9 @@ def filter_plane(noisy: np.ndarray, pilot: np.ndarray, noise: NoiseLine, setting
 
     patch, radius = settings["patch"], settings["radius"]
     height, width = pilot.shape
-    noisy_t, pilot_t = torch.from_numpy(noisy), torch.from_numpy(pilot)
+    # torch wants writable memory: a read-only input (e.g. a memory-mapped file) is copied
+    noisy_t = torch.from_numpy(np.require(noisy, np.float32, ["C", "W"]))
+    pilot_t = torch.from_numpy(np.require(pilot, np.float32, ["C", "W"]))
     total, norm = torch.zeros(height, width), torch.zeros(height, width)
     ref_rows = _positions(height, patch, settings["step"])
     ref_cols = _positions(width, patch, settings["step"])

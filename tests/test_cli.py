@@ -522,47 +522,28 @@ def test_an_unreachable_dask_scheduler_is_a_one_line_error(tmp_path, tiny_model,
     assert not (tmp_path / "o.npy").exists()
 
 
-def test_predict_restore_detail_follows_the_model_unless_told(tmp_path, tiny_model):
+@pytest.mark.parametrize("step", ["restore_detail", "collaborative_filter"])
+def test_predict_steps_after_the_network_follow_the_model_unless_told(tmp_path, tiny_model, step):
     from selfdenoise.api import Denoiser
     from selfdenoise.io import read_image
 
     noisy, _ = synthetic_2d((64, 64))
     source = tmp_path / "in.npy"
     np.save(source, noisy)
+    flag = "--" + step.replace("_", "-")
     outputs = {}
-    for flag in ("", "--restore-detail", "--no-restore-detail"):
-        out = tmp_path / f"den{flag}.npy"
+    for given in ("", flag, flag.replace("--", "--no-")):
+        out = tmp_path / f"den{given}.npy"
         assert (
-            main(["predict", str(tiny_model), str(source), "--out", str(out), *flag.split()]) == 0
+            main(["predict", str(tiny_model), str(source), "--out", str(out), *given.split()]) == 0
         )
-        outputs[flag] = read_image(out).data
-    model = Denoiser.load(tiny_model, device="cpu")  # n2v2: restores detail by default
+        outputs[given] = read_image(out).data
+    model = Denoiser.load(tiny_model, device="cpu")  # n2v2: both steps on by default
     assert np.allclose(outputs[""], model.predict(noisy), atol=1e-5)
-    assert np.array_equal(outputs[""], outputs["--restore-detail"])
-    assert np.allclose(
-        outputs["--no-restore-detail"], model.predict(noisy, restore_detail=False), atol=1e-5
-    )
-    assert not np.allclose(outputs[""], outputs["--no-restore-detail"], atol=1e-4)
-
-
-def test_predict_collaborative_filter_follows_the_model_unless_told(tmp_path, tiny_model):
-    from selfdenoise.api import Denoiser
-    from selfdenoise.io import read_image
-
-    noisy, _ = synthetic_2d((64, 64))
-    source = tmp_path / "in.npy"
-    np.save(source, noisy)
-    outputs = {}
-    for flag in ("", "--collaborative-filter", "--no-collaborative-filter"):
-        out = tmp_path / f"den{flag}.npy"
-        assert (
-            main(["predict", str(tiny_model), str(source), "--out", str(out), *flag.split()]) == 0
-        )
-        outputs[flag] = read_image(out).data
-    model = Denoiser.load(tiny_model, device="cpu")
-    assert np.allclose(outputs[""], model.predict(noisy), atol=1e-5)
-    filtered = model.predict(noisy, collaborative_filter=True)
-    assert np.allclose(outputs["--collaborative-filter"], filtered, atol=1e-5)
-    plain = model.predict(noisy, collaborative_filter=False)
-    assert np.allclose(outputs["--no-collaborative-filter"], plain, atol=1e-5)
-    assert not np.allclose(filtered, plain, atol=1e-4)
+    assert np.array_equal(outputs[""], outputs[flag])
+    on = model.predict(noisy, **{step: True})
+    assert np.allclose(outputs[flag], on, atol=1e-5)
+    off = model.predict(noisy, **{step: False})
+    assert np.allclose(outputs[flag.replace("--", "--no-")], off, atol=1e-5)
+    assert not np.allclose(outputs[""], outputs[flag.replace("--", "--no-")], atol=1e-4)
+    assert not np.allclose(on, off, atol=1e-4)

@@ -173,8 +173,9 @@ def test_predict_dask_restores_detail_block_by_block(torch_single_thread):
 
 
 def test_slabs_with_a_halo_give_the_one_piece_result():
+    from selfdenoise._slabs import slabs as make_slabs
     from selfdenoise.axes import Layout
-    from selfdenoise.restore import _slabs, restore_detail_samples
+    from selfdenoise.restore import restore_detail_samples
 
     rng = np.random.default_rng(4)
     clean = np.kron(rng.uniform(0.2, 0.8, (4, 4, 4)), np.ones((16, 16, 16)))
@@ -182,7 +183,7 @@ def test_slabs_with_a_halo_give_the_one_piece_result():
     pilot = ndimage.gaussian_filter(clean, 1.5).astype(np.float32)
     plane = 64 * 64
     for planes in (20, 40):  # 7 and 4 slabs of the 64 planes, each read with a 10-plane halo
-        slabs = list(_slabs(64, plane, 10, plane * planes))
+        slabs = list(make_slabs(64, plane, 10, plane * planes))
         assert len(slabs) > 1 and max(s[0].stop - s[0].start for s in slabs) <= max(planes, 30)
         middle = slabs[len(slabs) // 2][0]  # where the noise level is read
         whole = restore_detail(noisy, pilot, noise=estimate_noise_line(noisy[middle]))

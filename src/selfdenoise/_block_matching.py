@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .metrics import NoiseLine
-from .tiling._cancel import PredictionCancelled, is_cancelled
+from .tiling._cancel import raise_if_cancelled
 
 _BLOCK_REFERENCES = 4096
 """References filtered together (a square block of the reference grid)."""
@@ -162,8 +162,7 @@ def filter_plane(noisy: np.ndarray, pilot: np.ndarray, noise: NoiseLine, setting
         block_rows = ref_rows[first_row : first_row + side]
         top, bottom = _window(block_rows, patch, radius, height)
         for first_col in range(0, len(ref_cols), side):
-            if is_cancelled(settings.get("cancel")):
-                raise PredictionCancelled("prediction cancelled")
+            raise_if_cancelled(settings.get("cancel"))
             block_cols = ref_cols[first_col : first_col + side]
             left, right = _window(block_cols, patch, radius, width)
             window = (slice(top, bottom), slice(left, right))

@@ -89,11 +89,11 @@ class PredictionMixin:
             channels_jointly=self.config.channels_jointly,
             **options,
         )
-        if self._restores(restore):
+        if self._runs("restore_detail", restore):
             from .restore import restore_detail_dask
 
             result = restore_detail_dask(image, result, layout)
-        if self._filters(collaborative):
+        if self._runs("collaborative_filter", collaborative):
             from .collaborative import collaborative_wiener_dask
 
             result = collaborative_wiener_dask(image, result, layout)
@@ -188,11 +188,11 @@ class PredictionMixin:
             progress=progress,
             cancel=cancel,
         )
-        if self._restores(restore_detail):
+        if self._runs("restore_detail", restore_detail):
             from .restore import restore_detail_samples
 
             result = restore_detail_samples(image, result, layout, cancel=cancel)
-        if self._filters(collaborative_filter):
+        if self._runs("collaborative_filter", collaborative_filter):
             from .collaborative import collaborative_wiener_samples
 
             result = collaborative_wiener_samples(image, result, layout, cancel=cancel)
@@ -206,15 +206,10 @@ class PredictionMixin:
         """
         return prediction_layout(self.config, self.in_channels, image, axes)
 
-    def _restores(self, restore_detail: bool | None) -> bool:
-        """Whether a prediction restores detail: as asked, else the model's setting."""
-        return self.config.tiling.restore_detail if restore_detail is None else restore_detail
-
-    def _filters(self, collaborative_filter: bool | None) -> bool:
-        """Whether a prediction runs the collaborative filter: as asked, else the model's."""
-        if collaborative_filter is None:
-            return self.config.tiling.collaborative_filter
-        return collaborative_filter
+    def _runs(self, step: str, asked: bool | None) -> bool:
+        """Whether a prediction runs the post-network ``step`` (a ``tiling`` setting, e.g.
+        ``restore_detail``): as asked, else the model's setting."""
+        return getattr(self.config.tiling, step) if asked is None else asked
 
     def _require_trained(self) -> None:
         if not self.is_trained:

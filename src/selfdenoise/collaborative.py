@@ -45,6 +45,7 @@ from numpy.typing import ArrayLike
 from ._block_matching import filter_plane
 from ._errors import SelfDenoiseError
 from ._prediction import map_samples_dask
+from ._slabs import MAX_SLAB_ELEMENTS, slabs, write_finished
 from .axes import Layout
 from .metrics import NoiseLine, estimate_noise_line
 
@@ -168,10 +169,6 @@ def collaborative_wiener(
     return (d + blend * (filtered - d)).astype(np.float32)
 
 
-MAX_SLAB_ELEMENTS = 2**24
-"""A plane larger than this is filtered in slabs of rows (with a halo; same result)."""
-
-
 def _row_slabs(height: int, width: int, max_elements: int):
     """``(read, core_in_read, core)`` row slices of a plane, filtered slab by slab.
 
@@ -180,14 +177,7 @@ def _row_slabs(height: int, width: int, max_elements: int):
     the whole plane, so the slabs give the one-piece result.
     """
     halo = 2 * SEARCH_RADIUS + PATCH_SIZE
-    rows = max(halo, max_elements // max(width, 1) - 2 * halo)
-    rows -= rows % REFERENCE_STEP
-    for start in range(0, height, rows):
-        stop = min(height, start + rows)
-        low = max(0, start - halo)
-        low -= low % REFERENCE_STEP
-        high = min(height, stop + halo)
-        yield slice(low, high), slice(start - low, stop - low), slice(start, stop)
+    return slabs(height, width, halo, max_elements, align=REFERENCE_STEP)
 
 
 def _noise_lines(image: Any, layout: Layout, sample: int, max_elements: int) -> list[NoiseLine]:
@@ -253,35 +243,25 @@ def collaborative_wiener_samples(
     """
     shape = layout.spatial_shape
     planes = shape[0] if layout.ndim == 3 else 1
-    slabs = list(_row_slabs(shape[-2], shape[-1], max_elements))
+    pieces = list(_row_slabs(shape[-2], shape[-1], max_elements))
     for sample in layout.samples():
         lines = _noise_lines(image, layout, sample, max_elements)
         for plane in range(planes):
             outer = [slice(plane, plane + 1)] if layout.ndim == 3 else []
+
+            def place(core: slice, outer: list[slice] = outer) -> list[slice]:
+                return [*outer, core, slice(None)]
+
             pending: list[tuple[slice, np.ndarray]] = []  # written once no slab reads them
-            for read, core_in_read, core in slabs:
-                pending = _write_done(denoised, layout, sample, outer, pending, read.start)
+            for read, core_in_read, core in pieces:
+                pending = write_finished(denoised, layout, sample, pending, read.start, place)
                 spatial = [*outer, read, slice(None)]
                 noisy = layout.read_block(image, sample, spatial)
                 pilot = layout.read_block(denoised, sample, spatial)
                 filtered = _filter_block(noisy, pilot, lines, cancel)
                 pending.append((core, filtered[..., core_in_read, :]))
-            _write_done(denoised, layout, sample, outer, pending, shape[-2])
+            write_finished(denoised, layout, sample, pending, shape[-2], place)
     return denoised
-
-
-def _write_done(
-    denoised: Any, layout: Layout, sample: int, outer: list, pending: list, first_unread: int
-) -> list:
-    """Write the filtered slabs that end before row ``first_unread``; return the others."""
-    kept = []
-    for core, values in pending:
-        if core.stop <= first_unread:
-            index = layout.block_index(sample, [*outer, core, slice(None)])
-            denoised[index] = layout.canonical_to_block(values)
-        else:
-            kept.append((core, values))
-    return kept
 
 
 def collaborative_wiener_dask(image: Any, denoised: Any, layout: Layout) -> Any:

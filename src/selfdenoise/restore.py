@@ -42,9 +42,10 @@ from scipy import ndimage
 
 from ._errors import SelfDenoiseError
 from ._prediction import map_samples_dask
+from ._slabs import MAX_SLAB_ELEMENTS, slabs, write_finished
 from .axes import Layout
 from .metrics import NoiseLine, estimate_noise_line
-from .tiling._cancel import PredictionCancelled, is_cancelled
+from .tiling._cancel import raise_if_cancelled
 
 __all__ = [
     "DETAIL_SMOOTHING",
@@ -166,23 +167,6 @@ def restore_detail(
     return d.copy() if only_if_better and change >= 0 else restored
 
 
-MAX_SLAB_ELEMENTS = 2**24
-"""A sample larger than this is restored in slabs along its first spatial axis (with a halo)."""
-
-
-def _slabs(length: int, plane: int, halo: int, max_elements: int):
-    """``(read, core_in_read, core)`` slices along an axis of ``length`` planes of ``plane``.
-
-    A slab keeps at least ``halo`` planes of its own, so no plane is read more than three
-    times however large the planes are.
-    """
-    step = max(halo, 1, max_elements // max(plane, 1) - 2 * halo)
-    for start in range(0, length, step):
-        stop = min(length, start + step)
-        low, high = max(0, start - halo), min(length, stop + halo)
-        yield slice(low, high), slice(start - low, stop - low), slice(start, stop)
-
-
 def _blend_channels(
     noisy: np.ndarray, output: np.ndarray, lines: list[NoiseLine], helps: list[bool] | None = None
 ) -> tuple[np.ndarray, list[bool]]:
@@ -205,25 +189,6 @@ def _blend_channels(
         blocks.append(restored if keep else channel_output)
         blended.append(keep)
     return np.stack(blocks), blended
-
-
-def _write_done(
-    denoised: Any, layout: Layout, sample: int, pending: list, first_unread: int
-) -> list:
-    """Write the restored slabs that end before plane ``first_unread``; return the others."""
-    rest = [slice(None)] * (layout.ndim - 1)
-    kept = []
-    for core, values in pending:
-        if core.stop <= first_unread:
-            denoised[layout.block_index(sample, [core, *rest])] = layout.canonical_to_block(values)
-        else:
-            kept.append((core, values))
-    return kept
-
-
-def _check_cancel(cancel: Any) -> None:
-    if is_cancelled(cancel):
-        raise PredictionCancelled("prediction cancelled")
 
 
 def restore_detail_samples(
@@ -260,11 +225,15 @@ def restore_detail_samples(
     spatial_shape = layout.spatial_shape
     plane = math.prod(spatial_shape[1:]) * layout.n_channels
     halo = int(np.ceil(4 * DETAIL_SMOOTHING))
-    slabs = list(_slabs(spatial_shape[0], plane, halo, max_elements))
+    pieces = list(slabs(spatial_shape[0], plane, halo, max_elements))
     rest = [slice(None)] * (len(spatial_shape) - 1)
+
+    def place(core: slice) -> list[slice]:
+        return [core, *rest]
+
     for sample in layout.samples():
-        _check_cancel(cancel)
-        middle = slabs[len(slabs) // 2][0]  # with its halo: never a single plane of a volume
+        raise_if_cancelled(cancel)
+        middle = pieces[len(pieces) // 2][0]  # with its halo: never a single plane of a volume
         noisy = layout.read_block(image, sample, [middle, *rest])
         output = layout.read_block(denoised, sample, [middle, *rest])
         lines = [estimate_noise_line(channel) for channel in noisy]
@@ -272,9 +241,9 @@ def restore_detail_samples(
         if not any(helps):
             continue
         pending: list[tuple[slice, np.ndarray]] = []  # written once no later slab reads them
-        for read, core_in_read, core in slabs:
-            _check_cancel(cancel)
-            pending = _write_done(denoised, layout, sample, pending, read.start)
+        for read, core_in_read, core in pieces:
+            raise_if_cancelled(cancel)
+            pending = write_finished(denoised, layout, sample, pending, read.start, place)
             if read == middle:  # read and blended above, before anything was written
                 restored = middle_restored
             else:
@@ -282,7 +251,7 @@ def restore_detail_samples(
                 output = layout.read_block(denoised, sample, [read, *rest])
                 restored, _ = _blend_channels(noisy, output, lines, helps)
             pending.append((core, restored[:, core_in_read]))
-        _write_done(denoised, layout, sample, pending, spatial_shape[0])
+        write_finished(denoised, layout, sample, pending, spatial_shape[0], place)
     return denoised
 
 

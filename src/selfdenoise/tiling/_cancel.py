@@ -27,6 +27,12 @@ def is_cancelled(cancel) -> bool:
     return bool(cancel())
 
 
+def raise_if_cancelled(cancel) -> None:
+    """Raise :class:`PredictionCancelled` when ``cancel`` asks to stop (see :func:`is_cancelled`)."""
+    if is_cancelled(cancel):
+        raise PredictionCancelled("prediction cancelled")
+
+
 def run_cancellable(
     work: Callable[[], T],
     executor: Executor | None,
@@ -66,8 +72,7 @@ def run_cancellable(
                 return future.result(timeout=POLL_SECONDS)
             except TimeoutError:
                 pass
-            if is_cancelled(cancel):
-                raise PredictionCancelled("prediction cancelled")
+            raise_if_cancelled(cancel)
             if on_wait is not None:
                 on_wait()
     except BaseException:

@@ -15,7 +15,7 @@ from .._errors import SelfDenoiseError
 from ..axes import Layout
 from ..config import AMP_MODES, BLENDS
 from ..device import autocast_dtype, configure_backends, select_device
-from ._cancel import FORWARD_THREADS, PredictionCancelled, is_cancelled, run_cancellable
+from ._cancel import FORWARD_THREADS, raise_if_cancelled, run_cancellable
 from ._forward import (
     BatchForward,
     ForwardMonitor,
@@ -244,8 +244,7 @@ class _TiledRun:
         reading = pool.submit(self._read, batches[0], buffers[0])
         writing: Future | None = None
         for i, batch in enumerate(batches):
-            if is_cancelled(cancel):
-                raise PredictionCancelled("prediction cancelled")
+            raise_if_cancelled(cancel)
             inputs = reading.result()
             if i + 1 < len(batches):
                 reading = pool.submit(self._read, batches[i + 1], buffers[(i + 1) % 2])

@@ -35,17 +35,47 @@ def load_calibration(path: Path = CALIBRATION) -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(path.read_text())["steps_per_minute"].items()}
 
 
-def rate_key(method: str, ndim: int = 2, precision: str = "") -> str:
-    """The calibration entry of ``method`` trained in ``ndim`` dimensions at ``precision``
-    (``""``: float32; ``"bf16"``: bf16 autocast), e.g. ``"n2v2 3d"``, ``"noise2same bf16"``."""
-    return " ".join(part for part in (method, "" if ndim == 2 else f"{ndim}d", precision) if part)
+NO_REGULARISER = "gamma0"
+"""Rate variant of Neighbor2Neighbor trained without its regulariser (a step skips the
+full-resolution pass): what ``regulariser_weight='auto'`` picks on photon-limited data."""
+
+
+def rate_key(method: str, ndim: int = 2, precision: str = "", variant: str = "") -> str:
+    """The calibration entry of ``method`` (``variant``) trained in ``ndim`` dimensions at
+    ``precision`` (``""``: float32; ``"bf16"``: bf16 autocast), e.g. ``"n2v2 3d"``,
+    ``"noise2same bf16"``, ``"neighbor2neighbor gamma0 bf16"``."""
+    dims = "" if ndim == 2 else f"{ndim}d"
+    return " ".join(part for part in (method, variant, dims, precision) if part)
+
+
+def rate_variant(method: str, noisy: np.ndarray, settings: dict) -> str:
+    """:data:`NO_REGULARISER` when ``method`` trains without a regulariser on ``noisy`` (the
+    setting 0, or ``'auto'`` read from the image as ``Denoiser.fit`` reads it), else ``""``."""
+    if method != "neighbor2neighbor":
+        return ""
+    weight = settings.get("regulariser_weight", "auto")
+    if weight == "auto" and settings.get("gat"):  # trained on stabilised data: not photon
+        return ""
+    if weight == "auto":
+        from selfdenoise.methods.neighbor2neighbor import regulariser_weight_from_noise
+        from selfdenoise.metrics import photon_noise_fraction
+
+        planes = noisy.reshape(-1, *noisy.shape[-2:])
+        middle = planes[len(planes) // 2]
+        weight = regulariser_weight_from_noise(photon_noise_fraction(middle))
+    return NO_REGULARISER if weight == 0 else ""
 
 
 def steps_for(
-    method: str, minutes: float, rates: dict[str, float], ndim: int = 2, precision: str = ""
+    method: str,
+    minutes: float,
+    rates: dict[str, float],
+    ndim: int = 2,
+    precision: str = "",
+    variant: str = "",
 ) -> int:
     """The step budget worth ``minutes`` CPU-minutes of ``method`` on the calibrated machine."""
-    method = rate_key(method, ndim, precision)
+    method = rate_key(method, ndim, precision, variant)
     if method not in rates:
         known = ", ".join(sorted(rates))
         raise KeyError(f"no calibrated rate for {method!r} (have: {known}); re-measure it")
@@ -68,14 +98,24 @@ def cpu_minutes_label(minutes: float) -> str:
     return f"{minutes:g} min (steps eq.)"
 
 
-def measure_rate(method: str, noisy: np.ndarray, seconds: float = 30.0, amp: str = "off") -> float:
+def measure_rate(
+    method: str, noisy: np.ndarray, seconds: float = 30.0, amp: str = "off", **settings
+) -> float:
     """Training steps per minute of ``method`` on ``noisy`` (2D or 3D) within ``seconds``, at
-    the precision ``amp`` (float32 by default, as the first rates were measured)."""
+    the precision ``amp`` (float32 by default, as the first rates were measured), with other
+    ``Denoiser`` ``settings``."""
     from selfdenoise import Denoiser
 
     axes = "ZYX" if noisy.ndim == 3 else "YX"
     model = Denoiser(
-        method, axes, device="cpu", max_minutes=seconds / 60, epochs=10**6, seed=0, amp=amp
+        method,
+        axes,
+        device="cpu",
+        max_minutes=seconds / 60,
+        epochs=10**6,
+        seed=0,
+        amp=amp,
+        **settings,
     )
     model.fit(noisy)
     return model.steps_trained / (seconds / 60)
@@ -157,6 +197,43 @@ def measure_calibration_bf16(
         f"mean bf16/float32 ratio over {rounds} pairs"
     )
     record["measured_bf16"] = time.strftime("%Y-%m-%d %H:%M")
+    Path(path).write_text(json.dumps(record, indent=1) + "\n")
+    return rates
+
+
+def measure_calibration_no_regulariser(
+    precisions: tuple[str, ...] = ("", "bf16"),
+    path: Path = CALIBRATION,
+    seconds: float = 30.0,
+    rounds: int = 2,
+) -> dict[str, float]:
+    """Neighbor2Neighbor's rates without its regulariser (``"neighbor2neighbor gamma0 ..."``).
+
+    Each window with ``regulariser_weight=0`` on Set12 05 is paired with a window of the
+    paper's weight 2 at the same precision right before it; the rate is the calibrated rate
+    of the method at that precision times the mean ratio of the pairs.
+    """
+    record = json.loads(Path(path).read_text())
+    rates = record["steps_per_minute"]
+    noisy = calibration_image()
+    method = "neighbor2neighbor"
+    for precision in precisions:
+        amp = "bf16" if precision == "bf16" else "off"
+        ratios = _paired_ratios(
+            partial(measure_rate, method, noisy, seconds, amp=amp, regulariser_weight=0.0),
+            partial(measure_rate, method, noisy, seconds, amp=amp, regulariser_weight=2.0),
+            rounds,
+        )
+        key = rate_key(method, precision=precision, variant=NO_REGULARISER)
+        rates[key] = round(rates[rate_key(method, precision=precision)] * float(np.mean(ratios)), 1)
+        print(f"{key}: {rates[key]:.1f} steps/min (ratio to weight 2: {ratios})", flush=True)
+    record["steps_per_minute"] = rates
+    record["protocol_gamma0"] = (
+        f"'neighbor2neighbor gamma0 [bf16]': Set12 05, regulariser_weight=0, {seconds:g} s "
+        f"windows, each paired with a window of regulariser_weight=2 at the same precision; "
+        f"rate = calibrated rate x mean ratio over {rounds} pairs"
+    )
+    record["measured_gamma0"] = time.strftime("%Y-%m-%d %H:%M")
     Path(path).write_text(json.dumps(record, indent=1) + "\n")
     return rates
 

@@ -117,7 +117,7 @@ def score(command: str, source: str, image_set: str, names: list[str]) -> None:
             for blend in BLENDS:
                 mixed = pilot + blend * (filtered - pilot)
                 row[f"{tag};a{blend}"] = _psnr(
-                    image_set if image_set == "fmd" else "", clean, mixed
+                    image_set if image_set.startswith("fmd") else "", clean, mixed
                 )
         with ROWS.open("a") as handle:
             handle.write(json.dumps(row) + "\n")

@@ -14,11 +14,17 @@ Image sets (none of them Set12, which the quality benchmark covers):
 - ``fmd``: the FMD pairs of ``../shared/data/fmd_pairs`` (``confocal``: confocal FISH;
   ``widefield``: widefield BPAE; ``imageR1``), PSNR after a linear fit to the reference, as in
   ``real_data.py``.
+- ``fmd-heldout``: real widefield FMD images that are not benchmark targets (session 31):
+  ``stackG`` and ``stackB``, channels 1 and 2 of ``BPAE_3ch_stack`` (channel 0 is
+  ``image_R_1``), and ``rgbR``, ``rgbG``, ``rgbB``, the channels of ``widefield_BPAE_rgb``;
+  scored as ``fmd``.
 
 Usage::
 
     python benchmarks/explore_restore.py train noise2same 2231 heldout astronaut,coins
     python benchmarks/explore_restore.py score noise2same heldout astronaut,coins
+    python benchmarks/explore_restore.py train neighbor2neighbor 3273 fmd confocal \\
+        '{"regulariser_weight": 0}' _g0
 """
 
 from __future__ import annotations
@@ -72,24 +78,54 @@ def fmd(names: list[str]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         yield name, clean, imread(folder / noisy_file).astype(np.float64) / 255
 
 
+FMD_HELDOUT = {
+    "stackG": ("BPAE_3ch_stack", 1),
+    "stackB": ("BPAE_3ch_stack", 2),
+    "rgbR": ("widefield_BPAE_rgb", 0),
+    "rgbG": ("widefield_BPAE_rgb", 1),
+    "rgbB": ("widefield_BPAE_rgb", 2),
+}
+
+
+def fmd_heldout(names: list[str]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``(name, reference, noisy)`` for the held-out FMD channels, scaled to [0, 1]."""
+    import tifffile
+    from skimage.io import imread
+
+    folder = base.SHARED_DATA / "fmd_pairs"
+    for name in names:
+        stem, channel = FMD_HELDOUT[name]
+        if stem.endswith("stack"):
+            noisy = tifffile.imread(folder / f"{stem}_noisy.tif")[channel]
+            clean = tifffile.imread(folder / f"{stem}_gt.tif")[channel]
+        else:
+            noisy = imread(folder / f"{stem}_noisy.png")[..., channel]
+            clean = imread(folder / f"{stem}_gt.png")[..., channel]
+        yield name, clean.astype(np.float64) / 255, noisy.astype(np.float64) / 255
+
+
 def _psnr(image_set: str, clean: np.ndarray, image: np.ndarray) -> float:
     image = np.asarray(image, np.float64)
-    if image_set == "fmd":  # linear fit to the reference, as real_data.py scores FMD
+    if image_set.startswith("fmd"):  # linear fit to the reference, as real_data.py scores FMD
         design = np.stack([image.ravel(), np.ones(image.size)], axis=1)
         (scale, offset), *_ = np.linalg.lstsq(design, clean.ravel(), rcond=None)
         image = scale * image + offset
     return float(10 * np.log10(1.0 / np.mean((clean - image) ** 2)))
 
 
-def train(method: str, steps: int, image_set: str, names: list[str]) -> None:
+def train(
+    method: str, steps: int, image_set: str, names: list[str], options=None, suffix=""
+) -> None:
+    """Train and save one model per image; ``options`` go to ``Denoiser`` and ``suffix`` to
+    the file name (``<method><suffix>_<image>.safetensors``)."""
     from selfdenoise import Denoiser
 
     MODELS.mkdir(parents=True, exist_ok=True)
     for name, _, noisy in SETS[image_set](names):
-        model = Denoiser(method, "YX", steps=steps, device="cpu", seed=0)
+        model = Denoiser(method, "YX", steps=steps, device="cpu", seed=0, **(options or {}))
         started = time.perf_counter()
         model.fit(noisy)
-        model.save(MODELS / f"{method}_{name}.safetensors")
+        model.save(MODELS / f"{method}{suffix}_{name}.safetensors")
         print(
             f"{method} {name}: {steps} steps in {time.perf_counter() - started:.0f} s", flush=True
         )
@@ -114,7 +150,7 @@ def score(method: str, image_set: str, names: list[str]) -> None:
         print(" ".join(f"{k} {v:.2f}" if isinstance(v, float) else str(v) for k, v in row.items()))
 
 
-SETS = {"heldout": heldout, "fmd": fmd}
+SETS = {"heldout": heldout, "fmd": fmd, "fmd-heldout": fmd_heldout}
 
 if __name__ == "__main__":
     import torch
@@ -122,6 +158,8 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     command, method = sys.argv[1], sys.argv[2]
     if command == "train":
-        train(method, int(sys.argv[3]), sys.argv[4], sys.argv[5].split(","))
+        options = json.loads(sys.argv[6]) if len(sys.argv) > 6 else None
+        suffix = sys.argv[7] if len(sys.argv) > 7 else ""
+        train(method, int(sys.argv[3]), sys.argv[4], sys.argv[5].split(","), options, suffix)
     else:
         score(method, sys.argv[3], sys.argv[4].split(","))

@@ -57,6 +57,7 @@ from _calibration import (
     load_calibration,
     measure_calibration,
     measure_calibration_bf16,
+    measure_calibration_no_regulariser,
     steps_for,
 )
 from _report import (
@@ -447,6 +448,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="re-measure --calibration (30 s per method of --methods; only on a quiet machine)",
     )
+    parser.add_argument(
+        "--measure-calibration-gamma0",
+        action="store_true",
+        help="measure Neighbor2Neighbor's rates without its regulariser (float32 and bf16), "
+        "paired with windows at the paper's weight",
+    )
     parser.add_argument("--crop", type=int, default=0, help="centre crop side (0: whole image)")
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -522,6 +529,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.measure_calibration_gamma0:
+        measure_calibration_no_regulariser(path=args.calibration)
+        return
     if args.measure_calibration:
         if args.precision:
             measure_calibration_bf16(args.methods, args.calibration)

@@ -59,6 +59,7 @@ from _calibration import (
     load_calibration,
     measure_calibration_3d,
     rate_key,
+    rate_variant,
     steps_for,
 )
 from _panels import Tile, crop_2d, save_panel
@@ -266,8 +267,12 @@ def deep_candidates(noisy: np.ndarray, methods: dict, args, axes: str) -> dict:
             if precision:
                 name = f"{name} [{precision}]"
             if args.cpu_minutes:
-                steps = steps_for(method, minutes, args.rates, ndim, precision)
+                # Neighbor2Neighbor without its regulariser ('auto' on photon-limited data)
+                # makes about twice the steps per CPU-minute: it has its own rate
+                variant = rate_variant(method, noisy, settings)
+                steps = steps_for(method, minutes, args.rates, ndim, precision, variant)
                 budget, extra = ("steps", steps), {"steps": steps, "cpu_minutes": minutes}
+                extra["rate"] = rate_key(method, ndim, precision, variant)
                 name = f"{name}, {cpu_minutes_label(minutes)}"
             settings["collaborative"] = args.collaborative
             results = train_predict(noisy, method, budget, axes, args.tta, args.restore, **settings)

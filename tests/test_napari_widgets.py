@@ -119,11 +119,13 @@ def test_regulariser_weight_field_reaches_the_settings(train_widget):
 
     train_widget.method.value = "neighbor2neighbor"
     assert not train_widget.regulariser_weight.native.isHidden()
-    default = make_config("neighbor2neighbor").regulariser_weight
-    assert train_widget.regulariser_weight.value == default
-    assert train_widget.collect_settings()["regulariser_weight"] == default
-    assert "by design" in train_widget.loss_caption.text()
+    assert make_config("neighbor2neighbor").regulariser_weight == "auto"
+    # the field's lowest value, below 0, reads 'auto' (read from the data when training starts)
+    assert train_widget.regulariser_weight.native.text() == "auto"
+    assert train_widget.collect_settings()["regulariser_weight"] == "auto"
+    assert "by design" in train_widget.loss_caption.text()  # 'auto' may ramp
     train_widget.regulariser_weight.value = 0.0  # no regulariser: the loss does not climb
+    assert train_widget.regulariser_weight.native.text() == "0.00"
     assert "by design" not in train_widget.loss_caption.text()
     train_widget.regulariser_weight.value = 0.5
     assert "by design" in train_widget.loss_caption.text()
@@ -190,6 +192,7 @@ def test_training_sizes_note_is_shown_once_training_starts(train_widget):
 
     class Model:
         training_sizes_note = ""
+        regulariser_weight = None
 
     model = Model()
     assert train_widget.sizes_label.isHidden()
@@ -199,6 +202,26 @@ def test_training_sizes_note_is_shown_once_training_starts(train_widget):
     train_widget._on_update(TrainUpdate(rows=[]))
     assert not train_widget.sizes_label.isHidden()
     assert train_widget.sizes_label.text() == "Sizes: batch 4 x 64x64 patches: the CPU recipe"
+
+
+def test_loss_caption_follows_the_regulariser_weight_read_from_the_data(train_widget):
+    """With γ 'auto' the caption warns that the loss may climb; once the fit has read the
+    weight from the data (0 on photon-limited captures: no ramp), the caption says so."""
+    from selfdenoise._napari._jobs import TrainUpdate
+
+    class Model:
+        training_sizes_note = "batch 4 x 64x64 patches: the CPU recipe"
+        regulariser_weight = None
+
+    train_widget.method.value = "neighbor2neighbor"
+    assert "by design" in train_widget.loss_caption.text()
+    model = Model()
+    train_widget._on_update(TrainUpdate(denoiser=model))
+    assert "by design" in train_widget.loss_caption.text()  # not read yet
+    model.regulariser_weight = 0.0
+    train_widget._on_update(TrainUpdate(rows=[]))
+    assert "by design" not in train_widget.loss_caption.text()
+    assert train_widget.loss_caption.text().startswith("γ regulariser 0, read from the noise.")  # noqa: RUF001
 
 
 def test_train_without_layers_is_a_notification(train_widget, notifications):
@@ -455,6 +478,7 @@ def test_continuing_a_model_shows_its_own_settings(train_widget, clean_session):
     assert train_widget.collect_settings()["regulariser_weight"] == 0.5
     defaults = make_config("neighbor2neighbor")
     train_widget.start_from.value = train_widget.start_from.choices[0]  # new model
-    assert train_widget.regulariser_weight.value == defaults.regulariser_weight
+    assert defaults.regulariser_weight == "auto"
+    assert train_widget.collect_settings()["regulariser_weight"] == "auto"
     assert float(train_widget.learning_rate.value) == defaults.training.learning_rate
     assert train_widget.unet_depth.value == defaults.network.depth

@@ -194,10 +194,13 @@ class TrainingMixin:
         )
         sampler = make_sampler(prepared, training, network.size_multiple, rank)
         self.lambda_inv = self._resolve_lambda_inv(prepared.arrays)
+        self.regulariser_weight = self._resolve_regulariser_weight(prepared.arrays)
         stop = threading.Event()
         run = TrainingRun(
             network,
-            get_objective(self.config, lambda_inv=self.lambda_inv),
+            get_objective(
+                self.config, lambda_inv=self.lambda_inv, regulariser_weight=self.regulariser_weight
+            ),
             sampler,
             training,
             self._device,
@@ -253,12 +256,31 @@ class TrainingMixin:
         variances = [estimate_noise_rms(plane) ** 2 for plane in noise_planes(normalised)]
         return lambda_inv_from_sigma(float(np.sqrt(np.mean(variances))))
 
+    def _resolve_regulariser_weight(self, normalised: list[np.ndarray]) -> float | None:
+        if self.config.method != "neighbor2neighbor":
+            return None
+        if self.config.regulariser_weight != "auto":
+            return float(self.config.regulariser_weight)
+        from .methods.neighbor2neighbor import regulariser_weight_from_noise
+        from .metrics import photon_noise_fraction
+
+        # Read in the raw units: the normalisation moves 0, and the fraction depends on it.
+        planes = noise_planes(normalised, normaliser=self.normaliser)
+        fraction = float(np.mean([photon_noise_fraction(plane) for plane in planes]))
+        return regulariser_weight_from_noise(fraction)
+
     def _checkpoint_writer(self, rank: int) -> Callable[[dict], None] | None:
         """Writes the run's state into ``checkpoint_dir`` (rank 0 only)."""
 
         def metadata(history: list, step: int) -> dict:
             return metadata_dict(
-                self.config, self.normaliser, self.in_channels, self.lambda_inv, history, step
+                self.config,
+                self.normaliser,
+                self.in_channels,
+                self.lambda_inv,
+                history,
+                step,
+                self.regulariser_weight,
             )
 
         return checkpoint_writer(self.config, rank, metadata)
@@ -283,9 +305,12 @@ NOISE_PLANES = 16
 """At most this many 2D planes are read to set Noise2Same's ``lambda_inv='auto'``."""
 
 
-def noise_planes(arrays: list[np.ndarray], limit: int = NOISE_PLANES) -> list[np.ndarray]:
+def noise_planes(
+    arrays: list[np.ndarray], limit: int = NOISE_PLANES, normaliser: Any = None
+) -> list[np.ndarray]:
     """Up to ``limit`` 2D planes spread evenly over ``arrays`` (each ``(N, C, *spatial)``):
-    every sample and channel is a candidate, and a 3D one gives its middle Z plane."""
+    every sample and channel is a candidate, and a 3D one gives its middle Z plane. With
+    ``normaliser`` (that of the normalised ``arrays``) the planes are in the raw units."""
     where = [
         (image, sample, channel)
         for image, array in enumerate(arrays)
@@ -297,5 +322,9 @@ def noise_planes(arrays: list[np.ndarray], limit: int = NOISE_PLANES) -> list[np
     for index in picks:
         image, sample, channel = where[index]
         plane = np.asarray(arrays[image][sample, channel])
-        planes.append(plane[plane.shape[0] // 2] if plane.ndim == 3 else plane)
+        plane = plane[plane.shape[0] // 2] if plane.ndim == 3 else plane
+        if normaliser is not None:
+            entry = min(channel, len(normaliser.offset) - 1)
+            plane = plane * normaliser.scale[entry] + normaliser.offset[entry]
+        planes.append(plane)
     return planes

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import SelfDenoiseError
-from .config import DenoiserConfig, check_lambda_inv
+from .config import DenoiserConfig, check_lambda_inv, check_regulariser_weight
 from .data import Normaliser
 
 MODEL_FORMAT = "napari-selfdenoise-model"
@@ -31,6 +31,7 @@ class ModelMetadata:
     lambda_inv: float | None = None
     history: list[dict] = field(default_factory=list)
     steps_trained: int = 0
+    regulariser_weight: float | None = None
 
 
 def check_metadata(metadata: Any, what: str = "model file", path: Any = None) -> ModelMetadata:
@@ -62,11 +63,16 @@ def check_metadata(metadata: Any, what: str = "model file", path: Any = None) ->
     lambda_inv = metadata.get("lambda_inv")
     if lambda_inv is not None:
         check_lambda_inv(lambda_inv)
+    regulariser_weight = metadata.get("regulariser_weight")
+    if regulariser_weight is not None:
+        check_regulariser_weight(regulariser_weight)
     history = _check_history(metadata.get("history", []), what)
     steps = metadata.get("steps_trained", history[-1]["step"] if history else 0)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise SelfDenoiseError(f"steps_trained in the {what} must be an integer >= 0.")
-    return ModelMetadata(config, normaliser, in_channels, lambda_inv, history, steps)
+    return ModelMetadata(
+        config, normaliser, in_channels, lambda_inv, history, steps, regulariser_weight
+    )
 
 
 def _check_channels(config, normaliser: Normaliser, in_channels: int, what: str) -> None:
@@ -103,6 +109,7 @@ def metadata_dict(
     lambda_inv: float | None,
     history: list[dict],
     steps_trained: int,
+    regulariser_weight: float | None = None,
 ) -> dict:
     """The JSON metadata written with a model or checkpoint."""
     from ._version import __version__
@@ -114,6 +121,7 @@ def metadata_dict(
         "normaliser": normaliser.to_dict() if normaliser else None,
         "in_channels": in_channels,
         "lambda_inv": lambda_inv,
+        "regulariser_weight": regulariser_weight,
         "history": history,
         "steps_trained": steps_trained,
     }

@@ -46,8 +46,8 @@ class Denoiser(TrainingMixin, PredictionMixin):
 
     Parameters
     ----------
-    method : {'noise2same', 'n2v', 'n2v2', 'noise2self', 'supervised'}
-        Training objective.
+    method : {'neighbor2neighbor', 'noise2same', 'n2v', 'n2v2', 'noise2self', 'supervised'}
+        Training objective (default ``'neighbor2neighbor'``).
     axes : str
         Axes of the training data, e.g. ``'YX'``, ``'ZYX'``, ``'TYX'``, ``'CYX'``.
     config : DenoiserConfig, optional
@@ -55,6 +55,14 @@ class Denoiser(TrainingMixin, PredictionMixin):
     **settings
         Any setting of :class:`~selfdenoise.config.DenoiserConfig`, flat or by section,
         e.g. ``patch_shape=(64, 64)``, ``steps=500``, ``max_minutes=2``, ``lambda_inv=2``.
+
+    Attributes
+    ----------
+    lambda_inv : float or None
+        Noise2Same's invariance weight of the last fit (``'auto'`` read from the data).
+    regulariser_weight : float or None
+        Neighbor2Neighbor's regulariser weight of the last fit (``'auto'``: 0 on
+        photon-limited data, else 2); saved with the model.
 
     Examples
     --------
@@ -83,6 +91,7 @@ class Denoiser(TrainingMixin, PredictionMixin):
         self.normaliser: Normaliser | None = None
         self.in_channels: int | None = None
         self.lambda_inv: float | None = None
+        self.regulariser_weight: float | None = None
         self.history: list[dict] = []
         self._steps_trained = 0
         self._from_file = False
@@ -165,6 +174,7 @@ class Denoiser(TrainingMixin, PredictionMixin):
             self.lambda_inv,
             self.history,
             self._steps_trained,
+            self.regulariser_weight,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -205,6 +215,7 @@ class Denoiser(TrainingMixin, PredictionMixin):
         denoiser = cls(config=meta.config)
         denoiser.normaliser, denoiser.in_channels = meta.normaliser, meta.in_channels
         denoiser.lambda_inv, denoiser.history = meta.lambda_inv, meta.history
+        denoiser.regulariser_weight = meta.regulariser_weight
         denoiser._steps_trained, denoiser._from_file = meta.steps_trained, True
         if device is not None:
             denoiser.continue_training(device=device)

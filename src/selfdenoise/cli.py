@@ -19,10 +19,9 @@ from ._cli.arg_types import (
     DEVICE_CHOICES,
     device_name,
     int_tuple,
-    lambda_inv_value,
-    non_negative_float,
     output_dtype,
     positive_int,
+    weight_or_auto,
 )
 from ._cli.common import masking_methods, show_warning
 from ._cli.export import add_export_parser, cmd_export
@@ -112,7 +111,7 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
     train.add_argument("--lr", type=float, help=f"learning rate ({_default('learning_rate')})")
     train.add_argument(
         "--lambda-inv",
-        type=lambda_inv_value,
+        type=weight_or_auto,
         help=(
             "Noise2Same invariance weight, or 'auto' "
             f"(default {make_config('noise2same').lambda_inv})"
@@ -120,12 +119,11 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--regulariser-weight",
-        type=non_negative_float,
+        type=weight_or_auto,
         help=(
-            "Neighbor2Neighbor regulariser weight at the end of its ramp "
-            f"(default {make_config('neighbor2neighbor').regulariser_weight:g}, as in the "
-            "paper; 0 to 1 scored higher on real widefield and confocal captures, 2 on natural "
-            "images)"
+            "Neighbor2Neighbor regulariser weight at the end of its ramp, or 'auto' "
+            f"(default {make_config('neighbor2neighbor').regulariser_weight}: 0 for "
+            "photon-limited data, else 2 as in the paper)"
         ),
     )
     train.add_argument(

@@ -31,8 +31,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def lambda_inv_value(text: str) -> float | str:
-    """``'auto'`` or a finite number >= 0 (Noise2Same's ``lambda_inv``)."""
+def weight_or_auto(text: str) -> float | str:
+    """``'auto'`` or a finite number >= 0 (``lambda_inv``, ``regulariser_weight``)."""
     if text == "auto":
         return text
     try:
@@ -43,17 +43,6 @@ def lambda_inv_value(text: str) -> float | str:
         ) from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'auto'; got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
     return value
 
 

@@ -133,13 +133,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         path = model.save(out)
         best = min((h["val_loss"] for h in history), default=float("nan"))
         steps = model.steps_trained
+        weight = model.regulariser_weight  # resolved from the data when 'auto'
+        extra = {} if weight is None else {"regulariser_weight": weight}
         output.event(
             "saved",
-            f"saved {path} ({steps} steps, best validation loss {best:.5f})",
+            f"saved {path} ({steps} steps, best validation loss {best:.5f}"
+            + ("" if weight is None else f", regulariser weight {weight:g}")
+            + ")",
             summary=True,
             path=str(path),
             steps=steps,
             best_val_loss=best,
+            **extra,
         )
     return 0
 

@@ -26,11 +26,14 @@ RAMP_CAPTION = (
 """Caption for methods whose training loss climbs on purpose (the N2N gamma ramp)."""
 
 
-def loss_caption(method: str, regulariser_weight: float = 2.0) -> str:
+def loss_caption(method: str, regulariser_weight: float | str = "auto") -> str:
     """The one-line explanation shown under (and as the tooltip of) the loss plot.
 
-    Neighbor2Neighbor's training loss climbs only while its regulariser has a weight."""
-    ramps = method == "neighbor2neighbor" and regulariser_weight > 0
+    Neighbor2Neighbor's training loss climbs only while its regulariser has a weight (with
+    ``'auto'`` it may: the weight is read from the data when training starts)."""
+    ramps = method == "neighbor2neighbor" and (
+        regulariser_weight == "auto" or float(regulariser_weight) > 0
+    )
     return RAMP_CAPTION if ramps else GENERIC_CAPTION
 
 
@@ -85,7 +88,7 @@ class LossPlot(LinePlot):
         self.val_losses: list[float] = []
         self.setToolTip(GENERIC_CAPTION)
 
-    def set_method(self, method: str, regulariser_weight: float = 2.0) -> None:
+    def set_method(self, method: str, regulariser_weight: float | str = "auto") -> None:
         """Explain the curves of ``method`` in the tooltip."""
         self.setToolTip(loss_caption(method, regulariser_weight))
 

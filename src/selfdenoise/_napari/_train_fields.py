@@ -47,6 +47,9 @@ NEW_MODEL = "new model"
 
 _DEFAULTS = TrainingConfig()
 
+AUTO_WEIGHT = -0.5
+"""Value of the γ regulariser field that reads 'auto' (its minimum; 0 means no regulariser)."""  # noqa: RUF001
+
 
 class TrainFields(WorkerWidget):
     """Fields of the Train widget and their reactions (method help, axes guesses)."""
@@ -123,7 +126,11 @@ class TrainFields(WorkerWidget):
         self.max_minutes.native.setSpecialValueText("off (use epochs)")
         self.lambda_inv = FloatSpinBox(value=0.0, min=0.0, max=100.0, step=0.5)
         self.lambda_inv.native.setSpecialValueText("auto (2σ)")  # noqa: RUF001
-        self.regulariser_weight = FloatSpinBox(value=0.0, min=0.0, max=100.0, step=0.5)
+        # the lowest value, below 0, reads 'auto' (0 itself means no regulariser)
+        self.regulariser_weight = FloatSpinBox(
+            value=AUTO_WEIGHT, min=AUTO_WEIGHT, max=100.0, step=0.5
+        )
+        self.regulariser_weight.native.setSpecialValueText("auto")
         self.regulariser_weight.changed.connect(lambda *_: self.method_changed(self.method.value))
         self.masked_percent = FloatSpinBox(value=0.5, min=0.05, max=50.0, step=0.1)
         self.masked_percent.native.setDecimals(2)
@@ -165,8 +172,9 @@ class TrainFields(WorkerWidget):
             "γ regulariser",  # noqa: RUF001
             self.regulariser_weight,
             "Neighbor2Neighbor: final weight of the regulariser that keeps edges and fine "
-            "texture; 2 (the paper's) suits natural images. 0 to 1 scored higher on real "
-            "widefield and confocal captures, and at 0 a step costs about half.",
+            "texture. 'auto' (the lowest value) reads the noise of the training images: 0 for "
+            "photon-limited captures (it scored higher on real widefield and confocal data, "
+            "and a step costs less), else 2, the paper's, for natural images.",
         )
         add_row(
             form,
@@ -271,7 +279,8 @@ class TrainFields(WorkerWidget):
         lambda_inv = defaults.lambda_inv
         self.lambda_inv.value = 0.0 if lambda_inv == "auto" else float(lambda_inv)
         self._set_row_visible(self.regulariser_weight, method == "neighbor2neighbor")
-        self.regulariser_weight.value = defaults.regulariser_weight
+        weight = defaults.regulariser_weight
+        self.regulariser_weight.value = AUTO_WEIGHT if weight == "auto" else float(weight)
         masks = get_method(method).uses_masking
         self._set_row_visible(self.masked_percent, masks)
         self._set_row_visible(self.struct_axis, masks)
@@ -352,8 +361,13 @@ class TrainFields(WorkerWidget):
         if self.method.value == "noise2same":
             settings["lambda_inv"] = self.lambda_inv.value or "auto"
         if self.method.value == "neighbor2neighbor":
-            settings["regulariser_weight"] = self.regulariser_weight.value
+            settings["regulariser_weight"] = self.regulariser_weight_setting()
         return settings
+
+    def regulariser_weight_setting(self) -> float | str:
+        """The γ regulariser field as a setting: ``'auto'`` or a number >= 0."""
+        value = self.regulariser_weight.value
+        return "auto" if value < 0 else value
 
     def build_request(self) -> TrainRequest:
         """Read the layers and fields into a :class:`TrainRequest` (raises on bad input)."""

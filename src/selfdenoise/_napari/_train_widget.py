@@ -79,7 +79,7 @@ class TrainWidget(TrainFields):
         self.status.setWordWrap(True)
         self.loss_plot = LossPlot()
         self.loss_caption = hint_label(
-            loss_caption(self.method.value, self.regulariser_weight.value)
+            loss_caption(self.method.value, self.regulariser_weight_setting())
         )
         self.denoise_button = QPushButton("Denoise layer")
         self.denoise_button.setToolTip(
@@ -121,7 +121,7 @@ class TrainWidget(TrainFields):
     def method_changed(self, method: str) -> None:
         """Explain the loss curves of ``method`` under the plot."""
         if hasattr(self, "loss_caption"):
-            weight = self.regulariser_weight.value
+            weight = self.regulariser_weight_setting()
             self.loss_caption.setText(loss_caption(method, weight))
             self.loss_plot.set_method(method, weight)
 
@@ -191,6 +191,11 @@ class TrainWidget(TrainFields):
             self._training_model = update.denoiser
         if self._training_model is not None:
             self.show_training_sizes(self._training_model.training_sizes_note)
+            weight = self._training_model.regulariser_weight  # 'auto' resolved at the start
+            if weight is not None:
+                read = "read from the noise" if self.regulariser_weight_setting() == "auto" else ""
+                said = f"γ regulariser {weight:g}{', ' + read if read else ''}. "  # noqa: RUF001
+                self.loss_caption.setText(said + loss_caption(self.method.value, weight))
         if update.rows:
             self.loss_plot.add_points(update.rows)
         if update.progress is not None:

@@ -39,14 +39,18 @@ class DenoiserConfig:
         official code's fixed 2 assumes the standardised input is all noise and
         over-weights the invariance term on real images (-0.6 dB at equal steps on Set12
         crops, issue #13).
-    regulariser_weight : float
+    regulariser_weight : float or 'auto'
         Neighbor2Neighbor's regulariser weight (the paper's gamma), reached at the end of a
-        linear ramp over the training budget; 2 (default) as in the paper. It keeps edges and
-        fine texture of natural images: 0 instead of 2 lost 0.47-0.87 dB on Set12 01 and 09
-        at 1488 steps. On oversampled fluorescence captures it costs instead: on the three
-        FMD pairs 0 or 0.5 instead of 2 gained 0.2-0.7 dB, and at 0 a step is about half as
-        costly (no full-resolution pass). Try 0 to 1 for widefield and confocal microscopy
-        (docs/benchmarks.md, "Default method against BM3D").
+        linear ramp over the training budget. ``'auto'`` (default) reads the training data's
+        noise at the start of a fit: 0 for photon-limited data (a photon-noise fraction of
+        at least 0.5, :func:`~selfdenoise.metrics.photon_noise_fraction` at the 90th
+        percentile of the raw values, over up to 16 planes spread across the training
+        images), else the paper's 2. The regulariser keeps edges and fine texture of natural
+        images with signal-independent noise (0 instead of 2 lost up to 0.87 dB on Set12);
+        on photon-limited captures it costs instead (0 gained 0.14-0.49 dB on eight real
+        fluorescence images), and at 0 a step skips the full-resolution pass. The value used
+        is :attr:`selfdenoise.Denoiser.regulariser_weight` (docs/benchmarks.md,
+        "Regulariser weight from the noise").
     channels_jointly : bool
         With a C axis: one network sees all channels (True) or each channel is denoised
         on its own by a shared single-channel network (False).
@@ -55,7 +59,7 @@ class DenoiserConfig:
     method: str = DEFAULT_METHOD
     axes: str = "YX"
     lambda_inv: float | str = "auto"
-    regulariser_weight: float = 2.0
+    regulariser_weight: float | str = "auto"
     channels_jointly: bool = True
     network: NetworkConfig = field(default_factory=NetworkConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -74,7 +78,11 @@ class DenoiserConfig:
                 raise SelfDenoiseError("lambda_inv must be a number or 'auto'.")
         else:
             check_lambda_inv(self.lambda_inv)
-        check_regulariser_weight(self.regulariser_weight)
+        if isinstance(self.regulariser_weight, str):
+            if self.regulariser_weight != "auto":
+                raise SelfDenoiseError("regulariser_weight must be a number >= 0 or 'auto'.")
+        else:
+            check_regulariser_weight(self.regulariser_weight)
         for section in (self.network, self.masking, self.training, self.normalisation, self.tiling):
             section.validate()
         if self.masking.struct_axis == -3 and self.ndim == 2:

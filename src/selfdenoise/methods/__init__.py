@@ -54,7 +54,8 @@ def get_objective(config: DenoiserConfig, **options: Any) -> Objective:
     Raises
     ------
     SelfDenoiseError
-        For an unknown method, or Noise2Same with ``lambda_inv='auto'`` left unresolved.
+        For an unknown method, or ``lambda_inv='auto'`` (Noise2Same) or
+        ``regulariser_weight='auto'`` (Neighbor2Neighbor) left unresolved.
     """
     spec = get_method(config.method)
     kwargs = {name: getattr(config, name) for name in spec.objective_options}
@@ -63,6 +64,11 @@ def get_objective(config: DenoiserConfig, **options: Any) -> Objective:
         raise SelfDenoiseError(
             "lambda_inv='auto' must be resolved to a number before training "
             "(estimate the noise sigma and pass lambda_inv_from_sigma(sigma))."
+        )
+    if kwargs.get("regulariser_weight") == "auto":
+        raise SelfDenoiseError(
+            "regulariser_weight='auto' must be resolved to a number before training (pass "
+            "regulariser_weight_from_noise(photon_noise_fraction(raw image)))."
         )
     objective_class = spec.objective_class()
     if spec.needs_target:

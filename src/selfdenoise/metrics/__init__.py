@@ -41,6 +41,7 @@ from ._noise import (
     estimate_noise_rms,
     estimate_noise_sigma,
     method_noise_stats,
+    photon_noise_fraction,
     residual,
 )
 from ._table import (
@@ -89,6 +90,7 @@ __all__ = [
     "estimate_noise_sigma",
     "gradient_correlation",
     "method_noise_stats",
+    "photon_noise_fraction",
     "psnr",
     "psnr_scale_invariant",
     "residual",

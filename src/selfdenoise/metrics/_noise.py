@@ -183,6 +183,50 @@ def estimate_noise_rms(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
     return float(np.sqrt(np.mean(line.variance(level))))
 
 
+PHOTON_PERCENTILE = 90.0
+"""Intensity percentile (of the image's own values) at which :func:`photon_noise_fraction`
+reads the noise line: the bright structures, where photon noise is strongest."""
+
+
+def photon_noise_fraction(image: ArrayLike, bins: int = NOISE_LEVEL_BINS) -> float:
+    """Share of the noise variance that grows with the signal, read at the bright structures.
+
+    With the noise line ``var = a * signal + b`` of :func:`estimate_noise_line` and ``p`` the
+    image's :data:`PHOTON_PERCENTILE` percentile, the result is ``a p / (a p + max(b, 0))``:
+    about 1 for photon-limited (Poisson-Gaussian) captures, including those with a camera
+    offset (which makes ``b`` negative), and about 0 for signal-independent noise. It is
+    read in the image's own units: an affine rescaling that moves 0 (e.g. a percentile
+    normalisation) changes it.
+
+    Parameters
+    ----------
+    image : array_like
+        2D image or 3D volume, in its own intensity units.
+    bins : int
+        Number of intensity bins of the line fit.
+
+    Returns
+    -------
+    float
+        The fraction, in ``[0, 1]`` (0 when the signal at the percentile is not positive).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> clean = np.tile(np.linspace(0.0, 1.0, 256), (256, 1))
+    >>> photons = rng.poisson(50 * clean) / 50.0
+    >>> round(photon_noise_fraction(photons), 1), round(photon_noise_fraction(clean + 0.1 * rng.standard_normal(clean.shape)), 1)
+    (1.0, 0.0)
+    """
+    values = to_float(as_image(image, "image"))
+    line = _fit_noise_line(values, bins)[0]
+    signal_part = line.slope * float(np.percentile(values, PHOTON_PERCENTILE))
+    if signal_part <= 0:
+        return 0.0
+    return float(signal_part / (signal_part + max(line.offset, 0.0)))
+
+
 def _block_means(values: np.ndarray) -> np.ndarray:
     """Means of the ``2 x ... x 2`` blocks of ``values`` (trailing odd rows dropped)."""
     trimmed = values[tuple(slice(0, n - n % 2) for n in values.shape)]

@@ -165,6 +165,16 @@ def _paired_ratios(candidate, reference, rounds: int) -> list[float]:
     return ratios
 
 
+def _write_paired(path: Path, record: dict, rates: dict, tag: str, protocol: str) -> dict:
+    """Write ``rates`` of a paired measurement into the calibration ``record`` at ``path``, with
+    its ``protocol_<tag>`` and ``measured_<tag>``; return the rates."""
+    record["steps_per_minute"] = rates
+    record[f"protocol_{tag}"] = protocol
+    record[f"measured_{tag}"] = time.strftime("%Y-%m-%d %H:%M")
+    Path(path).write_text(json.dumps(record, indent=1) + "\n")
+    return rates
+
+
 def measure_calibration_bf16(
     methods: list[str], path: Path = CALIBRATION, seconds: float = 30.0, rounds: int = 2
 ) -> dict[str, float]:
@@ -189,16 +199,13 @@ def measure_calibration_bf16(
         key = rate_key(method, precision="bf16")
         rates[key] = round(rates[method] * float(np.mean(ratios)), 1)
         print(f"{key}: {rates[key]:.1f} steps/min (bf16 / float32: {ratios})", flush=True)
-    record["steps_per_minute"] = rates
     record["machine_bf16"] = machine_line()
-    record["protocol_bf16"] = (
+    protocol = (
         f"'<method> bf16': Set12 05, default recipe with amp='bf16', {seconds:g} s windows, each "
         f"paired with a float32 window of the same method; rate = calibrated float32 rate x "
         f"mean bf16/float32 ratio over {rounds} pairs"
     )
-    record["measured_bf16"] = time.strftime("%Y-%m-%d %H:%M")
-    Path(path).write_text(json.dumps(record, indent=1) + "\n")
-    return rates
+    return _write_paired(path, record, rates, "bf16", protocol)
 
 
 def measure_calibration_no_regulariser(
@@ -227,15 +234,12 @@ def measure_calibration_no_regulariser(
         key = rate_key(method, precision=precision, variant=NO_REGULARISER)
         rates[key] = round(rates[rate_key(method, precision=precision)] * float(np.mean(ratios)), 1)
         print(f"{key}: {rates[key]:.1f} steps/min (ratio to weight 2: {ratios})", flush=True)
-    record["steps_per_minute"] = rates
-    record["protocol_gamma0"] = (
+    protocol = (
         f"'neighbor2neighbor gamma0 [bf16]': Set12 05, regulariser_weight=0, {seconds:g} s "
         f"windows, each paired with a window of regulariser_weight=2 at the same precision; "
         f"rate = calibrated rate x mean ratio over {rounds} pairs"
     )
-    record["measured_gamma0"] = time.strftime("%Y-%m-%d %H:%M")
-    Path(path).write_text(json.dumps(record, indent=1) + "\n")
-    return rates
+    return _write_paired(path, record, rates, NO_REGULARISER, protocol)
 
 
 def measure_calibration_3d(
@@ -265,12 +269,9 @@ def measure_calibration_3d(
         )
         rates[rate_key(method, 3)] = round(rates[DEFAULT_METHOD] * float(np.mean(ratios)), 1)
         print(f"{method} 3d: {rates[rate_key(method, 3)]:.1f} steps/min", flush=True)
-    record["steps_per_minute"] = rates
-    record["protocol_3d"] = (
+    protocol = (
         f"'<method> 3d': {volume.shape} volume, default 3D recipe, {seconds:g} s windows, each "
         f"paired with a 2D {DEFAULT_METHOD} window on Set12 05; rate = quiet 2D rate of "
         f"{DEFAULT_METHOD} x mean 3D/2D ratio over {rounds} pairs"
     )
-    record["measured_3d"] = time.strftime("%Y-%m-%d %H:%M")
-    Path(path).write_text(json.dumps(record, indent=1) + "\n")
-    return rates
+    return _write_paired(path, record, rates, "3d", protocol)

@@ -279,6 +279,26 @@ def test_rate_keys_name_dimensions_and_precision(bench):
     assert rate_key("n2v2", 3) == "n2v2 3d"
     assert rate_key("n2v2", precision="bf16") == "n2v2 bf16"
     assert rate_key("n2v2", 3, "bf16") == "n2v2 3d bf16"
+    assert rate_key("neighbor2neighbor", 2, "bf16", "gamma0") == "neighbor2neighbor gamma0 bf16"
+
+
+def test_neighbor2neighbor_without_its_regulariser_takes_its_own_rate(bench):
+    """Where ``regulariser_weight='auto'`` reads 0 (photon noise) the default gets the rate of
+    weight 0, which makes about twice the steps per CPU-minute."""
+    calibration = bench("_calibration")
+    rng = np.random.default_rng(0)
+    ramp = np.tile(np.linspace(0.05, 1.0, 128), (128, 1))
+    photon = rng.poisson(40 * ramp) / 40.0
+    gaussian = ramp + rng.normal(0, 0.1, ramp.shape)
+    variant = calibration.rate_variant
+    assert variant("neighbor2neighbor", photon, {}) == calibration.NO_REGULARISER
+    assert variant("neighbor2neighbor", gaussian, {}) == ""
+    assert variant("neighbor2neighbor", gaussian, {"regulariser_weight": 0}) == "gamma0"
+    assert variant("neighbor2neighbor", photon, {"regulariser_weight": 2.0}) == ""
+    assert variant("neighbor2neighbor", photon, {"gat": True}) == ""  # trained stabilised
+    assert variant("n2v2", photon, {}) == ""
+    rates = {"neighbor2neighbor bf16": 1000.0, "neighbor2neighbor gamma0 bf16": 2000.0}
+    assert calibration.steps_for("neighbor2neighbor", 3, rates, 2, "bf16", "gamma0") == 6000
 
 
 @pytest.mark.parametrize(

@@ -768,7 +768,10 @@ def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
     model, volume = _bf16_3d_run_on_avx512_cpu(monkeypatch, steps=2)
     with pytest.warns(RuntimeWarning, match="patches 8 deep"):
         messages = [p.message for p in model.fit_iter(volume) if p.message]
-    assert len(messages) == 1 and "amp='off'" in messages[0]
+    assert "patches 8 deep" in messages[0] and "amp='off'" in messages[0]
+    # On a CPU that really has AVX-512 BF16 the fault it warns of can strike: a step with
+    # non-finite gradients is skipped and says so. The warning itself comes once.
+    assert all("was skipped" in message for message in messages[1:])
 
 
 def test_the_bf16_warning_does_not_hide_the_compile_note(monkeypatch):

@@ -770,8 +770,32 @@ def test_training_in_bf16_on_such_a_cpu_warns_once(monkeypatch):
         messages = [p.message for p in model.fit_iter(volume) if p.message]
     assert "patches 8 deep" in messages[0] and "amp='off'" in messages[0]
     # On a CPU that really has AVX-512 BF16 the fault it warns of can strike: a step with
-    # non-finite gradients is skipped and says so. The warning itself comes once.
+    # non-finite gradients is skipped and says so (after the warning, when it is step 1).
+    assert sum("patches 8 deep" in message for message in messages) == 1
     assert all("was skipped" in message for message in messages[1:])
+
+
+def test_a_skipped_first_step_keeps_the_start_note(monkeypatch):
+    """When the fault strikes step 1, its note joins the bf16 warning instead of hiding it
+    (CI once saw only the skip note)."""
+    from selfdenoise._run_parts import GradientGuard
+
+    refused = []
+
+    def refuse_first(self, parameters):
+        if not refused:
+            refused.append(True)
+            self.skipped += 1
+            self.in_a_row += 1
+            return False
+        return True
+
+    monkeypatch.setattr(GradientGuard, "allows_step", refuse_first)
+    model, volume = _bf16_3d_run_on_avx512_cpu(monkeypatch, steps=2)
+    with pytest.warns(RuntimeWarning, match="patches 8 deep"):
+        messages = [p.message for p in model.fit_iter(volume) if p.message]
+    assert len(messages) == 1
+    assert "patches 8 deep" in messages[0] and "step 1 was skipped" in messages[0]
 
 
 def test_the_bf16_warning_does_not_hide_the_compile_note(monkeypatch):

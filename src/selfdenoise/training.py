@@ -265,10 +265,12 @@ class TrainingRun:
         if guard.diverged:
             self._diverged(s.step + 2 - guard.in_a_row, "gradients not finite", lr)
         if guard.skipped == 1:
-            s.message = (
+            note = (
                 f"step {s.step + 1} was skipped: its bf16 gradients were not finite. "
                 "Training goes on; amp='off' trains in float32."
             )
+            # keep what the step already has to say (the start notes, on step 1)
+            s.message = f"{s.message} {note}" if s.message else note
 
     def _diverged(self, first_bad: int, why: str, lr: float) -> None:
         s = self.state

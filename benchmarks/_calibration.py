@@ -213,33 +213,36 @@ def measure_calibration_no_regulariser(
     path: Path = CALIBRATION,
     seconds: float = 30.0,
     rounds: int = 2,
+    volume: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Neighbor2Neighbor's rates without its regulariser (``"neighbor2neighbor gamma0 ..."``).
 
-    Each window with ``regulariser_weight=0`` on Set12 05 is paired with a window of the
-    paper's weight 2 at the same precision right before it; the rate is the calibrated rate
-    of the method at that precision times the mean ratio of the pairs.
+    Each window with ``regulariser_weight=0`` on Set12 05 (or on ``volume``: the 3D rate) is
+    paired with a window of the paper's weight 2 at the same precision right before it; the
+    rate is the calibrated rate of the method there times the mean ratio of the pairs.
     """
     record = json.loads(Path(path).read_text())
     rates = record["steps_per_minute"]
-    noisy = calibration_image()
+    image, ndim = (calibration_image(), 2) if volume is None else (volume, 3)
     method = "neighbor2neighbor"
     for precision in precisions:
         amp = "bf16" if precision == "bf16" else "off"
         ratios = _paired_ratios(
-            partial(measure_rate, method, noisy, seconds, amp=amp, regulariser_weight=0.0),
-            partial(measure_rate, method, noisy, seconds, amp=amp, regulariser_weight=2.0),
+            partial(measure_rate, method, image, seconds, amp=amp, regulariser_weight=0.0),
+            partial(measure_rate, method, image, seconds, amp=amp, regulariser_weight=2.0),
             rounds,
         )
-        key = rate_key(method, precision=precision, variant=NO_REGULARISER)
-        rates[key] = round(rates[rate_key(method, precision=precision)] * float(np.mean(ratios)), 1)
+        key = rate_key(method, ndim, precision, NO_REGULARISER)
+        rates[key] = round(rates[rate_key(method, ndim, precision)] * float(np.mean(ratios)), 1)
         print(f"{key}: {rates[key]:.1f} steps/min (ratio to weight 2: {ratios})", flush=True)
+    where = "Set12 05" if volume is None else f"{volume.shape} volume"
     protocol = (
-        f"'neighbor2neighbor gamma0 [bf16]': Set12 05, regulariser_weight=0, {seconds:g} s "
+        f"'neighbor2neighbor gamma0 [3d] [bf16]': {where}, regulariser_weight=0, {seconds:g} s "
         f"windows, each paired with a window of regulariser_weight=2 at the same precision; "
         f"rate = calibrated rate x mean ratio over {rounds} pairs"
     )
-    return _write_paired(path, record, rates, NO_REGULARISER, protocol)
+    tag = NO_REGULARISER if volume is None else f"{NO_REGULARISER}_3d"
+    return _write_paired(path, record, rates, tag, protocol)
 
 
 def measure_calibration_3d(

@@ -58,6 +58,7 @@ from _calibration import (
     cpu_precision,
     load_calibration,
     measure_calibration_3d,
+    measure_calibration_no_regulariser,
     rate_key,
     rate_variant,
     steps_for,
@@ -542,6 +543,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="add '<method> 3d' rates of --methods to --calibration (paired with 2D windows)",
     )
+    parser.add_argument(
+        "--measure-calibration-gamma0-3d",
+        action="store_true",
+        help="add 'neighbor2neighbor gamma0 3d' to --calibration (paired with weight 2 in 3D)",
+    )
     parser.add_argument("--pairs", default="", help="FMD pairs to run, e.g. 'widefield BPAE' (all)")
     parser.add_argument(
         "--tta", action="store_true", help="also predict with 8-fold flip/rotation averaging"
@@ -615,6 +621,10 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.measure_calibration_gamma0_3d:
+        volume, _ = base.poisson_gaussian_volume((48, 256, 256), seed=args.seed)
+        measure_calibration_no_regulariser(("",), args.calibration, volume=volume)
+        return
     if args.measure_calibration_3d:
         volume, _ = base.poisson_gaussian_volume((48, 256, 256), seed=args.seed)
         measure_calibration_3d(args.methods, volume, args.calibration)

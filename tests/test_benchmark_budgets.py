@@ -280,6 +280,7 @@ def test_rate_keys_name_dimensions_and_precision(bench):
     assert rate_key("n2v2", precision="bf16") == "n2v2 bf16"
     assert rate_key("n2v2", 3, "bf16") == "n2v2 3d bf16"
     assert rate_key("neighbor2neighbor", 2, "bf16", "gamma0") == "neighbor2neighbor gamma0 bf16"
+    assert rate_key("neighbor2neighbor", 3, "", "gamma0") == "neighbor2neighbor gamma0 3d"
 
 
 def test_neighbor2neighbor_without_its_regulariser_takes_its_own_rate(bench):

@@ -222,6 +222,7 @@ def test_loss_caption_follows_the_regulariser_weight_read_from_the_data(train_wi
     train_widget._on_update(TrainUpdate(rows=[]))
     assert "by design" not in train_widget.loss_caption.text()
     assert train_widget.loss_caption.text().startswith("γ regulariser 0, read from the noise.")  # noqa: RUF001
+    assert "by design" not in train_widget.loss_plot.toolTip()  # the tooltip follows too
 
 
 def test_train_without_layers_is_a_notification(train_widget, notifications):

@@ -135,11 +135,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps = model.steps_trained
         weight = model.regulariser_weight  # resolved from the data when 'auto'
         extra = {} if weight is None else {"regulariser_weight": weight}
+        said = "" if weight is None else f", regulariser weight {weight:g}"
         output.event(
             "saved",
-            f"saved {path} ({steps} steps, best validation loss {best:.5f}"
-            + ("" if weight is None else f", regulariser weight {weight:g}")
-            + ")",
+            f"saved {path} ({steps} steps, best validation loss {best:.5f}{said})",
             summary=True,
             path=str(path),
             steps=steps,

@@ -121,9 +121,13 @@ class TrainWidget(TrainFields):
     def method_changed(self, method: str) -> None:
         """Explain the loss curves of ``method`` under the plot."""
         if hasattr(self, "loss_caption"):
-            weight = self.regulariser_weight_setting()
-            self.loss_caption.setText(loss_caption(method, weight))
-            self.loss_plot.set_method(method, weight)
+            self._explain_losses(method, self.regulariser_weight_setting())
+
+    def _explain_losses(self, method: str, weight: float | str, note: str = "") -> None:
+        """The caption under the loss plot (after ``note``) and the plot's tooltip for
+        ``method`` trained with the regulariser ``weight``."""
+        self.loss_caption.setText(note + loss_caption(method, weight))
+        self.loss_plot.set_method(method, weight)
 
     # ------------------------------------------------------------------ device
     def refresh_device(self) -> None:
@@ -193,9 +197,10 @@ class TrainWidget(TrainFields):
             self.show_training_sizes(self._training_model.training_sizes_note)
             weight = self._training_model.regulariser_weight  # 'auto' resolved at the start
             if weight is not None:
-                read = "read from the noise" if self.regulariser_weight_setting() == "auto" else ""
-                said = f"γ regulariser {weight:g}{', ' + read if read else ''}. "  # noqa: RUF001
-                self.loss_caption.setText(said + loss_caption(self.method.value, weight))
+                auto = self.regulariser_weight_setting() == "auto"
+                source = ", read from the noise" if auto else ""
+                note = f"γ regulariser {weight:g}{source}. "  # noqa: RUF001
+                self._explain_losses(self.method.value, weight, note)
         if update.rows:
             self.loss_plot.add_points(update.rows)
         if update.progress is not None:

@@ -309,6 +309,28 @@ def test_residual_is_noisy_minus_denoised():
     np.testing.assert_array_equal(metrics.residual(noisy, denoised), noisy - 3.5)
 
 
+def test_residual_neighbour_correlation_reads_noise_shared_by_neighbours():
+    rng = np.random.default_rng(11)
+    white = rng.standard_normal((96, 128))
+    zero = np.zeros_like(white)
+    assert abs(metrics.residual_neighbour_correlation(white, zero)) < 0.03
+    # [1, 2, 1] smoothing along one axis: neighbour correlation 4/6 along it, 0 across.
+    for axis in (0, 1):
+        smeared = ndi.correlate1d(white, [1.0, 2.0, 1.0], axis=axis)
+        assert metrics.residual_neighbour_correlation(smeared, zero) == pytest.approx(
+            2 / 3, abs=0.03
+        )
+    # In a volume only Y and X neighbours count: noise shared along Z reads as independent.
+    volume = rng.standard_normal((24, 64, 64))
+    along_z = ndi.correlate1d(volume, [1.0, 2.0, 1.0], axis=0)
+    along_x = ndi.correlate1d(volume, [1.0, 2.0, 1.0], axis=2)
+    empty = np.zeros_like(volume)
+    assert abs(metrics.residual_neighbour_correlation(along_z, empty)) < 0.03
+    assert metrics.residual_neighbour_correlation(along_x, empty) == pytest.approx(2 / 3, abs=0.03)
+    # A perfect denoiser leaves nothing to correlate.
+    assert np.isnan(metrics.residual_neighbour_correlation(white, white))
+
+
 # --- compare and the table ----------------------------------------------------------------
 
 ALL_COLUMNS = [  # the display order: PSNR, SSIM and edge preservation first

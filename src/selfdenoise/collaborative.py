@@ -22,6 +22,12 @@ output as the pilot:
 3. **Aggregation.** Every filtered patch is added back where it came from, weighted by
    ``1 / (v * sum(gain^2))``, and the sums are normalised.
 
+The step assumes noise that is independent between pixels. Where the pilot's residual
+(noisy minus pilot) is correlated between neighbouring pixels by more than
+:data:`CORRELATION_LIMIT` (:func:`~selfdenoise.metrics.residual_neighbour_correlation`), the
+noise is not: the step would add it back (it lowered the output 0.5-2.6 dB on such data),
+so it returns the pilot unchanged.
+
 The result is blended with the pilot, ``pilot + BLEND * (filtered - pilot)``: the pilot's
 coefficients carry its own error, so its Wiener gains are a little too high, and the blend
 takes back part of that. :data:`BLEND`, :data:`NOISE_SCALE` (``s``) and
@@ -47,10 +53,11 @@ from ._errors import SelfDenoiseError
 from ._prediction import map_samples_dask
 from ._slabs import MAX_SLAB_ELEMENTS, slabs, write_finished
 from .axes import Layout
-from .metrics import NoiseLine, estimate_noise_line
+from .metrics import NoiseLine, estimate_noise_line, residual_neighbour_correlation
 
 __all__ = [
     "BLEND",
+    "CORRELATION_LIMIT",
     "GROUP_SIZE",
     "MATCH_THRESHOLD",
     "MAX_SLAB_ELEMENTS",
@@ -77,6 +84,11 @@ BLEND = 0.85
 """Weight of the filtered image against the pilot."""
 MATCH_THRESHOLD = 0.64
 """Largest mean squared pilot difference, in noise variances, of a patch joining a group."""
+CORRELATION_LIMIT = 0.1
+"""Largest neighbour correlation of the pilot's residual with which the step runs. The
+residual read at most 0.004 on images with independent noise (networks of three methods,
+100 to 3273 steps) and 0.18-0.58 on images with noise shared by neighbours, where the step
+cost 0.5-2.6 dB (docs/benchmarks.md, "The collaborative step checks the noise")."""
 
 
 def collaborative_wiener(
@@ -91,6 +103,7 @@ def collaborative_wiener(
     search_radius: int = SEARCH_RADIUS,
     reference_step: int = REFERENCE_STEP,
     match_threshold: float = MATCH_THRESHOLD,
+    correlation_limit: float | None = CORRELATION_LIMIT,
     cancel: Any = None,
 ) -> np.ndarray:
     """Filter ``noisy`` with the collaborative Wiener stage, ``pilot`` as the estimate.
@@ -113,6 +126,11 @@ def collaborative_wiener(
     match_threshold : float
         Largest mean squared difference of the pilot's patches, in noise variances, of a
         patch that joins a group.
+    correlation_limit : float or None
+        When the residual ``noisy - pilot`` is correlated between neighbouring pixels by more
+        than this (:func:`~selfdenoise.metrics.residual_neighbour_correlation`), the noise is
+        not independent between pixels and the pilot is returned unchanged; ``None`` filters
+        regardless.
     cancel : threading.Event or callable, optional
         Checked between blocks of reference patches (a fraction of a second apart); when set,
         :class:`~selfdenoise.tiling.PredictionCancelled` is raised.
@@ -120,7 +138,8 @@ def collaborative_wiener(
     Returns
     -------
     numpy.ndarray
-        ``pilot + blend * (filtered - pilot)``, float32, the shape of ``noisy``.
+        ``pilot + blend * (filtered - pilot)``, float32, the shape of ``noisy`` (a copy of
+        the pilot when the noise is correlated between pixels).
 
     Examples
     --------
@@ -145,7 +164,7 @@ def collaborative_wiener(
             raise SelfDenoiseError(f"{name} must be a positive integer; got {value!r}.")
     if int(search_radius) != search_radius or search_radius < 0:
         raise SelfDenoiseError(f"search_radius must be 0 or more; got {search_radius!r}.")
-    if min(x.shape[-2:]) < patch_size:
+    if min(x.shape[-2:]) < patch_size or _correlated(x, d, correlation_limit):
         return d.copy()
     if noise is None:
         noise = estimate_noise_line(x)
@@ -169,6 +188,11 @@ def collaborative_wiener(
     return (d + blend * (filtered - d)).astype(np.float32)
 
 
+def _correlated(noisy: np.ndarray, pilot: np.ndarray, limit: float | None) -> bool:
+    """Whether the residual's neighbour correlation exceeds ``limit`` (never when ``None``)."""
+    return limit is not None and residual_neighbour_correlation(noisy, pilot) > limit
+
+
 def _row_slabs(height: int, width: int, max_elements: int):
     """``(read, core_in_read, core)`` row slices of a plane, filtered slab by slab.
 
@@ -180,9 +204,12 @@ def _row_slabs(height: int, width: int, max_elements: int):
     return slabs(height, width, halo, max_elements, align=REFERENCE_STEP)
 
 
-def _noise_lines(image: Any, layout: Layout, sample: int, max_elements: int) -> list[NoiseLine]:
+def _noise_lines(
+    image: Any, denoised: Any, layout: Layout, sample: int, max_elements: int
+) -> list[NoiseLine | None]:
     """Each channel's noise line, read from the sample's middle (at most 8 planes of a
-    volume, and at most ``max_elements`` pixels per channel)."""
+    volume, and at most ``max_elements`` pixels per channel); ``None`` where the residual
+    there is correlated between neighbours by more than :data:`CORRELATION_LIMIT`."""
     spatial = [slice(None)] * layout.ndim
     shape = layout.spatial_shape
     planes = 1
@@ -195,16 +222,27 @@ def _noise_lines(image: Any, layout: Layout, sample: int, max_elements: int) -> 
         top = (shape[-2] - rows) // 2
         spatial[-2] = slice(top, top + rows)
     block = layout.read_block(image, sample, spatial)
-    return [estimate_noise_line(channel) for channel in block]
+    pilot = layout.read_block(denoised, sample, spatial)
+    return [
+        None
+        if _correlated(channel, channel_pilot, CORRELATION_LIMIT)
+        else estimate_noise_line(channel)
+        for channel, channel_pilot in zip(block, pilot, strict=True)
+    ]
 
 
 def _filter_block(
-    noisy: np.ndarray, pilot: np.ndarray, lines: list[NoiseLine], cancel: Any = None
+    noisy: np.ndarray, pilot: np.ndarray, lines: list[NoiseLine | None], cancel: Any = None
 ) -> np.ndarray:
-    """:func:`collaborative_wiener` of each channel of a ``(C, Y, X)`` block."""
+    """:func:`collaborative_wiener` of each channel of a ``(C, Y, X)`` block; the pilot where
+    the channel's line is ``None`` (correlated noise)."""
     return np.stack(
         [
-            collaborative_wiener(channel_noisy, channel_pilot, noise=line, cancel=cancel)
+            np.asarray(channel_pilot, np.float32)
+            if line is None
+            else collaborative_wiener(
+                channel_noisy, channel_pilot, noise=line, correlation_limit=None, cancel=cancel
+            )
             for channel_noisy, channel_pilot, line in zip(noisy, pilot, lines, strict=True)
         ]
     )
@@ -238,14 +276,16 @@ def collaborative_wiener_samples(
     Returns
     -------
     array-like
-        ``denoised``. Each sample and channel reads its noise line once (from its middle);
-        volumes are filtered plane by plane.
+        ``denoised``. Each sample and channel reads its noise line once (from its middle),
+        and there checks that the residual is not correlated between neighbours
+        (:data:`CORRELATION_LIMIT`; where it is, that channel keeps the pilot); volumes are
+        filtered plane by plane.
     """
     shape = layout.spatial_shape
     planes = shape[0] if layout.ndim == 3 else 1
     pieces = list(_row_slabs(shape[-2], shape[-1], max_elements))
     for sample in layout.samples():
-        lines = _noise_lines(image, layout, sample, max_elements)
+        lines = _noise_lines(image, denoised, layout, sample, max_elements)
         for plane in range(planes):
             outer = [slice(plane, plane + 1)] if layout.ndim == 3 else []
 

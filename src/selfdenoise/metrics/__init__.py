@@ -43,6 +43,7 @@ from ._noise import (
     method_noise_stats,
     photon_noise_fraction,
     residual,
+    residual_neighbour_correlation,
 )
 from ._table import (
     BASELINE_NOT_APPLICABLE,
@@ -94,6 +95,7 @@ __all__ = [
     "psnr",
     "psnr_scale_invariant",
     "residual",
+    "residual_neighbour_correlation",
     "resolve_data_range",
     "ssim",
     "ssim_map",

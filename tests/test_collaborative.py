@@ -126,22 +126,27 @@ def _correlated_noise(clean: np.ndarray, seed: int = 7) -> np.ndarray:
 
 def test_filter_keeps_the_pilot_when_the_noise_is_correlated():
     from selfdenoise.collaborative import CORRELATION_LIMIT
-    from selfdenoise.metrics import residual_neighbour_correlation
+    from selfdenoise.metrics import shared_noise_correlation
 
     clean, white_noisy = _stripes_and_blobs()
     noisy = _correlated_noise(clean)
     rng = np.random.default_rng(8)
     pilot = (clean + rng.normal(0.0, 0.03, clean.shape)).astype(np.float32)
-    assert residual_neighbour_correlation(noisy, pilot) > CORRELATION_LIMIT
+    assert shared_noise_correlation(noisy, pilot) > CORRELATION_LIMIT
     # Measured: pilot 30.47 dB; the step regardless 27.97 (it adds the shared noise back).
     forced = collaborative_wiener(noisy, pilot, correlation_limit=None)
     assert _psnr(clean, forced) < _psnr(clean, pilot) - 1.5
     np.testing.assert_array_equal(collaborative_wiener(noisy, pilot), pilot)
     # Independent noise, even with a blurred pilot, still gets the step (25.79 -> 28.26 dB).
     white_pilot = _pilot(white_noisy)
-    assert residual_neighbour_correlation(white_noisy, white_pilot) < CORRELATION_LIMIT
+    assert shared_noise_correlation(white_noisy, white_pilot) < CORRELATION_LIMIT
     filtered = collaborative_wiener(white_noisy, white_pilot)
     assert _psnr(clean, filtered) > _psnr(clean, white_pilot) + 1.5
+    # So does an untrained network's output, a scaled copy of the input: its residual holds
+    # the image itself (neighbour correlation 0.5 and more), which varies slowly.
+    untrained = (0.8 * white_noisy + 0.1).astype(np.float32)
+    assert shared_noise_correlation(white_noisy, untrained) < CORRELATION_LIMIT
+    assert _psnr(clean, collaborative_wiener(white_noisy, untrained)) > _psnr(clean, untrained) + 1
 
 
 def test_prediction_checks_the_noise_channel_by_channel():

@@ -309,26 +309,31 @@ def test_residual_is_noisy_minus_denoised():
     np.testing.assert_array_equal(metrics.residual(noisy, denoised), noisy - 3.5)
 
 
-def test_residual_neighbour_correlation_reads_noise_shared_by_neighbours():
+def test_shared_noise_correlation_tells_shared_noise_from_removed_signal():
     rng = np.random.default_rng(11)
     white = rng.standard_normal((96, 128))
     zero = np.zeros_like(white)
-    assert abs(metrics.residual_neighbour_correlation(white, zero)) < 0.03
-    # [1, 2, 1] smoothing along one axis: neighbour correlation 4/6 along it, 0 across.
+    assert abs(metrics.shared_noise_correlation(white, zero)) < 0.03
+    # [1, 2, 1] smoothing along one axis: rho 2/3, 1/6, 0 along it, so 2/3 - 1/3; 0 across.
     for axis in (0, 1):
         smeared = ndi.correlate1d(white, [1.0, 2.0, 1.0], axis=axis)
-        assert metrics.residual_neighbour_correlation(smeared, zero) == pytest.approx(
-            2 / 3, abs=0.03
-        )
+        assert metrics.shared_noise_correlation(smeared, zero) == pytest.approx(1 / 3, abs=0.04)
+    # Removed signal varies slowly: its neighbour correlation is high, and so are lags 2
+    # and 3 (a residual of white noise plus a smooth field: rho(1) about 0.5, readout ~0).
+    smooth = ndi.gaussian_filter(rng.standard_normal(white.shape), 3.0)
+    leaked = white + smooth / smooth.std()
+    rho = metrics._noise.autocorrelation(leaked, 1)
+    assert rho[1, 2] > 0.4
+    assert abs(metrics.shared_noise_correlation(leaked, zero)) < 0.05
     # In a volume only Y and X neighbours count: noise shared along Z reads as independent.
     volume = rng.standard_normal((24, 64, 64))
     along_z = ndi.correlate1d(volume, [1.0, 2.0, 1.0], axis=0)
     along_x = ndi.correlate1d(volume, [1.0, 2.0, 1.0], axis=2)
     empty = np.zeros_like(volume)
-    assert abs(metrics.residual_neighbour_correlation(along_z, empty)) < 0.03
-    assert metrics.residual_neighbour_correlation(along_x, empty) == pytest.approx(2 / 3, abs=0.03)
+    assert abs(metrics.shared_noise_correlation(along_z, empty)) < 0.03
+    assert metrics.shared_noise_correlation(along_x, empty) == pytest.approx(1 / 3, abs=0.04)
     # A perfect denoiser leaves nothing to correlate.
-    assert np.isnan(metrics.residual_neighbour_correlation(white, white))
+    assert np.isnan(metrics.shared_noise_correlation(white, white))
 
 
 # --- compare and the table ----------------------------------------------------------------

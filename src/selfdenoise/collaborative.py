@@ -23,10 +23,10 @@ output as the pilot:
    ``1 / (v * sum(gain^2))``, and the sums are normalised.
 
 The step assumes noise that is independent between pixels. Where the pilot's residual
-(noisy minus pilot) is correlated between neighbouring pixels by more than
-:data:`CORRELATION_LIMIT` (:func:`~selfdenoise.metrics.residual_neighbour_correlation`), the
-noise is not: the step would add it back (it lowered the output 0.5-2.6 dB on such data),
-so it returns the pilot unchanged.
+(noisy minus pilot) shows noise shared by neighbouring pixels, more than
+:data:`CORRELATION_LIMIT` (:func:`~selfdenoise.metrics.shared_noise_correlation`), the step
+would add that noise back (it lowered the output 0.5-2.6 dB on such data), so it returns
+the pilot unchanged.
 
 The result is blended with the pilot, ``pilot + BLEND * (filtered - pilot)``: the pilot's
 coefficients carry its own error, so its Wiener gains are a little too high, and the blend
@@ -53,7 +53,7 @@ from ._errors import SelfDenoiseError
 from ._prediction import map_samples_dask
 from ._slabs import MAX_SLAB_ELEMENTS, slabs, write_finished
 from .axes import Layout
-from .metrics import NoiseLine, estimate_noise_line, residual_neighbour_correlation
+from .metrics import NoiseLine, estimate_noise_line, shared_noise_correlation
 
 __all__ = [
     "BLEND",
@@ -85,10 +85,12 @@ BLEND = 0.85
 MATCH_THRESHOLD = 0.64
 """Largest mean squared pilot difference, in noise variances, of a patch joining a group."""
 CORRELATION_LIMIT = 0.1
-"""Largest neighbour correlation of the pilot's residual with which the step runs. The
-residual read at most 0.004 on images with independent noise (networks of three methods,
-100 to 3273 steps) and 0.18-0.58 on images with noise shared by neighbours, where the step
-cost 0.5-2.6 dB (docs/benchmarks.md, "The collaborative step checks the noise")."""
+"""Largest shared-noise readout of the pilot's residual
+(:func:`~selfdenoise.metrics.shared_noise_correlation`) with which the step runs. It read
+at most -0.003 on images with independent noise (networks of three methods, 100 to 3273
+steps), 0.01-0.06 for barely trained networks (2-100 steps, where the step gains 2.6-3.5
+dB), and 0.18-0.46 on images with noise shared by neighbours, where the step cost 0.5-2.6
+dB (docs/benchmarks.md, "The collaborative step checks the noise")."""
 
 
 def collaborative_wiener(
@@ -127,10 +129,9 @@ def collaborative_wiener(
         Largest mean squared difference of the pilot's patches, in noise variances, of a
         patch that joins a group.
     correlation_limit : float or None
-        When the residual ``noisy - pilot`` is correlated between neighbouring pixels by more
-        than this (:func:`~selfdenoise.metrics.residual_neighbour_correlation`), the noise is
-        not independent between pixels and the pilot is returned unchanged; ``None`` filters
-        regardless.
+        When the residual ``noisy - pilot`` shows noise shared by neighbouring pixels above
+        this (:func:`~selfdenoise.metrics.shared_noise_correlation`), the pilot is returned
+        unchanged; ``None`` filters regardless.
     cancel : threading.Event or callable, optional
         Checked between blocks of reference patches (a fraction of a second apart); when set,
         :class:`~selfdenoise.tiling.PredictionCancelled` is raised.
@@ -189,8 +190,8 @@ def collaborative_wiener(
 
 
 def _correlated(noisy: np.ndarray, pilot: np.ndarray, limit: float | None) -> bool:
-    """Whether the residual's neighbour correlation exceeds ``limit`` (never when ``None``)."""
-    return limit is not None and residual_neighbour_correlation(noisy, pilot) > limit
+    """Whether the residual's shared-noise readout exceeds ``limit`` (never when ``None``)."""
+    return limit is not None and shared_noise_correlation(noisy, pilot) > limit
 
 
 def _row_slabs(height: int, width: int, max_elements: int):

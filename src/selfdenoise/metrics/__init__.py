@@ -43,7 +43,7 @@ from ._noise import (
     method_noise_stats,
     photon_noise_fraction,
     residual,
-    residual_neighbour_correlation,
+    shared_noise_correlation,
 )
 from ._table import (
     BASELINE_NOT_APPLICABLE,
@@ -95,8 +95,8 @@ __all__ = [
     "psnr",
     "psnr_scale_invariant",
     "residual",
-    "residual_neighbour_correlation",
     "resolve_data_range",
+    "shared_noise_correlation",
     "ssim",
     "ssim_map",
 ]

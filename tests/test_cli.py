@@ -137,6 +137,13 @@ def _errors(tmp_path):
         ),
         (
             [
+                *["train", str(tmp_path / "ok.npy"), "--method", "n2v", "--out", out],
+                *["--neighbour-pairs", "diagonal"],
+            ],
+            "--neighbour-pairs is a setting of neighbor2neighbor, not of n2v",
+        ),
+        (
+            [
                 "train",
                 str(tmp_path / "ok.npy"),
                 "--method",

@@ -136,6 +136,20 @@ def test_regulariser_weight_field_reaches_the_settings(train_widget):
     assert "regulariser_weight" not in train_widget.collect_settings()
 
 
+def test_pixel_pairs_field_reaches_the_settings(train_widget):
+    from selfdenoise.config import make_config
+
+    train_widget.method.value = "neighbor2neighbor"
+    assert not train_widget.neighbour_pairs.native.isHidden()
+    assert train_widget.collect_settings()["neighbour_pairs"] == "adjacent"
+    train_widget.neighbour_pairs.value = "diagonal"
+    settings = train_widget.collect_settings()
+    assert make_config("neighbor2neighbor", "YX", **settings).neighbour_pairs == "diagonal"
+    train_widget.method.value = "n2v2"
+    assert train_widget.neighbour_pairs.native.isHidden()
+    assert "neighbour_pairs" not in train_widget.collect_settings()
+
+
 def test_settings_are_collected_flat(train_widget):
     from selfdenoise.config import make_config
 

@@ -32,6 +32,7 @@ from .config import (
     AMP_MODES,
     DEFAULT_METHOD,
     DEMO_METHODS,
+    NEIGHBOUR_PAIRS,
     cpu_batch,
     make_config,
 )
@@ -124,6 +125,15 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
             "Neighbor2Neighbor regulariser weight at the end of its ramp, or 'auto' "
             f"(default {make_config('neighbor2neighbor').regulariser_weight}: 0 for "
             "photon-limited data, else 2 as in the paper)"
+        ),
+    )
+    train.add_argument(
+        "--neighbour-pairs",
+        choices=NEIGHBOUR_PAIRS,
+        help=(
+            "Neighbor2Neighbor training pairs: the two pixels of each 2x2 cell are neighbours in "
+            "Y or X ('adjacent') or across the diagonal ('diagonal', for noise shared by "
+            f"neighbouring pixels) (default {make_config('neighbor2neighbor').neighbour_pairs})"
         ),
     )
     train.add_argument(

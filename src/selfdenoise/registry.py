@@ -45,7 +45,8 @@ class MethodSpec:
         when False the masking section only drives the validation loss.
     objective_options : tuple of str
         Top-level config fields passed to the objective's constructor by name
-        (Noise2Same: ``('lambda_inv',)``; Neighbor2Neighbor: ``('regulariser_weight',)``).
+        (Noise2Same: ``('lambda_inv',)``; Neighbor2Neighbor: ``('regulariser_weight',
+        'neighbour_pairs')``).
     citation : str
         The method's paper, for exported model packages and the docs.
     doi : str
@@ -127,7 +128,7 @@ register_method(
             "tiling": {"collaborative_filter": True},
         },
         uses_masking=False,
-        objective_options=("regulariser_weight",),
+        objective_options=("regulariser_weight", "neighbour_pairs"),
         citation=(
             "Huang, Li, Jia, Lu, Liu. Neighbor2Neighbor: Self-Supervised Denoising from Single "
             "Noisy Images. CVPR 2021."

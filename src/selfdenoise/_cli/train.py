@@ -33,6 +33,7 @@ def _train_settings(args: argparse.Namespace) -> dict:
         "checkpoint_every": args.checkpoint_every,
         "lambda_inv": args.lambda_inv,
         "regulariser_weight": args.regulariser_weight,
+        "neighbour_pairs": args.neighbour_pairs,
         "struct_axis": STRUCT_AXES.get(args.struct_axis),
         "struct_span": args.struct_span,
         "amp": args.amp,
@@ -74,9 +75,9 @@ def _check_train_args(args: argparse.Namespace) -> Path:
 
 
 def _check_method_options(args: argparse.Namespace) -> None:
-    """Refuse a method's own option (``--lambda-inv``, ``--regulariser-weight``) given for a
-    method that does not have it, instead of ignoring it."""
-    for setting in ("lambda_inv", "regulariser_weight"):
+    """Refuse a method's own option (``--lambda-inv``, ``--regulariser-weight``,
+    ``--neighbour-pairs``) given for a method that does not have it, instead of ignoring it."""
+    for setting in ("lambda_inv", "regulariser_weight", "neighbour_pairs"):
         if getattr(args, setting) is None or setting in get_method(args.method).objective_options:
             continue
         owners = [name for name in method_names() if setting in get_method(name).objective_options]

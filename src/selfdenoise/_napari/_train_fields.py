@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from ..api import Denoiser
     from ..config import DenoiserConfig
 
+PAIR_CHOICES = [("adjacent", "adjacent"), ("diagonal (shared noise)", "diagonal")]
+"""Choices of Neighbor2Neighbor's pixel pairs (the config's ``neighbour_pairs``)."""
+
 STRUCT_AXIS_CHOICES = [("off", 0), ("X (along rows)", -1), ("Y (along columns)", -2), ("Z", -3)]
 """Choices of the structN2V line axis: 0 = off, else the masking ``struct_axis``."""
 
@@ -176,6 +179,16 @@ class TrainFields(WorkerWidget):
             "photon-limited captures (it scored higher on real widefield and confocal data, "
             "and a step costs less), else 2, the paper's, for natural images.",
         )
+        self.neighbour_pairs = ComboBox(choices=PAIR_CHOICES, value="adjacent")
+        add_row(
+            form,
+            "Pixel pairs",
+            self.neighbour_pairs,
+            "Neighbor2Neighbor trains on pairs of neighbouring pixels. 'adjacent' (the paper's) "
+            "suits noise that is independent from pixel to pixel. Choose 'diagonal' when "
+            "neighbouring pixels share noise (camera demosaicing or binning, images smoothed "
+            "or resized before saving): adjacent pairs would teach the network to keep it.",
+        )
         add_row(
             form,
             "Masked pixels (%)",
@@ -281,6 +294,8 @@ class TrainFields(WorkerWidget):
         self._set_row_visible(self.regulariser_weight, method == "neighbor2neighbor")
         weight = defaults.regulariser_weight
         self.regulariser_weight.value = AUTO_WEIGHT if weight == "auto" else float(weight)
+        self._set_row_visible(self.neighbour_pairs, method == "neighbor2neighbor")
+        self.neighbour_pairs.value = defaults.neighbour_pairs
         masks = get_method(method).uses_masking
         self._set_row_visible(self.masked_percent, masks)
         self._set_row_visible(self.struct_axis, masks)
@@ -362,6 +377,7 @@ class TrainFields(WorkerWidget):
             settings["lambda_inv"] = self.lambda_inv.value or "auto"
         if self.method.value == "neighbor2neighbor":
             settings["regulariser_weight"] = self.regulariser_weight_setting()
+            settings["neighbour_pairs"] = self.neighbour_pairs.value
         return settings
 
     def regulariser_weight_setting(self) -> float | str:

@@ -37,6 +37,9 @@ NORMALISATIONS = ("meanstd", "percentile")
 BLENDS = ("crop", "hann")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+NEIGHBOUR_PAIRS = ("adjacent", "diagonal")
+"""Neighbor2Neighbor's pixel pairs (the method module's ``NEIGHBOUR_PAIRS``, kept here
+without importing torch)."""
 
 ARCHITECTURES = {"unet": "selfdenoise.nets.unet:UNet"}
 """Network architectures by name: ``'module:class'`` of each (imported when a network is

@@ -93,7 +93,7 @@ def _field_owners() -> dict[str, str | tuple[str, ...]]:
 FROZEN_SECTIONS = ("network", "normalisation")
 """Sections that cannot change once a model has weights (they shape the network and data)."""
 
-TOP_LEVEL_SETTINGS = ("lambda_inv", "regulariser_weight", "channels_jointly")
+TOP_LEVEL_SETTINGS = ("lambda_inv", "regulariser_weight", "neighbour_pairs", "channels_jointly")
 """Settings of :class:`DenoiserConfig` itself (not of a section) that callers may give."""
 
 

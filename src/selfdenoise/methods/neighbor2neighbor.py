@@ -2,7 +2,11 @@
 
 Every 2x2 cell of the YX plane gives two *different, adjacent* pixels at random; collecting
 the first and the second pixel of every cell builds two half-resolution images ``g1(x)`` and
-``g2(x)`` whose clean content is nearly the same and whose noise is independent. With
+``g2(x)`` whose clean content is nearly the same and whose noise is independent. Where the
+noise is shared by neighbours in Y or X (a camera's demosaicing or binning, smoothing before
+saving), such pairs share noise too and the network learns to keep it;
+``neighbour_pairs='diagonal'`` draws the two diagonal pixels of each cell instead
+(:data:`NEIGHBOUR_PAIRS`). With
 ``o = f(x)`` computed without gradient on the full image,
 
 .. math:: \\mathcal{L} = \\lVert f(g_1 x) - g_2 x \\rVert^2 + \\gamma\\,
@@ -27,6 +31,7 @@ from ..config import MaskingConfig
 from .base import Objective
 
 __all__ = [
+    "NEIGHBOUR_PAIRS",
     "PAPER_REGULARISER_WEIGHT",
     "PHOTON_LIMITED",
     "Neighbor2Neighbor",
@@ -70,12 +75,22 @@ def regulariser_weight_from_noise(photon_fraction: float) -> float:
     return 0.0 if photon_fraction >= PHOTON_LIMITED else PAPER_REGULARISER_WEIGHT
 
 
-# Cell pixels numbered 0=(0,0), 1=(0,1), 2=(1,0), 3=(1,1); ordered pairs of 4-neighbours.
-_PAIRS = torch.tensor([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]])
+# Cell pixels numbered 0=(0,0), 1=(0,1), 2=(1,0), 3=(1,1).
+_PAIRS = {
+    "adjacent": torch.tensor([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]]),
+    "diagonal": torch.tensor([[0, 3], [3, 0], [1, 2], [2, 1]]),
+}
+NEIGHBOUR_PAIRS = tuple(_PAIRS)
+"""Which two pixels of a 2x2 cell form a training pair: ``'adjacent'`` (the paper's: the two
+are neighbours in Y or in X) or ``'diagonal'`` (neighbours across the cell's diagonal; for
+noise shared by Y and X neighbours, which adjacent pairs would share too)."""
 
 
 def neighbour_pair_indices(
-    shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str | None = None
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+    pairs: str = "adjacent",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random neighbour pairs, one per 2x2 YX cell, shared by the channels.
 
@@ -87,23 +102,30 @@ def neighbour_pair_indices(
         Source of randomness (drawn on the generator's device, then moved).
     device : torch.device or str, optional
         Device of the returned indices.
+    pairs : {'adjacent', 'diagonal'}
+        Which pixels of a cell pair up (:data:`NEIGHBOUR_PAIRS`).
 
     Returns
     -------
     first, second : torch.Tensor
-        Long tensors ``(B, 1, *cells, 1)`` with values in 0..3, ``first != second`` and the
-        two pixels adjacent in Y or X; ``cells`` is the spatial shape with Y and X halved.
+        Long tensors ``(B, 1, *cells, 1)`` with values in 0..3 (cell pixels in row order),
+        ``first != second`` and the two pixels adjacent in Y or X (``'adjacent'``) or
+        diagonal neighbours (``'diagonal'``); ``cells`` is the spatial shape with Y and X
+        halved.
     """
+    if pairs not in _PAIRS:
+        raise SelfDenoiseError(f"neighbour_pairs must be one of {NEIGHBOUR_PAIRS}; got {pairs!r}.")
+    choices = _PAIRS[pairs]
     cells = (*shape[2:-2], shape[-2] // 2, shape[-1] // 2)
     draws = torch.randint(
-        len(_PAIRS), (shape[0], 1, *cells), generator=generator, device=generator.device
+        len(choices), (shape[0], 1, *cells), generator=generator, device=generator.device
     ).cpu()
-    pairs = _PAIRS[draws]  # (B, 1, *cells, 2)
+    pairs_drawn = choices[draws]  # (B, 1, *cells, 2)
     if device is not None and torch.device(device).type == "cuda":  # no wait for the GPU
-        pairs = pairs.pin_memory().to(device, non_blocking=True)
+        pairs_drawn = pairs_drawn.pin_memory().to(device, non_blocking=True)
     elif device is not None:
-        pairs = pairs.to(device)
-    return pairs[..., :1], pairs[..., 1:]
+        pairs_drawn = pairs_drawn.to(device)
+    return pairs_drawn[..., :1], pairs_drawn[..., 1:]
 
 
 def _cells(x: torch.Tensor) -> torch.Tensor:
@@ -165,6 +187,9 @@ class Neighbor2Neighbor(Objective):
         the full-resolution pass.
     ramp : float
         Fraction of the budget over which ``gamma`` grows from 0 to ``gamma_max``.
+    neighbour_pairs : {'adjacent', 'diagonal'}
+        Which pixels of each 2x2 cell form the training pair (:data:`NEIGHBOUR_PAIRS`;
+        :attr:`~selfdenoise.config.DenoiserConfig.neighbour_pairs`).
 
     Attributes
     ----------
@@ -181,10 +206,16 @@ class Neighbor2Neighbor(Objective):
         masking: MaskingConfig,
         regulariser_weight: float = PAPER_REGULARISER_WEIGHT,
         ramp: float = 1.0,
+        neighbour_pairs: str = "adjacent",
     ) -> None:
         super().__init__(masking)
         if not regulariser_weight >= 0 or not ramp > 0:
             raise SelfDenoiseError("regulariser_weight must be >= 0 and ramp > 0.")
+        if neighbour_pairs not in _PAIRS:
+            raise SelfDenoiseError(
+                f"neighbour_pairs must be one of {NEIGHBOUR_PAIRS}; got {neighbour_pairs!r}."
+            )
+        self.neighbour_pairs = neighbour_pairs
         self.gamma_max = float(regulariser_weight)
         self.ramp = float(ramp)
         self.progress = 1.0
@@ -203,7 +234,9 @@ class Neighbor2Neighbor(Objective):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Neighbor2Neighbor loss of one batch; logs ``reconstruction`` and ``regulariser``."""
         batch = _crop_even(batch, _size_multiple(network))
-        first, second = neighbour_pair_indices(tuple(batch.shape), generator, batch.device)
+        first, second = neighbour_pair_indices(
+            tuple(batch.shape), generator, batch.device, self.neighbour_pairs
+        )
         sub1, sub2 = neighbour_subsample(batch, first), neighbour_subsample(batch, second)
         gamma = self.gamma
         output = network(sub1).float()
@@ -222,5 +255,5 @@ class Neighbor2Neighbor(Objective):
     def __repr__(self) -> str:
         return (
             f"Neighbor2Neighbor(gamma_max={self.gamma_max}, ramp={self.ramp}, "
-            f"masking={self.masking!r})"
+            f"neighbour_pairs={self.neighbour_pairs!r}, masking={self.masking!r})"
         )

@@ -8,6 +8,8 @@ checks and its way through the CLI and the saved model.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -79,7 +81,14 @@ def test_diagonal_pairs_remove_noise_shared_by_neighbours(torch_single_thread):
             seed=0,
         )
         model.fit(noisy)
-        scores[kind] = psnr(clean, model.predict(noisy))
+        # The collaborative step reads the shared noise in the residual and keeps the
+        # network's output; the note says so, and names diagonal pairs to a model without.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scores[kind] = psnr(clean, model.predict(noisy))
+        notes = [str(w.message) for w in caught if "shared by neighbouring" in str(w.message)]
+        assert len(notes) == 1, notes
+        assert ("neighbour_pairs='diagonal'" in notes[0]) == (kind == "adjacent"), notes
     # Measured (300 steps; images of seeds 0, 1, 2): noisy 16.47-16.48 dB, adjacent
     # 23.02-23.53, diagonal 26.68-27.48 (+3.6 to +4.0 dB).
     assert psnr(clean, noisy) < 17.0
@@ -97,3 +106,18 @@ def test_cli_neighbour_pairs_reach_the_saved_model(tmp_path):
     fast = ["--steps", "2", "--patch", "32,32", "--batch", "2", "--quiet"]
     assert main([*argv, *fast, "--neighbour-pairs", "diagonal"]) == 0
     assert Denoiser.load(model).config.neighbour_pairs == "diagonal"
+
+
+def test_shared_noise_note_names_what_trains_on_such_noise():
+    from selfdenoise._denoiser_prediction import shared_noise_note
+    from selfdenoise.config import make_config
+
+    def note(method: str, **settings) -> str:
+        return shared_noise_note(make_config(method, "YX", **settings), 0.42)
+
+    assert "(readout 0.42)" in note("neighbor2neighbor") and "\n" not in note("neighbor2neighbor")
+    assert "neighbour_pairs='diagonal'" in note("neighbor2neighbor")
+    assert "neighbour_pairs" not in note("neighbor2neighbor", neighbour_pairs="diagonal")
+    assert "struct_axis" in note("n2v2")
+    assert "struct_axis" not in note("n2v2", struct_axis=-1)
+    assert note("noise2same").startswith("the noise looks shared")

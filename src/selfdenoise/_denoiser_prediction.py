@@ -195,8 +195,16 @@ class PredictionMixin:
         if self._runs("collaborative_filter", collaborative_filter):
             from .collaborative import collaborative_wiener_samples
 
-            result = collaborative_wiener_samples(image, result, layout, cancel=cancel)
+            result = collaborative_wiener_samples(
+                image, result, layout, cancel=cancel, on_shared_noise=self._warn_shared_noise
+            )
         return cast_output(result, dtype, getattr(image, "dtype", np.float32))
+
+    def _warn_shared_noise(self, readout: float) -> None:
+        """Say that the collaborative step kept the output, and what trains on such noise."""
+        import warnings
+
+        warnings.warn(shared_noise_note(self.config, readout), RuntimeWarning, stacklevel=3)
 
     def prediction_layout(self, image, axes: str | None = None) -> Layout:
         """The canonical :class:`~selfdenoise.axes.Layout` this model predicts ``image`` with.
@@ -226,3 +234,21 @@ def _shares_storage(image, out) -> bool:
         and isinstance(out, np.ndarray)
         and np.may_share_memory(image, out)
     )
+
+
+def shared_noise_note(config: DenoiserConfig, readout: float) -> str:
+    """One line for a prediction whose residual shows noise shared by neighbouring pixels."""
+    note = (
+        f"the noise looks shared by neighbouring pixels (readout {readout:.2f}), so the "
+        "collaborative step kept the network's output"
+    )
+    if config.method == "neighbor2neighbor" and config.neighbour_pairs == "adjacent":
+        return note + (
+            "; Neighbor2Neighbor removes such noise better when trained with diagonal pixel "
+            "pairs (neighbour_pairs='diagonal', --neighbour-pairs diagonal)"
+        )
+    from .registry import get_method
+
+    if config.masking.struct_axis is None and get_method(config.method).uses_masking:
+        return note + "; for noise shared along rows or columns, train with struct_axis"
+    return note

@@ -43,6 +43,7 @@ torch; the filter itself runs in torch on the CPU, in blocks of 64 x 64 referenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -207,10 +208,10 @@ def _row_slabs(height: int, width: int, max_elements: int):
 
 def _noise_lines(
     image: Any, denoised: Any, layout: Layout, sample: int, max_elements: int
-) -> list[NoiseLine | None]:
+) -> list[NoiseLine | float]:
     """Each channel's noise line, read from the sample's middle (at most 8 planes of a
-    volume, and at most ``max_elements`` pixels per channel); ``None`` where the residual
-    there is correlated between neighbours by more than :data:`CORRELATION_LIMIT`."""
+    volume, and at most ``max_elements`` pixels per channel); instead, the shared-noise
+    readout where it exceeds :data:`CORRELATION_LIMIT` there."""
     spatial = [slice(None)] * layout.ndim
     shape = layout.spatial_shape
     planes = 1
@@ -224,12 +225,11 @@ def _noise_lines(
         spatial[-2] = slice(top, top + rows)
     block = layout.read_block(image, sample, spatial)
     pilot = layout.read_block(denoised, sample, spatial)
-    return [
-        None
-        if _correlated(channel, channel_pilot, CORRELATION_LIMIT)
-        else estimate_noise_line(channel)
-        for channel, channel_pilot in zip(block, pilot, strict=True)
-    ]
+    lines: list[NoiseLine | float] = []
+    for channel, channel_pilot in zip(block, pilot, strict=True):
+        readout = shared_noise_correlation(channel, channel_pilot)
+        lines.append(readout if readout > CORRELATION_LIMIT else estimate_noise_line(channel))
+    return lines
 
 
 def _filter_block(
@@ -256,6 +256,7 @@ def collaborative_wiener_samples(
     *,
     max_elements: int = MAX_SLAB_ELEMENTS,
     cancel: Any = None,
+    on_shared_noise: Callable[[float], None] | None = None,
 ) -> Any:
     """:func:`collaborative_wiener` on every sample, channel and plane of a prediction, in place.
 
@@ -273,6 +274,9 @@ def collaborative_wiener_samples(
     cancel : threading.Event or callable, optional
         Stops within a fraction of a second (:class:`~selfdenoise.tiling.PredictionCancelled`);
         the planes already filtered stay written.
+    on_shared_noise : callable, optional
+        Called once, with the largest readout, when a channel keeps the pilot because its
+        residual shows noise shared by neighbouring pixels (:data:`CORRELATION_LIMIT`).
 
     Returns
     -------
@@ -285,8 +289,11 @@ def collaborative_wiener_samples(
     shape = layout.spatial_shape
     planes = shape[0] if layout.ndim == 3 else 1
     pieces = list(_row_slabs(shape[-2], shape[-1], max_elements))
+    shared: list[float] = []
     for sample in layout.samples():
-        lines = _noise_lines(image, denoised, layout, sample, max_elements)
+        read = _noise_lines(image, denoised, layout, sample, max_elements)
+        shared += [readout for readout in read if isinstance(readout, float)]
+        lines = [line if isinstance(line, NoiseLine) else None for line in read]
         for plane in range(planes):
             outer = [slice(plane, plane + 1)] if layout.ndim == 3 else []
 
@@ -302,6 +309,8 @@ def collaborative_wiener_samples(
                 filtered = _filter_block(noisy, pilot, lines, cancel)
                 pending.append((core, filtered[..., core_in_read, :]))
             write_finished(denoised, layout, sample, pending, shape[-2], place)
+    if shared and on_shared_noise is not None:
+        on_shared_noise(max(shared))
     return denoised
 
 

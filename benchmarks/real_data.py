@@ -311,10 +311,16 @@ def _fmd_methods(args) -> dict:
 
     names = {"n2v2": "N2V2", "n2v": "N2V", DEFAULT_METHOD: f"{DEFAULT_METHOD} (default)"}
     methods = {}
-    for entry in args.methods:  # "<method>+gat": trained and predicted after a GAT
-        method, _, transform = entry.partition("+")
-        name = names.get(method, method) + (" + GAT" if transform == "gat" else "")
-        methods[name] = (method, {"gat": True} if transform == "gat" else {})
+    variants = {  # "<method>+gat": trained and predicted after a GAT
+        "gat": (" + GAT", {"gat": True}),
+        "diagonal": (" (diagonal pairs)", {"neighbour_pairs": "diagonal"}),
+        "": ("", {}),
+    }
+    for entry in args.methods:
+        method, _, variant = entry.partition("+")
+        suffix, settings = variants[variant]
+        name = names.get(method, method) if not settings.get("neighbour_pairs") else method
+        methods[name + suffix] = (method, settings)
     return methods
 
 
@@ -377,6 +383,7 @@ def correlated_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 CORRELATED_METHODS = {
+    "neighbor2neighbor (diagonal pairs)": ("neighbor2neighbor", {"neighbour_pairs": "diagonal"}),
     "N2V": ("n2v", {}),
     "structN2V (X, span 5)": ("n2v", {"struct_axis": -1, "struct_span": 5}),
 }
@@ -515,8 +522,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--methods",
         default="neighbor2neighbor,n2v2",
         help="deep methods of the fmd, volume and cells3d cases (confocal and ct train the "
-        "default; '<method>+gat' trains after a generalised Anscombe transform, 2D); '' "
-        "trains none",
+        "default; '<method>+gat' trains after a generalised Anscombe transform, 2D; "
+        "'neighbor2neighbor+diagonal' with diagonal pixel pairs); '' trains none",
     )
     parser.add_argument(
         "--cpu-minutes",

@@ -198,11 +198,13 @@ def test_train_regulariser_weight_reaches_the_saved_model(tmp_path, capsys):
     argv = ["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--out", str(model)]
     assert main([*argv, *TRAIN_FAST, "--regulariser-weight", "0.5", "--quiet"]) == 0
     assert Denoiser.load(model).config.regulariser_weight == 0.5
-    assert "regulariser weight 0.5)" in capsys.readouterr().out  # the weight used, said
+    # the weight and pixel pairs used, said (synthetic_2d has Gaussian noise: adjacent pairs)
+    assert "regulariser weight 0.5, adjacent pixel pairs)" in capsys.readouterr().out
     assert main([*argv, *TRAIN_FAST, "--regulariser-weight", "auto", "--quiet"]) == 0
     loaded = Denoiser.load(model)
     assert loaded.config.regulariser_weight == "auto"
-    assert f"regulariser weight {loaded.regulariser_weight:g})" in capsys.readouterr().out
+    said = f"regulariser weight {loaded.regulariser_weight:g}, adjacent pixel pairs)"
+    assert said in capsys.readouterr().out
     with pytest.raises(SystemExit) as exited:
         main([*argv, *TRAIN_FAST, "--regulariser-weight", "-1"])
     assert exited.value.code == 2

@@ -141,7 +141,7 @@ def test_pixel_pairs_field_reaches_the_settings(train_widget):
 
     train_widget.method.value = "neighbor2neighbor"
     assert not train_widget.neighbour_pairs.native.isHidden()
-    assert train_widget.collect_settings()["neighbour_pairs"] == "adjacent"
+    assert train_widget.collect_settings()["neighbour_pairs"] == "auto"
     train_widget.neighbour_pairs.value = "diagonal"
     settings = train_widget.collect_settings()
     assert make_config("neighbor2neighbor", "YX", **settings).neighbour_pairs == "diagonal"

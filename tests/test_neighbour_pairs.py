@@ -47,12 +47,12 @@ def test_pairs_setting_is_checked_and_kept():
     from selfdenoise.methods import get_objective, neighbor2neighbor
 
     assert neighbor2neighbor.NEIGHBOUR_PAIRS == NEIGHBOUR_PAIRS
-    assert make_config("neighbor2neighbor").neighbour_pairs == "adjacent"
+    assert make_config("neighbor2neighbor").neighbour_pairs == "auto"  # read from the noise
     config = make_config(
         "neighbor2neighbor", "YX", neighbour_pairs="diagonal", regulariser_weight=2
     )
     assert get_objective(config).neighbour_pairs == "diagonal"
-    with pytest.raises(SelfDenoiseError, match="neighbour_pairs must be one of adjacent, diag"):
+    with pytest.raises(SelfDenoiseError, match="neighbour_pairs must be 'auto' or one of adj"):
         make_config("neighbor2neighbor", "YX", neighbour_pairs="anti-diagonal")
 
 
@@ -116,8 +116,9 @@ def test_shared_noise_note_names_what_trains_on_such_noise():
         return shared_noise_note(make_config(method, "YX", **settings), 0.42)
 
     assert "(readout 0.42)" in note("neighbor2neighbor") and "\n" not in note("neighbor2neighbor")
-    assert "neighbour_pairs='diagonal'" in note("neighbor2neighbor")
-    assert "neighbour_pairs" not in note("neighbor2neighbor", neighbour_pairs="diagonal")
+    assert "neighbour_pairs='diagonal'" in note("neighbor2neighbor")  # pairs not recorded
+    diagonal = shared_noise_note(make_config("neighbor2neighbor", "YX"), 0.42, "diagonal")
+    assert "neighbour_pairs" not in diagonal
     assert "struct_axis" in note("n2v2")
     assert "struct_axis" not in note("n2v2", struct_axis=-1)
     assert note("noise2same").startswith("the noise looks shared")

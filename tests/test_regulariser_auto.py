@@ -1,4 +1,4 @@
-"""Neighbor2Neighbor's regulariser weight read from the noise (issue #13 item 2).
+"""Neighbor2Neighbor's regulariser weight and pixel pairs read from the noise (issue #13 item 2).
 
 ``regulariser_weight='auto'`` (the default) trains without the regulariser on photon-limited
 data and with the paper's weight otherwise; the decision is
@@ -85,6 +85,35 @@ def test_fit_reads_the_weight_from_the_raw_data_and_the_file_keeps_it(tmp_path):
     other = Denoiser("n2v", "YX", seed=0, device="cpu", **TINY)
     other.fit(_gaussian_capture())
     assert other.regulariser_weight is None  # not a Neighbor2Neighbor setting
+    # The pixel pairs follow the same reading: diagonal ones for photon-limited captures.
+    assert photon.neighbour_pairs == "diagonal" and gaussian.neighbour_pairs == "adjacent"
+    assert loaded.neighbour_pairs == "diagonal" and loaded.config.neighbour_pairs == "auto"
+    assert chosen.neighbour_pairs == "diagonal"  # 'auto' pairs beside a chosen weight
+    assert other.neighbour_pairs is None
+    given = Denoiser("neighbor2neighbor", "YX", seed=0, neighbour_pairs="adjacent", **TINY)
+    given.continue_training(device="cpu")
+    given.fit(_photon_capture())
+    assert given.neighbour_pairs == "adjacent" and given.regulariser_weight == 0.0
+
+
+def test_pairs_rule_and_a_corrupt_file_entry(tmp_path):
+    import json
+
+    from selfdenoise.io import save_bundle
+    from selfdenoise.methods.neighbor2neighbor import neighbour_pairs_from_noise
+
+    assert neighbour_pairs_from_noise(1.0) == neighbour_pairs_from_noise(PHOTON_LIMITED)
+    assert neighbour_pairs_from_noise(PHOTON_LIMITED) == "diagonal"
+    assert neighbour_pairs_from_noise(PHOTON_LIMITED - 0.01) == "adjacent"
+    with pytest.raises(SelfDenoiseError, match="photon_fraction must be in"):
+        neighbour_pairs_from_noise(2.0)
+    model = Denoiser("neighbor2neighbor", "YX", seed=0, device="cpu", **TINY)
+    model.fit(_photon_capture())
+    metadata = json.loads(json.dumps(model._metadata()))
+    metadata["neighbour_pairs"] = "anti-diagonal"
+    path = save_bundle(tmp_path / "bad.safetensors", model.network.state_dict(), metadata)
+    with pytest.raises(SelfDenoiseError, match="neighbour_pairs in the model file must be one"):
+        Denoiser.load(path, device="cpu")
 
 
 def test_auto_left_unresolved_is_a_one_line_error():
@@ -93,5 +122,7 @@ def test_auto_left_unresolved_is_a_one_line_error():
 
     with pytest.raises(SelfDenoiseError, match="regulariser_weight='auto' must be resolved"):
         get_objective(make_config("neighbor2neighbor", "YX"))
+    with pytest.raises(SelfDenoiseError, match="neighbour_pairs='auto' must be resolved"):
+        get_objective(make_config("neighbor2neighbor", "YX", regulariser_weight=2.0))
     with pytest.raises(SelfDenoiseError, match="regulariser_weight must be a number >= 0 or"):
         make_config("neighbor2neighbor", "YX", regulariser_weight="high")

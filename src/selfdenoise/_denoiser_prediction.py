@@ -204,7 +204,9 @@ class PredictionMixin:
         """Say that the collaborative step kept the output, and what trains on such noise."""
         import warnings
 
-        warnings.warn(shared_noise_note(self.config, readout), RuntimeWarning, stacklevel=3)
+        pairs = getattr(self, "neighbour_pairs", None)  # resolved at the fit; None in old files
+        note = shared_noise_note(self.config, readout, pairs)
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
 
     def prediction_layout(self, image, axes: str | None = None) -> Layout:
         """The canonical :class:`~selfdenoise.axes.Layout` this model predicts ``image`` with.
@@ -236,13 +238,15 @@ def _shares_storage(image, out) -> bool:
     )
 
 
-def shared_noise_note(config: DenoiserConfig, readout: float) -> str:
-    """One line for a prediction whose residual shows noise shared by neighbouring pixels."""
+def shared_noise_note(config: DenoiserConfig, readout: float, pairs: str | None = None) -> str:
+    """One line for a prediction whose residual shows noise shared by neighbouring pixels;
+    ``pairs`` are the Neighbor2Neighbor pixel pairs the model trained with (``None``: not
+    recorded, files from before pairs could be chosen, which trained adjacent ones)."""
     note = (
         f"the noise looks shared by neighbouring pixels (readout {readout:.2f}), so the "
         "collaborative step kept the network's output"
     )
-    if config.method == "neighbor2neighbor" and config.neighbour_pairs == "adjacent":
+    if config.method == "neighbor2neighbor" and pairs in (None, "adjacent"):
         return note + (
             "; Neighbor2Neighbor removes such noise better when trained with diagonal pixel "
             "pairs (neighbour_pairs='diagonal', --neighbour-pairs diagonal)"

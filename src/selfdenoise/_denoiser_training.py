@@ -194,12 +194,15 @@ class TrainingMixin:
         )
         sampler = make_sampler(prepared, training, network.size_multiple, rank)
         self.lambda_inv = self._resolve_lambda_inv(prepared.arrays)
-        self.regulariser_weight = self._resolve_regulariser_weight(prepared.arrays)
+        self.regulariser_weight, self.neighbour_pairs = self._resolve_from_noise(prepared.arrays)
         stop = threading.Event()
         run = TrainingRun(
             network,
             get_objective(
-                self.config, lambda_inv=self.lambda_inv, regulariser_weight=self.regulariser_weight
+                self.config,
+                lambda_inv=self.lambda_inv,
+                regulariser_weight=self.regulariser_weight,
+                neighbour_pairs=self.neighbour_pairs,
             ),
             sampler,
             training,
@@ -256,18 +259,25 @@ class TrainingMixin:
         variances = [estimate_noise_rms(plane) ** 2 for plane in noise_planes(normalised)]
         return lambda_inv_from_sigma(float(np.sqrt(np.mean(variances))))
 
-    def _resolve_regulariser_weight(self, normalised: list[np.ndarray]) -> float | None:
+    def _resolve_from_noise(self, normalised: list[np.ndarray]) -> tuple[float | None, str | None]:
+        """Neighbor2Neighbor's regulariser weight and pixel pairs; ``'auto'`` read from the
+        photon-noise fraction of the raw training data (``None, None`` for other methods)."""
         if self.config.method != "neighbor2neighbor":
-            return None
-        if self.config.regulariser_weight != "auto":
-            return float(self.config.regulariser_weight)
-        from .methods.neighbor2neighbor import regulariser_weight_from_noise
+            return None, None
+        from .methods.neighbor2neighbor import (
+            neighbour_pairs_from_noise,
+            regulariser_weight_from_noise,
+        )
         from .metrics import photon_noise_fraction
 
-        # Read in the raw units: the normalisation moves 0, and the fraction depends on it.
-        planes = noise_planes(normalised, normaliser=self.normaliser)
-        fraction = float(np.mean([photon_noise_fraction(plane) for plane in planes]))
-        return regulariser_weight_from_noise(fraction)
+        weight, pairs = self.config.regulariser_weight, self.config.neighbour_pairs
+        if "auto" in (weight, pairs):
+            # Read in the raw units: the normalisation moves 0, and the fraction depends on it.
+            planes = noise_planes(normalised, normaliser=self.normaliser)
+            fraction = float(np.mean([photon_noise_fraction(plane) for plane in planes]))
+            weight = regulariser_weight_from_noise(fraction) if weight == "auto" else weight
+            pairs = neighbour_pairs_from_noise(fraction) if pairs == "auto" else pairs
+        return float(weight), str(pairs)
 
     def _checkpoint_writer(self, rank: int) -> Callable[[dict], None] | None:
         """Writes the run's state into ``checkpoint_dir`` (rank 0 only)."""
@@ -281,6 +291,7 @@ class TrainingMixin:
                 history,
                 step,
                 self.regulariser_weight,
+                self.neighbour_pairs,
             )
 
         return checkpoint_writer(self.config, rank, metadata)

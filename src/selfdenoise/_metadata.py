@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import SelfDenoiseError
-from .config import DenoiserConfig, check_lambda_inv, check_regulariser_weight
+from .config import (
+    NEIGHBOUR_PAIRS,
+    DenoiserConfig,
+    check_lambda_inv,
+    check_regulariser_weight,
+)
 from .data import Normaliser
 
 MODEL_FORMAT = "napari-selfdenoise-model"
@@ -32,6 +37,7 @@ class ModelMetadata:
     history: list[dict] = field(default_factory=list)
     steps_trained: int = 0
     regulariser_weight: float | None = None
+    neighbour_pairs: str | None = None
 
 
 def check_metadata(metadata: Any, what: str = "model file", path: Any = None) -> ModelMetadata:
@@ -66,12 +72,24 @@ def check_metadata(metadata: Any, what: str = "model file", path: Any = None) ->
     regulariser_weight = metadata.get("regulariser_weight")
     if regulariser_weight is not None:
         check_regulariser_weight(regulariser_weight)
+    neighbour_pairs = metadata.get("neighbour_pairs")
+    if neighbour_pairs is not None and neighbour_pairs not in NEIGHBOUR_PAIRS:
+        raise SelfDenoiseError(
+            f"neighbour_pairs in the {what} must be one of {', '.join(NEIGHBOUR_PAIRS)}."
+        )
     history = _check_history(metadata.get("history", []), what)
     steps = metadata.get("steps_trained", history[-1]["step"] if history else 0)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise SelfDenoiseError(f"steps_trained in the {what} must be an integer >= 0.")
     return ModelMetadata(
-        config, normaliser, in_channels, lambda_inv, history, steps, regulariser_weight
+        config,
+        normaliser,
+        in_channels,
+        lambda_inv,
+        history,
+        steps,
+        regulariser_weight,
+        neighbour_pairs,
     )
 
 
@@ -110,6 +128,7 @@ def metadata_dict(
     history: list[dict],
     steps_trained: int,
     regulariser_weight: float | None = None,
+    neighbour_pairs: str | None = None,
 ) -> dict:
     """The JSON metadata written with a model or checkpoint."""
     from ._version import __version__
@@ -122,6 +141,7 @@ def metadata_dict(
         "in_channels": in_channels,
         "lambda_inv": lambda_inv,
         "regulariser_weight": regulariser_weight,
+        "neighbour_pairs": neighbour_pairs,
         "history": history,
         "steps_trained": steps_trained,
     }

@@ -63,6 +63,9 @@ class Denoiser(TrainingMixin, PredictionMixin):
     regulariser_weight : float or None
         Neighbor2Neighbor's regulariser weight of the last fit (``'auto'``: 0 on
         photon-limited data, else 2); saved with the model.
+    neighbour_pairs : str or None
+        Neighbor2Neighbor's pixel pairs of the last fit (``'auto'``: ``'diagonal'`` on
+        photon-limited data, else ``'adjacent'``); saved with the model.
 
     Examples
     --------
@@ -92,6 +95,7 @@ class Denoiser(TrainingMixin, PredictionMixin):
         self.in_channels: int | None = None
         self.lambda_inv: float | None = None
         self.regulariser_weight: float | None = None
+        self.neighbour_pairs: str | None = None
         self.history: list[dict] = []
         self._steps_trained = 0
         self._from_file = False
@@ -175,6 +179,7 @@ class Denoiser(TrainingMixin, PredictionMixin):
             self.history,
             self._steps_trained,
             self.regulariser_weight,
+            self.neighbour_pairs,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -216,6 +221,7 @@ class Denoiser(TrainingMixin, PredictionMixin):
         denoiser.normaliser, denoiser.in_channels = meta.normaliser, meta.in_channels
         denoiser.lambda_inv, denoiser.history = meta.lambda_inv, meta.history
         denoiser.regulariser_weight = meta.regulariser_weight
+        denoiser.neighbour_pairs = meta.neighbour_pairs
         denoiser._steps_trained, denoiser._from_file = meta.steps_trained, True
         if device is not None:
             denoiser.continue_training(device=device)

@@ -129,11 +129,12 @@ def _add_training_settings(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--neighbour-pairs",
-        choices=NEIGHBOUR_PAIRS,
+        choices=("auto", *NEIGHBOUR_PAIRS),
         help=(
             "Neighbor2Neighbor training pairs: the two pixels of each 2x2 cell are neighbours in "
             "Y or X ('adjacent') or across the diagonal ('diagonal', for noise shared by "
-            f"neighbouring pixels) (default {make_config('neighbor2neighbor').neighbour_pairs})"
+            f"neighbouring pixels) (default {make_config('neighbor2neighbor').neighbour_pairs}: "
+            "diagonal for photon-limited data, camera captures in practice)"
         ),
     )
     train.add_argument(

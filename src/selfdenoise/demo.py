@@ -137,7 +137,12 @@ def _train_and_predict(noisy: np.ndarray, method: str, budget: dict, seed: int, 
     denoised = model.predict(noisy, tile_shape=(128, 128))
     predict_seconds = time.perf_counter() - started
     weight = model.regulariser_weight  # Neighbor2Neighbor's, read from the noise
-    setting = "" if weight is None else f" (regulariser weight {weight:g}, read from the noise)"
+    pairs = model.neighbour_pairs
+    setting = (
+        ""
+        if weight is None
+        else f" (regulariser weight {weight:g} and {pairs} pixel pairs, read from the noise)"
+    )
     print(
         f"  trained {history[-1]['step']} steps in {train_seconds:.0f}s{setting}; "
         f"tiled prediction (128x128 tiles) in {predict_seconds:.2f}s",

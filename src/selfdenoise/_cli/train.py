@@ -135,8 +135,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         best = min((h["val_loss"] for h in history), default=float("nan"))
         steps = model.steps_trained
         weight = model.regulariser_weight  # resolved from the data when 'auto'
-        extra = {} if weight is None else {"regulariser_weight": weight}
-        said = "" if weight is None else f", regulariser weight {weight:g}"
+        pairs = model.neighbour_pairs
+        extra = {} if weight is None else {"regulariser_weight": weight, "neighbour_pairs": pairs}
+        said = "" if weight is None else f", regulariser weight {weight:g}, {pairs} pixel pairs"
         output.event(
             "saved",
             f"saved {path} ({steps} steps, best validation loss {best:.5f}{said})",

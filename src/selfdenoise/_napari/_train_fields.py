@@ -39,7 +39,11 @@ if TYPE_CHECKING:
     from ..api import Denoiser
     from ..config import DenoiserConfig
 
-PAIR_CHOICES = [("adjacent", "adjacent"), ("diagonal (shared noise)", "diagonal")]
+PAIR_CHOICES = [
+    ("auto", "auto"),
+    ("adjacent", "adjacent"),
+    ("diagonal (shared noise)", "diagonal"),
+]
 """Choices of Neighbor2Neighbor's pixel pairs (the config's ``neighbour_pairs``)."""
 
 STRUCT_AXIS_CHOICES = [("off", 0), ("X (along rows)", -1), ("Y (along columns)", -2), ("Z", -3)]
@@ -179,15 +183,17 @@ class TrainFields(WorkerWidget):
             "photon-limited captures (it scored higher on real widefield and confocal data, "
             "and a step costs less), else 2, the paper's, for natural images.",
         )
-        self.neighbour_pairs = ComboBox(choices=PAIR_CHOICES, value="adjacent")
+        self.neighbour_pairs = ComboBox(choices=PAIR_CHOICES, value="auto")
         add_row(
             form,
             "Pixel pairs",
             self.neighbour_pairs,
             "Neighbor2Neighbor trains on pairs of neighbouring pixels. 'adjacent' (the paper's) "
-            "suits noise that is independent from pixel to pixel. Choose 'diagonal' when "
-            "neighbouring pixels share noise (camera demosaicing or binning, images smoothed "
-            "or resized before saving): adjacent pairs would teach the network to keep it.",
+            "suits noise that is independent from pixel to pixel. 'diagonal' suits noise that "
+            "neighbouring pixels share (camera captures, demosaicing or binning, images "
+            "smoothed or resized before saving): adjacent pairs would teach the network to "
+            "keep it. 'auto' reads the training images: diagonal for photon-limited captures, "
+            "else adjacent.",
         )
         add_row(
             form,

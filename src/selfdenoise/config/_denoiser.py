@@ -56,15 +56,20 @@ class DenoiserConfig:
         fluorescence images), and at 0 a step skips the full-resolution pass. The value used
         is :attr:`selfdenoise.Denoiser.regulariser_weight` (docs/benchmarks.md,
         "Regulariser weight from the noise").
-    neighbour_pairs : {'adjacent', 'diagonal'}
-        Which two pixels of each 2x2 cell Neighbor2Neighbor pairs: ``'adjacent'`` (default,
-        the paper's: neighbours in Y or X) or ``'diagonal'``. Choose ``'diagonal'`` for noise
-        shared by neighbouring pixels in Y or X (a camera's demosaicing or binning, images
-        smoothed or resized before saving), where adjacent pairs share noise too and the
-        network learns to keep it. On crops with noise smoothed along X it scored 2.0-4.9 dB
-        above adjacent pairs, and 0.03-1.40 dB above on seven real widefield captures; on
-        noise independent between pixels it scored 0.06 dB below on average (-0.43 to
-        +0.37 on six natural images; docs/benchmarks.md, "Diagonal pairs").
+    neighbour_pairs : {'auto', 'adjacent', 'diagonal'}
+        Which two pixels of each 2x2 cell Neighbor2Neighbor pairs: ``'adjacent'`` (the
+        paper's: neighbours in Y or X) or ``'diagonal'``, for noise shared by neighbouring
+        pixels in Y or X (a camera's demosaicing or binning, images smoothed or resized
+        before saving), where adjacent pairs share noise too and the network learns to keep
+        it. ``'auto'`` (default) reads the training data's noise with the regulariser
+        weight's rule: diagonal pairs for photon-limited data, which in practice are camera
+        and scanner captures, else adjacent ones
+        (:func:`~selfdenoise.methods.neighbor2neighbor.neighbour_pairs_from_noise`); the
+        pairs used are :attr:`selfdenoise.Denoiser.neighbour_pairs`. On crops with noise
+        smoothed along X diagonal pairs scored 2.0-4.9 dB above adjacent ones, and 0.03-1.40
+        dB above on seven of eight real fluorescence captures; on noise independent between
+        pixels 0.06 dB below on average (-0.43 to +0.37 on six natural images;
+        docs/benchmarks.md, "Diagonal pairs").
     channels_jointly : bool
         With a C axis: one network sees all channels (True) or each channel is denoised
         on its own by a shared single-channel network (False).
@@ -74,7 +79,7 @@ class DenoiserConfig:
     axes: str = "YX"
     lambda_inv: float | str = "auto"
     regulariser_weight: float | str = "auto"
-    neighbour_pairs: str = "adjacent"
+    neighbour_pairs: str = "auto"
     channels_jointly: bool = True
     network: NetworkConfig = field(default_factory=NetworkConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -98,9 +103,9 @@ class DenoiserConfig:
                 raise SelfDenoiseError("regulariser_weight must be a number >= 0 or 'auto'.")
         else:
             check_regulariser_weight(self.regulariser_weight)
-        if self.neighbour_pairs not in NEIGHBOUR_PAIRS:
+        if self.neighbour_pairs not in ("auto", *NEIGHBOUR_PAIRS):
             raise SelfDenoiseError(
-                f"neighbour_pairs must be one of {', '.join(NEIGHBOUR_PAIRS)}; "
+                f"neighbour_pairs must be 'auto' or one of {', '.join(NEIGHBOUR_PAIRS)}; "
                 f"got {self.neighbour_pairs!r}."
             )
         for section in (self.network, self.masking, self.training, self.normalisation, self.tiling):

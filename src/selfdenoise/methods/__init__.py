@@ -70,6 +70,11 @@ def get_objective(config: DenoiserConfig, **options: Any) -> Objective:
             "regulariser_weight='auto' must be resolved to a number before training (pass "
             "regulariser_weight_from_noise(photon_noise_fraction(raw image)))."
         )
+    if kwargs.get("neighbour_pairs") == "auto":
+        raise SelfDenoiseError(
+            "neighbour_pairs='auto' must be resolved before training (pass "
+            "neighbour_pairs_from_noise(photon_noise_fraction(raw image)))."
+        )
     objective_class = spec.objective_class()
     if spec.needs_target:
         return objective_class(**kwargs)

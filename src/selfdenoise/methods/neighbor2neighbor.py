@@ -71,9 +71,7 @@ def regulariser_weight_from_noise(photon_fraction: float) -> float:
     float
         0 when ``photon_fraction >= PHOTON_LIMITED``, else :data:`PAPER_REGULARISER_WEIGHT`.
     """
-    if not 0.0 <= photon_fraction <= 1.0:
-        raise SelfDenoiseError(f"photon_fraction must be in [0, 1]; got {photon_fraction!r}.")
-    return 0.0 if photon_fraction >= PHOTON_LIMITED else PAPER_REGULARISER_WEIGHT
+    return 0.0 if _photon_limited(photon_fraction) else PAPER_REGULARISER_WEIGHT
 
 
 def neighbour_pairs_from_noise(photon_fraction: float) -> str:
@@ -99,9 +97,14 @@ def neighbour_pairs_from_noise(photon_fraction: float) -> str:
     str
         ``'diagonal'`` when ``photon_fraction >= PHOTON_LIMITED``, else ``'adjacent'``.
     """
+    return "diagonal" if _photon_limited(photon_fraction) else "adjacent"
+
+
+def _photon_limited(photon_fraction: float) -> bool:
+    """``photon_fraction >= PHOTON_LIMITED``, after checking that it is a fraction."""
     if not 0.0 <= photon_fraction <= 1.0:
         raise SelfDenoiseError(f"photon_fraction must be in [0, 1]; got {photon_fraction!r}.")
-    return "diagonal" if photon_fraction >= PHOTON_LIMITED else "adjacent"
+    return photon_fraction >= PHOTON_LIMITED
 
 
 # Cell pixels numbered 0=(0,0), 1=(0,1), 2=(1,0), 3=(1,1).

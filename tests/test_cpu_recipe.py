@@ -94,7 +94,13 @@ def test_neighbor2neighbor_ramps_gamma_and_gives_finite_gradients():
     from selfdenoise.methods import get_objective
     from selfdenoise.nets import build_network
 
-    config = make_config("neighbor2neighbor", "YX", base_channels=4, regulariser_weight=2.0)
+    config = make_config(
+        "neighbor2neighbor",
+        "YX",
+        base_channels=4,
+        regulariser_weight=2.0,
+        neighbour_pairs="adjacent",
+    )
     objective = get_objective(config)
     network = build_network(config.network, 2, 1)
     objective.set_progress(0.0)
@@ -120,7 +126,7 @@ def test_neighbor2neighbor_regulariser_weight_comes_from_config():
     calls = []
     for weight in (0.5, 0.0):
         config = make_config("neighbor2neighbor", "YX", base_channels=4, regulariser_weight=weight)
-        objective = get_objective(config)
+        objective = get_objective(config, neighbour_pairs="adjacent")  # 'auto' is read at fit
         objective.set_progress(1.0)
         assert objective.gamma == weight
         network = build_network(config.network, 2, 1)

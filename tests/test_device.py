@@ -154,7 +154,13 @@ def test_avx512_bf16_cpu_trains_2d_in_bf16_and_3d_in_float32(monkeypatch):
     assert Denoiser("n2v2", "ZYX", device="cpu").training_precision == "float32"
     assert describe_default_device("cpu", precision=True).endswith(", bf16 in 2D, float32 in 3D")
     for axes, expected in (("YX", torch.bfloat16), ("ZYX", None)):
-        model = Denoiser("neighbor2neighbor", axes, device="cpu", regulariser_weight=2.0)
+        model = Denoiser(
+            "neighbor2neighbor",
+            axes,
+            device="cpu",
+            regulariser_weight=2.0,
+            neighbour_pairs="adjacent",
+        )
         network = build_network(model.config.network, model.config.ndim, 1)
         image = np.random.default_rng(0).random((32,) * model.config.ndim, np.float32)
         data, _ = prepare_training_data(model.config, image, axes=axes)
@@ -532,6 +538,7 @@ def test_activation_estimate_covers_every_methods_saved_tensors(ndim):
             config,
             lambda_inv=2.0 if method == "noise2same" else None,
             regulariser_weight=2.0 if method == "neighbor2neighbor" else None,  # the costlier
+            neighbour_pairs="adjacent" if method == "neighbor2neighbor" else None,
         )
         seen: dict[int, int] = {}
 

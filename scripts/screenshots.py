@@ -124,6 +124,44 @@ def train_3d(viewer, trainer, out: Path) -> None:
     print(f"wrote {path}")
 
 
+def shared_noise(out: Path) -> None:
+    """A fresh viewer: a Neighbor2Neighbor model with adjacent pixel pairs denoises a crop
+    whose noise is smoothed along X; the warning notification says the collaborative step
+    kept the output and names diagonal pairs."""
+    import napari
+    import skimage.data
+    from napari.settings import get_settings
+    from scipy import ndimage
+
+    get_settings().application.gui_notification_level = "warning"
+    clean = skimage.data.camera()[100:356, 150:406] / 255.0
+    white = np.random.default_rng(0).standard_normal(clean.shape)
+    smeared = ndimage.correlate1d(white, [1.0, 2.0, 1.0], axis=-1)
+    noisy = (clean + 0.15 * smeared / smeared.std()).astype(np.float32)
+    viewer = napari.Viewer(show=True, title="napari-selfdenoise")
+    viewer.window._qt_window.resize(*WINDOW_SIZE)
+    layer = viewer.add_image(noisy, name="camera, noise shared along X")
+    from selfdenoise._napari._train_fields import NEW_MODEL
+
+    _, trainer = viewer.window.add_plugin_dock_widget(PLUGIN, "Train denoiser")
+    trainer.start_from.value = NEW_MODEL  # not the session's earlier models
+    trainer.images.value = [layer]
+    trainer.neighbour_pairs.value = "adjacent"
+    trainer.batch_size.value, trainer.epochs.value, trainer.steps_per_epoch.value = 8, 12, 25
+    trainer.base_channels.value, trainer.patch_size.value = 16, "48"
+    trainer.run()
+    if not trainer.wait(timeout=600) or trainer.denoiser is None:
+        raise RuntimeError(f"training did not finish: {trainer.last_error or 'timeout'}")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise", tabify=True)
+    widget.model.value = trainer.model_name
+    widget.image.value = layer
+    widget.run()
+    widget.wait(timeout=300)
+    shoot(viewer, out / "denoise_shared_noise.png")
+    del trainer, widget
+    viewer.close()
+
+
 def export_dialog(parent, out: Path) -> None:
     """The Export dialog (Qt's own save dialog) with its list of export formats open."""
     import tempfile
@@ -210,6 +248,7 @@ def main() -> None:
         train_3d(viewer, trainer, args.out)
         del trainer, predictor, comparer
         viewer.close()
+        shared_noise(args.out)
     finally:
         settings.gui_notification_level = level
         if display is not None:

@@ -19,6 +19,18 @@ def synthetic_2d(shape=(96, 96), sigma=0.15, seed=0):
     return noisy.astype(np.float32), clean.astype(np.float32)
 
 
+def x_correlated_2d(shape=(128, 128), sigma=0.15, seed=0):
+    """``synthetic_2d``'s clean image with noise shared by X-neighbours (``[1, 2, 1]``
+    smoothing: neighbour correlation 2/3 along X, 0 along Y and across the diagonal);
+    returns (noisy, clean)."""
+    from scipy import ndimage
+
+    _, clean = synthetic_2d(shape=shape, seed=seed)
+    white = np.random.default_rng(seed + 100).standard_normal(clean.shape)
+    smeared = ndimage.correlate1d(white, [1.0, 2.0, 1.0], axis=-1)
+    return (clean + sigma * smeared / smeared.std()).astype(np.float32), clean
+
+
 def synthetic_3d(shape=(16, 48, 48), sigma=0.15, seed=0):
     """Smooth 3D blobs with Gaussian noise; returns (noisy, clean)."""
     from scipy import ndimage

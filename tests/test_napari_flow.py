@@ -80,6 +80,35 @@ def test_full_flow_train_denoise_compare(make_napari_viewer, qtbot, make_tiny):
     np.testing.assert_array_equal(noisy.data, before)
 
 
+def test_denoise_widget_shows_the_engine_s_warning(make_napari_viewer, qtbot):
+    """A step the engine skips reaches the user as a notification (napari does not relay a
+    worker's warnings itself): here the collaborative step on noise shared by neighbours."""
+    from napari.utils.notifications import notification_manager
+
+    from _synthetic import x_correlated_2d
+    from selfdenoise import Denoiser
+    from selfdenoise._napari._session import SESSION_MODELS
+
+    noisy, _ = x_correlated_2d()
+    model = Denoiser(
+        "neighbor2neighbor", "YX", neighbour_pairs="adjacent", regulariser_weight=0.0,
+        base_channels=16, steps=300, batch_size=8, device="cpu", seed=0,
+    )  # fmt: skip
+    model.fit(noisy)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(noisy, name="shared noise")
+    name = SESSION_MODELS.add(model, "adjacent pairs")
+    predictor = dock(viewer, "Denoise")
+    predictor.model.value = name
+    predictor.image.value = layer
+    seen = len(notification_manager.records)
+    predictor.run()
+    qtbot.waitUntil(lambda: not predictor.is_running, timeout=TRAIN_TIMEOUT_MS)
+    assert predictor.last_error == "" and len(predictor.last_layers) == 1
+    shown = [str(record.message) for record in notification_manager.records[seen:]]
+    assert any(text.startswith("noise shared by neighbouring pixels: train with") for text in shown)
+
+
 def test_stop_keeps_a_usable_model_and_viewer_stays_responsive(
     make_napari_viewer, qtbot, make_tiny
 ):

@@ -12,9 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
-from _synthetic import psnr, synthetic_2d
+from _synthetic import psnr, x_correlated_2d
 from selfdenoise import Denoiser, SelfDenoiseError
 
 
@@ -56,17 +55,8 @@ def test_pairs_setting_is_checked_and_kept():
         make_config("neighbor2neighbor", "YX", neighbour_pairs="anti-diagonal")
 
 
-def _x_correlated(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A synthetic image whose noise is smoothed along X ([1, 2, 1]: neighbour correlation
-    2/3 along X, 0 along Y and across the diagonal), sigma 0.15."""
-    _, clean = synthetic_2d(shape=(128, 128), seed=seed)
-    white = np.random.default_rng(seed + 100).standard_normal(clean.shape)
-    smeared = ndimage.correlate1d(white, [1.0, 2.0, 1.0], axis=-1)
-    return (clean + 0.15 * smeared / smeared.std()).astype(np.float32), clean
-
-
 def test_diagonal_pairs_remove_noise_shared_by_neighbours(torch_single_thread):
-    noisy, clean = _x_correlated()
+    noisy, clean = x_correlated_2d()
     scores = {}
     for kind in ("adjacent", "diagonal"):
         model = Denoiser(
@@ -86,7 +76,7 @@ def test_diagonal_pairs_remove_noise_shared_by_neighbours(torch_single_thread):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             scores[kind] = psnr(clean, model.predict(noisy))
-        notes = [str(w.message) for w in caught if "shared by neighbouring" in str(w.message)]
+        notes = [str(w.message) for w in caught if "noise shared by neighbouring" in str(w.message)]
         assert len(notes) == 1, notes
         assert ("neighbour_pairs='diagonal'" in notes[0]) == (kind == "adjacent"), notes
     # Measured (300 steps; images of seeds 0, 1, 2): noisy 16.47-16.48 dB, adjacent
@@ -99,7 +89,7 @@ def test_diagonal_pairs_remove_noise_shared_by_neighbours(torch_single_thread):
 def test_cli_neighbour_pairs_reach_the_saved_model(tmp_path):
     from selfdenoise.cli import main
 
-    noisy, _ = _x_correlated()
+    noisy, _ = x_correlated_2d()
     np.save(tmp_path / "noisy.npy", noisy)
     model = tmp_path / "model.safetensors"
     argv = ["train", str(tmp_path / "noisy.npy"), "--axes", "YX", "--out", str(model)]
@@ -115,10 +105,11 @@ def test_shared_noise_note_names_what_trains_on_such_noise():
     def note(method: str, **settings) -> str:
         return shared_noise_note(make_config(method, "YX", **settings), 0.42)
 
-    assert "(readout 0.42)" in note("neighbor2neighbor") and "\n" not in note("neighbor2neighbor")
+    assert "(shared-noise readout 0.42)" in note("neighbor2neighbor")
+    assert "\n" not in note("neighbor2neighbor")
     assert "neighbour_pairs='diagonal'" in note("neighbor2neighbor")  # pairs not recorded
     diagonal = shared_noise_note(make_config("neighbor2neighbor", "YX"), 0.42, "diagonal")
     assert "neighbour_pairs" not in diagonal
     assert "struct_axis" in note("n2v2")
     assert "struct_axis" not in note("n2v2", struct_axis=-1)
-    assert note("noise2same").startswith("the noise looks shared")
+    assert note("noise2same").startswith("noise shared by neighbouring pixels: ")

@@ -242,17 +242,17 @@ def shared_noise_note(config: DenoiserConfig, readout: float, pairs: str | None 
     """One line for a prediction whose residual shows noise shared by neighbouring pixels;
     ``pairs`` are the Neighbor2Neighbor pixel pairs the model trained with (``None``: not
     recorded, files from before pairs could be chosen, which trained adjacent ones)."""
-    note = (
-        f"the noise looks shared by neighbouring pixels (readout {readout:.2f}), so the "
-        "collaborative step kept the network's output"
-    )
+    kept = f"the collaborative step kept the network's output (shared-noise readout {readout:.2f})"
     if config.method == "neighbor2neighbor" and pairs in (None, "adjacent"):
-        return note + (
-            "; Neighbor2Neighbor removes such noise better when trained with diagonal pixel "
-            "pairs (neighbour_pairs='diagonal', --neighbour-pairs diagonal)"
+        return (
+            "noise shared by neighbouring pixels: train with diagonal pixel pairs, which remove "
+            "it better (neighbour_pairs='diagonal', --neighbour-pairs diagonal); " + kept
         )
     from .registry import get_method
 
     if config.masking.struct_axis is None and get_method(config.method).uses_masking:
-        return note + "; for noise shared along rows or columns, train with struct_axis"
-    return note
+        return (
+            "noise shared by neighbouring pixels: for noise shared along rows or columns, "
+            "train with struct_axis; " + kept
+        )
+    return "noise shared by neighbouring pixels: " + kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QEvent, QObject, Qt, Signal
@@ -232,11 +233,14 @@ class WorkerWidget(QWidget):
         *args: Any,
         on_done: Callable[[Outcome], None],
         on_yield: Callable[[Any], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Any:
         """Run ``function(*args)`` in a napari thread worker.
 
         ``function`` returns an :class:`Outcome` (a generator function may yield updates
-        first, delivered to ``on_yield``); ``on_done`` gets the outcome in the GUI thread.
+        first, delivered to ``on_yield``); ``on_done`` gets the outcome in the GUI thread, and
+        ``on_warning`` the one-line message of each warning raised by this package (napari
+        does not relay a worker's warnings itself; other libraries' warnings stay out).
         """
         from napari.qt.threading import create_worker
 
@@ -247,6 +251,8 @@ class WorkerWidget(QWidget):
         }
         if on_yield is not None:
             connections["yielded"] = on_yield
+        if on_warning is not None:
+            connections["warned"] = lambda shown: _relay_own_warning(shown, on_warning)
         self.last_error = ""
         worker = create_worker(function, *args, _connect=connections, _start_thread=False)
         self.worker = keep_alive(worker)
@@ -271,3 +277,11 @@ class WorkerWidget(QWidget):
 
     def job_finished(self) -> None:
         """Hook: a job ended (after ``on_done``); restore buttons here."""
+
+
+def _relay_own_warning(shown: tuple, on_warning: Callable[[str], None]) -> None:
+    """Pass a worker's warning (``warnings.showwarning`` arguments) to ``on_warning`` as one
+    line when this package raised it."""
+    message, _category, filename = shown[:3]
+    if "selfdenoise" in Path(str(filename)).parts:
+        on_warning(" ".join(str(message).split()))

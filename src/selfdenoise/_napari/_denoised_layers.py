@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._feedback import Outcome, notify_info, run_guarded
+from ._feedback import Outcome, notify_info, notify_warning, run_guarded
 from ._jobs import predict_job, use_device
 from ._layers import add_derived_image, base_data, guess_layer_axes
 from ._session import SESSION_MODELS, method_label
@@ -115,4 +115,4 @@ def denoise_into_new_layers(
         ]
         on_added(new_layers)
 
-    return owner.start_job(work, on_done=done)
+    return owner.start_job(work, on_done=done, on_warning=notify_warning)

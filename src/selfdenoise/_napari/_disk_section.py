@@ -27,7 +27,7 @@ from ._disk_jobs import (
     predict_to_store,
     temporary_store,
 )
-from ._feedback import Outcome, format_duration, notify_info, run_guarded
+from ._feedback import Outcome, format_duration, notify_info, notify_warning, run_guarded
 from ._jobs import use_device
 from ._layers import add_derived_image, base_data
 from ._session import SESSION_MODELS
@@ -176,7 +176,7 @@ class DiskSection:
         def done(outcome: Outcome) -> None:
             self._store_done(outcome, denoiser, layer, options)
 
-        return self.start_job(work, on_done=done)  # type: ignore[attr-defined]
+        return self.start_job(work, on_done=done, on_warning=notify_warning)  # type: ignore[attr-defined]
 
     def _store_done(self, outcome: Outcome, denoiser: Denoiser, layer: Layer, options) -> None:
         result = outcome.value if isinstance(outcome.value, StoreResult) else None

@@ -113,6 +113,13 @@ def notify_error(message: str) -> None:
     show_error(message)
 
 
+def notify_warning(message: str) -> None:
+    """Show a one-line warning notification in napari (e.g. a step the engine skipped)."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
+
+
 def notify_info(message: str) -> None:
     """Show a one-line information notification in napari."""
     from napari.utils.notifications import show_info

@@ -208,10 +208,10 @@ def _row_slabs(height: int, width: int, max_elements: int):
 
 def _noise_lines(
     image: Any, denoised: Any, layout: Layout, sample: int, max_elements: int
-) -> list[NoiseLine | float]:
-    """Each channel's noise line, read from the sample's middle (at most 8 planes of a
-    volume, and at most ``max_elements`` pixels per channel); instead, the shared-noise
-    readout where it exceeds :data:`CORRELATION_LIMIT` there."""
+) -> tuple[list[NoiseLine | None], list[float]]:
+    """Each channel's noise line and shared-noise readout, read from the sample's middle (at
+    most 8 planes of a volume, and at most ``max_elements`` pixels per channel); the line is
+    ``None`` where the readout exceeds :data:`CORRELATION_LIMIT`."""
     spatial = [slice(None)] * layout.ndim
     shape = layout.spatial_shape
     planes = 1
@@ -225,11 +225,12 @@ def _noise_lines(
         spatial[-2] = slice(top, top + rows)
     block = layout.read_block(image, sample, spatial)
     pilot = layout.read_block(denoised, sample, spatial)
-    lines: list[NoiseLine | float] = []
-    for channel, channel_pilot in zip(block, pilot, strict=True):
-        readout = shared_noise_correlation(channel, channel_pilot)
-        lines.append(readout if readout > CORRELATION_LIMIT else estimate_noise_line(channel))
-    return lines
+    readouts = [shared_noise_correlation(x, d) for x, d in zip(block, pilot, strict=True)]
+    lines = [
+        None if readout > CORRELATION_LIMIT else estimate_noise_line(channel)
+        for channel, readout in zip(block, readouts, strict=True)
+    ]
+    return lines, readouts
 
 
 def _filter_block(
@@ -291,9 +292,8 @@ def collaborative_wiener_samples(
     pieces = list(_row_slabs(shape[-2], shape[-1], max_elements))
     shared: list[float] = []
     for sample in layout.samples():
-        read = _noise_lines(image, denoised, layout, sample, max_elements)
-        shared += [readout for readout in read if isinstance(readout, float)]
-        lines = [line if isinstance(line, NoiseLine) else None for line in read]
+        lines, readouts = _noise_lines(image, denoised, layout, sample, max_elements)
+        shared += [r for r, line in zip(readouts, lines, strict=True) if line is None]
         for plane in range(planes):
             outer = [slice(plane, plane + 1)] if layout.ndim == 3 else []
 

@@ -19,6 +19,7 @@ from .supervised import Supervised
 
 __all__ = [
     "N2V2",
+    "RESOLVED_FROM_DATA",
     "Neighbor2Neighbor",
     "Noise2Same",
     "Noise2Self",
@@ -32,6 +33,18 @@ __all__ = [
     "noise2same_loss",
     "validation_masking",
 ]
+
+
+RESOLVED_FROM_DATA = {
+    "lambda_inv": "to a number before training "
+    "(estimate the noise sigma and pass lambda_inv_from_sigma(sigma)).",
+    "regulariser_weight": "to a number before training (pass "
+    "regulariser_weight_from_noise(photon_noise_fraction(raw image))).",
+    "neighbour_pairs": "before training (pass "
+    "neighbour_pairs_from_noise(photon_noise_fraction(raw image))).",
+}
+"""Objective options whose ``'auto'`` the API reads from the training data before a fit, and
+how (the end of the error raised when one reaches :func:`get_objective` unresolved)."""
 
 
 def get_objective(config: DenoiserConfig, **options: Any) -> Objective:
@@ -54,27 +67,15 @@ def get_objective(config: DenoiserConfig, **options: Any) -> Objective:
     Raises
     ------
     SelfDenoiseError
-        For an unknown method, or ``lambda_inv='auto'`` (Noise2Same) or
-        ``regulariser_weight='auto'`` (Neighbor2Neighbor) left unresolved.
+        For an unknown method, or an ``'auto'`` setting (:data:`RESOLVED_FROM_DATA`) left
+        unresolved.
     """
     spec = get_method(config.method)
     kwargs = {name: getattr(config, name) for name in spec.objective_options}
     kwargs.update({k: v for k, v in options.items() if v is not None})
-    if kwargs.get("lambda_inv") == "auto":
-        raise SelfDenoiseError(
-            "lambda_inv='auto' must be resolved to a number before training "
-            "(estimate the noise sigma and pass lambda_inv_from_sigma(sigma))."
-        )
-    if kwargs.get("regulariser_weight") == "auto":
-        raise SelfDenoiseError(
-            "regulariser_weight='auto' must be resolved to a number before training (pass "
-            "regulariser_weight_from_noise(photon_noise_fraction(raw image)))."
-        )
-    if kwargs.get("neighbour_pairs") == "auto":
-        raise SelfDenoiseError(
-            "neighbour_pairs='auto' must be resolved before training (pass "
-            "neighbour_pairs_from_noise(photon_noise_fraction(raw image)))."
-        )
+    for name, how in RESOLVED_FROM_DATA.items():
+        if kwargs.get(name) == "auto":
+            raise SelfDenoiseError(f"{name}='auto' must be resolved {how}")
     objective_class = spec.objective_class()
     if spec.needs_target:
         return objective_class(**kwargs)

@@ -298,18 +298,12 @@ def shared_noise_correlation(noisy: ArrayLike, denoised: ArrayLike) -> float:
     >>> round(shared_noise_correlation(smeared, zero), 1)
     0.3
     """
-    method_noise = residual(noisy, denoised)
-    rho = autocorrelation(method_noise, 3)
-    centre = [3] * rho.ndim
-    readouts = []
-    for axis in (rho.ndim - 1, rho.ndim - 2):
-        lags = []
-        for lag in (1, 2, 3):
-            index = list(centre)
-            index[axis] += lag
-            lags.append(float(rho[tuple(index)]))
-        readouts.append(lags[0] - max(2 * lags[1] - lags[2], 0.0))
-    return float(max(readouts))
+    rho = autocorrelation(residual(noisy, denoised), 3)  # lags -3..3 on every axis
+    within_plane = (3,) * (rho.ndim - 2)  # lag 0 along Z
+    along_x = rho[(*within_plane, 3, slice(4, 7))]  # lags 1, 2, 3
+    along_y = rho[(*within_plane, slice(4, 7), 3)]
+    readouts = [float(r1 - max(2 * r2 - r3, 0.0)) for r1, r2, r3 in (along_x, along_y)]
+    return max(readouts)
 
 
 def _sample_blocks(values: np.ndarray, block: int, max_elements: int) -> np.ndarray:
